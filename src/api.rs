@@ -1,0 +1,209 @@
+//! Control API types shared by `mountd` (server) and the `wsfs` CLI (client).
+//!
+//! HTTP/JSON over a Unix socket. Paths are [`RelPath`]s (bytes: JSON text when UTF-8, else
+//! `{"b64": "..."}`). Every error response is an [`ApiError`] with a machine `code` and a human
+//! `message` that says what to do next. This schema is documented in `docs/api.md`; additions
+//! are backwards compatible (new optional fields), removals bump [`API_VERSION`].
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::ContentHash;
+use crate::journal::record::EntryState;
+use crate::relpath::RelPath;
+
+/// Version of this schema; served at `GET /v1/version`.
+pub const API_VERSION: u32 = 1;
+
+/// A workspace as listed by `wsfs list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceInfo {
+    /// Workspace name (unique per state dir).
+    pub name: String,
+    /// Absolute host project directory (the lower layer).
+    pub project: PathBuf,
+    /// Where it is mounted, if it is.
+    pub mountpoint: Option<PathBuf>,
+    /// Number of pending changes (status entries).
+    pub pending: u64,
+    /// Container image id recorded by the controller, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+}
+
+/// How a path differs from the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// New in the overlay.
+    Added,
+    /// Content, mode or target changed.
+    Modified,
+    /// Removed in the overlay.
+    Deleted,
+    /// Changed type (file became dir, ...).
+    TypeChanged,
+    /// Renamed from `from` (content unchanged or changed).
+    Renamed,
+}
+
+impl ChangeKind {
+    /// One-letter code like `git status --short`.
+    pub fn letter(self) -> char {
+        match self {
+            ChangeKind::Added => 'A',
+            ChangeKind::Modified => 'M',
+            ChangeKind::Deleted => 'D',
+            ChangeKind::TypeChanged => 'T',
+            ChangeKind::Renamed => 'R',
+        }
+    }
+}
+
+/// One pending change, as `status` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Path in the workspace.
+    pub path: RelPath,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// For renames: where the content came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<RelPath>,
+    /// The host state the change was based on.
+    pub base: EntryState,
+    /// The overlay's current state.
+    pub current: EntryState,
+    /// Matches a scratch rule (left out of commit unless asked).
+    #[serde(default)]
+    pub scratch: bool,
+    /// Matches a protected rule (refused at commit without `allow_protected`).
+    #[serde(default)]
+    pub protected: bool,
+}
+
+/// A file's diff, as `diff` reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDiff {
+    /// The change.
+    pub change: Change,
+    /// Unified diff text (empty for binary, directories, or no content change).
+    pub unified: String,
+    /// True when either side is binary (NUL byte or not UTF-8).
+    pub binary: bool,
+    /// Lines added.
+    pub added_lines: u64,
+    /// Lines removed.
+    pub removed_lines: u64,
+}
+
+/// `POST /v1/workspaces/{name}/commit` body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRequest {
+    /// Paths to commit (and everything below them); empty = all.
+    #[serde(default)]
+    pub paths: Vec<RelPath>,
+    /// Plan only; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Overwrite conflicting host files after backing them up.
+    #[serde(default)]
+    pub force: bool,
+    /// Allow changes to protected paths.
+    #[serde(default)]
+    pub allow_protected: bool,
+    /// Also commit scratch paths.
+    #[serde(default)]
+    pub include_scratch: bool,
+    /// Commit setuid/setgid bits (stripped otherwise).
+    #[serde(default)]
+    pub keep_setid: bool,
+}
+
+/// A path the commit would not apply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// The path.
+    pub path: RelPath,
+    /// Why: `host_changed`, `protected`, `unsafe_path`.
+    pub reason: String,
+    /// The base the overlay recorded.
+    pub base: EntryState,
+    /// What the host has now.
+    pub host: EntryState,
+    /// What the overlay has.
+    pub overlay: EntryState,
+    /// Base content hash, for convenience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_hash: Option<ContentHash>,
+    /// Host content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_hash: Option<ContentHash>,
+    /// Overlay content hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlay_hash: Option<ContentHash>,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// Result of a commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitReport {
+    /// Commit id (journal + backups folder name); empty for dry runs and no-ops.
+    pub id: String,
+    /// Paths applied (or that would be, for a dry run).
+    pub applied: Vec<RelPath>,
+    /// Paths refused; when non-empty and not forced, nothing was applied.
+    pub conflicts: Vec<Conflict>,
+    /// Where overwritten host files were saved (forced commits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
+    /// True for a dry run.
+    pub dry_run: bool,
+}
+
+/// Result of a discard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscardReport {
+    /// Paths whose changes were dropped.
+    pub discarded: Vec<RelPath>,
+}
+
+/// Result of `verify`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Records checked.
+    pub records: u64,
+    /// Chain intact.
+    pub chain_ok: bool,
+    /// Upper files whose content matches the recorded hash.
+    pub files_ok: u64,
+    /// Problems found, each naming the path or record and what to do.
+    pub problems: Vec<String>,
+}
+
+/// `POST /v1/workspaces` body: mount a project.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRequest {
+    /// Absolute host project directory.
+    pub project: PathBuf,
+    /// Workspace name; default derived from the directory name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where to mount; default `<state>/mnt/<name>`.
+    #[serde(default)]
+    pub mountpoint: Option<PathBuf>,
+}
+
+/// Error body of every non-2xx response.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Stable machine code: `not_found`, `bad_request`, `conflict`, `forbidden`, `internal`.
+    pub code: String,
+    /// Human message, naming the path/workspace and what to do.
+    pub message: String,
+    /// For refused commits: the report with the conflict list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitReport>,
+}

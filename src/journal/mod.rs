@@ -1,0 +1,3 @@
+//! The hashed change journal. (Being written: see docs/CONTRACT.md.)
+
+pub mod record;

@@ -1,0 +1,181 @@
+//! What one journal record says. The on-disk encoding lives in [`super::codec`].
+//!
+//! A record describes one change the container made (or one step of a commit/discard):
+//! the operation, the path(s) as bytes, the *base* state of the path (the lower layer's state,
+//! captured the first time the overlay touched it since the last commit/discard of that path),
+//! the *new* state after the operation, and the hash of the previous record.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::ContentHash;
+use crate::relpath::RelPath;
+
+/// The state of one path in a layer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryState {
+    /// Nothing at this path.
+    Absent,
+    /// A regular file. `hash` is `None` while the content is not hashed yet (open for writing).
+    File {
+        /// blake3 of the content.
+        hash: Option<ContentHash>,
+        /// Permission bits (`st_mode & 0o7777`).
+        mode: u32,
+        /// Size in bytes.
+        size: u64,
+    },
+    /// A directory.
+    Dir {
+        /// Permission bits.
+        mode: u32,
+    },
+    /// A symbolic link.
+    Symlink {
+        /// Link target, as bytes.
+        #[serde(with = "crate::bytes_serde::vec")]
+        target: Vec<u8>,
+    },
+    /// A FIFO or socket (`mode` includes the type bits).
+    Special {
+        /// Full `st_mode`.
+        mode: u32,
+    },
+}
+
+impl EntryState {
+    /// True for [`EntryState::Absent`].
+    pub fn is_absent(&self) -> bool {
+        matches!(self, EntryState::Absent)
+    }
+
+    /// True for a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self, EntryState::Dir { .. })
+    }
+
+    /// Short type word for humans ("file", "dir", ...).
+    pub fn kind_word(&self) -> &'static str {
+        match self {
+            EntryState::Absent => "absent",
+            EntryState::File { .. } => "file",
+            EntryState::Dir { .. } => "dir",
+            EntryState::Symlink { .. } => "symlink",
+            EntryState::Special { .. } => "special",
+        }
+    }
+}
+
+/// The operation a record describes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// A regular file was created (empty).
+    Create,
+    /// A file's content was finalised (closed after writing, or fsynced); `new` has its hash.
+    Write,
+    /// A directory was created.
+    Mkdir,
+    /// A non-directory was removed.
+    Unlink,
+    /// A directory was removed.
+    Rmdir,
+    /// A symlink was created.
+    Symlink,
+    /// A FIFO or socket was created.
+    Mknod,
+    /// `path` was renamed to `to.path`.
+    Rename,
+    /// `path` and `to.path` were swapped (RENAME_EXCHANGE).
+    Exchange,
+    /// A hard link `to.path` was made to `path`.
+    Link,
+    /// Mode, ownership, size or times changed.
+    Setattr,
+    /// A user xattr was set or removed.
+    Xattr,
+    /// A commit started; it will apply exactly `paths`.
+    CommitBegin {
+        /// Commit id (also the backups/ folder name).
+        id: String,
+        /// Paths the commit applies, in order.
+        paths: Vec<RelPath>,
+    },
+    /// One path of commit `id` has been applied to the host.
+    CommitApplied {
+        /// Commit id.
+        id: String,
+    },
+    /// Commit `id` finished; its paths left the overlay.
+    CommitEnd {
+        /// Commit id.
+        id: String,
+    },
+    /// Overlay changes under `paths` were dropped (empty = everything).
+    Discard {
+        /// Dropped paths.
+        paths: Vec<RelPath>,
+    },
+}
+
+/// The second path of a rename, exchange or link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Destination path.
+    pub path: RelPath,
+    /// Base state of the destination, when this is its first touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<EntryState>,
+    /// State of the destination after the operation.
+    pub new: EntryState,
+}
+
+/// A record before the journal assigns its sequence number, time and chain hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    /// The operation.
+    #[serde(flatten)]
+    pub op: Op,
+    /// Main path (the source for rename/link).
+    pub path: RelPath,
+    /// Base state of `path`, present when this is the first touch since its last commit/discard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<EntryState>,
+    /// State of `path` after the operation.
+    pub new: EntryState,
+    /// Destination for rename/exchange/link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Target>,
+}
+
+impl Draft {
+    /// A draft for a single-path operation.
+    pub fn new(op: Op, path: RelPath, base: Option<EntryState>, new: EntryState) -> Self {
+        Draft {
+            op,
+            path,
+            base,
+            new,
+            to: None,
+        }
+    }
+
+    /// A control record (commit/discard bookkeeping) with no path state.
+    pub fn control(op: Op) -> Self {
+        Draft::new(op, RelPath::root(), None, EntryState::Absent)
+    }
+}
+
+/// One appended record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// 1-based, strictly increasing.
+    pub seq: u64,
+    /// Wall-clock time of the append, nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// blake3 of the previous record's encoded payload (all zeros for the first record).
+    pub prev: ContentHash,
+    /// The change itself.
+    #[serde(flatten)]
+    pub draft: Draft,
+}

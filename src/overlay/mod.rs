@@ -1,0 +1,1 @@
+//! The merged view. (Being written.)

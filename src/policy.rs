@@ -1,0 +1,1 @@
+//! Hide / scratch / protected rules. (Being written: see docs/CONTRACT.md.)

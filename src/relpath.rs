@@ -1,0 +1,254 @@
+//! Workspace-relative paths as bytes.
+//!
+//! Linux names need not be UTF-8, so a [`RelPath`] is a byte string of `/`-separated components,
+//! each a valid single name (not empty, not `.`/`..`, no NUL, at most 255 bytes). The root of the
+//! project is the empty path. Paths are never joined onto a host directory as strings: callers walk
+//! them one component at a time with `openat(O_NOFOLLOW)` (see [`crate::sys`]).
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest single name Linux accepts.
+pub const NAME_MAX: usize = 255;
+
+/// Checks that `name` is one valid path component.
+pub fn check_name(name: &[u8]) -> Result<()> {
+    if name.is_empty()
+        || name == b"."
+        || name == b".."
+        || name.len() > NAME_MAX
+        || name.iter().any(|&b| b == b'/' || b == 0)
+    {
+        return Err(Error::InvalidName(name.to_vec()));
+    }
+    Ok(())
+}
+
+/// A validated relative path; empty means the project root.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelPath(Vec<u8>);
+
+impl RelPath {
+    /// The project root.
+    pub fn root() -> Self {
+        RelPath(Vec::new())
+    }
+
+    /// Parses `bytes` ("a/b/c"; leading/trailing/duplicate slashes and "." components are
+    /// tolerated and dropped; ".." is refused).
+    pub fn new(bytes: impl AsRef<[u8]>) -> Result<Self> {
+        let mut out = RelPath::root();
+        for comp in bytes.as_ref().split(|&b| b == b'/') {
+            if comp.is_empty() || comp == b"." {
+                continue;
+            }
+            check_name(comp)?;
+            out = out.join_unchecked(comp);
+        }
+        Ok(out)
+    }
+
+    /// Builds from an OS path (relative).
+    pub fn from_os(path: &OsStr) -> Result<Self> {
+        Self::new(path.as_bytes())
+    }
+
+    /// Raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// As an `OsStr` (for display or for relative use; never join onto a host path to open it).
+    pub fn as_os_str(&self) -> &OsStr {
+        OsStr::from_bytes(&self.0)
+    }
+
+    /// True for the project root.
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `self/name`, validating `name`.
+    pub fn join(&self, name: &OsStr) -> Result<Self> {
+        check_name(name.as_bytes())?;
+        Ok(self.join_unchecked(name.as_bytes()))
+    }
+
+    fn join_unchecked(&self, name: &[u8]) -> Self {
+        let mut v = Vec::with_capacity(self.0.len() + 1 + name.len());
+        v.extend_from_slice(&self.0);
+        if !v.is_empty() {
+            v.push(b'/');
+        }
+        v.extend_from_slice(name);
+        RelPath(v)
+    }
+
+    /// The components, root first.
+    pub fn components(&self) -> impl Iterator<Item = &OsStr> {
+        self.0
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .map(OsStr::from_bytes)
+    }
+
+    /// Number of components.
+    pub fn depth(&self) -> usize {
+        self.components().count()
+    }
+
+    /// Parent path and last component; `None` for the root.
+    pub fn split_last(&self) -> Option<(RelPath, &OsStr)> {
+        if self.0.is_empty() {
+            return None;
+        }
+        match self.0.iter().rposition(|&b| b == b'/') {
+            Some(i) => Some((
+                RelPath(self.0[..i].to_vec()),
+                OsStr::from_bytes(&self.0[i + 1..]),
+            )),
+            None => Some((RelPath::root(), OsStr::from_bytes(&self.0))),
+        }
+    }
+
+    /// The last component (empty for root).
+    pub fn file_name(&self) -> &OsStr {
+        self.split_last().map(|(_, n)| n).unwrap_or(OsStr::new(""))
+    }
+
+    /// True if `self` equals `ancestor` or lies below it.
+    pub fn starts_with(&self, ancestor: &RelPath) -> bool {
+        ancestor.0.is_empty()
+            || (self.0.starts_with(&ancestor.0)
+                && (self.0.len() == ancestor.0.len() || self.0[ancestor.0.len()] == b'/'))
+    }
+
+    /// Replaces the prefix `from` with `to` (caller checked `starts_with(from)`).
+    pub fn rebase(&self, from: &RelPath, to: &RelPath) -> RelPath {
+        if from.0.is_empty() {
+            let rest = self.0.clone();
+            return RelPath(rest).prefixed(to);
+        }
+        let rest = &self.0[from.0.len()..];
+        let rest = rest.strip_prefix(b"/").unwrap_or(rest);
+        RelPath(rest.to_vec()).prefixed(to)
+    }
+
+    fn prefixed(self, prefix: &RelPath) -> RelPath {
+        if self.0.is_empty() {
+            return prefix.clone();
+        }
+        if prefix.0.is_empty() {
+            return self;
+        }
+        prefix.join_unchecked(&self.0)
+    }
+
+    /// Human display: non-UTF-8 bytes and control characters escaped as `\xNN`.
+    pub fn display(&self) -> String {
+        escape_bytes(&self.0)
+    }
+
+    /// Into an owned `OsString`.
+    pub fn into_os_string(self) -> OsString {
+        OsString::from_vec(self.0)
+    }
+}
+
+/// Escapes bytes for human output: valid UTF-8 printable text stays, everything else is `\xNN`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+impl fmt::Debug for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.display())
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str(".")
+        } else {
+            f.write_str(&self.display())
+        }
+    }
+}
+
+/// Serialized as a byte array wrapper: a UTF-8 string when the path is valid UTF-8, else
+/// `{"b64": "..."}` so any name round-trips through JSON losslessly.
+impl Serialize for RelPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        crate::bytes_serde::serialize(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RelPath {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let bytes = crate::bytes_serde::deserialize(d)?;
+        RelPath::new(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_normalises() {
+        let p = RelPath::new("a//b/./c/").unwrap();
+        assert_eq!(p.as_bytes(), b"a/b/c");
+        assert_eq!(p.depth(), 3);
+        assert!(RelPath::new("a/../b").is_err());
+        assert!(RelPath::new("").unwrap().is_root());
+    }
+
+    #[test]
+    fn split_and_rebase() {
+        let p = RelPath::new("a/b/c").unwrap();
+        let (parent, name) = p.split_last().unwrap();
+        assert_eq!(parent.as_bytes(), b"a/b");
+        assert_eq!(name, "c");
+        let from = RelPath::new("a").unwrap();
+        let to = RelPath::new("x/y").unwrap();
+        assert!(p.starts_with(&from));
+        assert!(!RelPath::new("ab/c").unwrap().starts_with(&from));
+        assert_eq!(p.rebase(&from, &to).as_bytes(), b"x/y/b/c");
+        assert_eq!(from.rebase(&from, &to).as_bytes(), b"x/y");
+    }
+
+    #[test]
+    fn names_are_bytes() {
+        let name = OsStr::from_bytes(b"caf\xe9\nx");
+        let p = RelPath::root().join(name).unwrap();
+        assert_eq!(p.display(), "caf\\xe9\\x0ax");
+        let json = serde_json::to_string(&p).unwrap();
+        let back: RelPath = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert!(RelPath::root()
+            .join(OsStr::from_bytes(&[b'a'; 256]))
+            .is_err());
+        assert!(RelPath::root()
+            .join(OsStr::from_bytes(&[b'a'; 255]))
+            .is_ok());
+    }
+}

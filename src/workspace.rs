@@ -1,0 +1,1 @@
+//! A workspace: project + state dir + overlay + journal. (Being written.)
