@@ -14,6 +14,8 @@
 pub mod api;
 pub mod bytes_serde;
 pub mod commit;
+pub mod copy;
+pub mod diff;
 pub mod error;
 pub mod hash;
 pub mod journal;

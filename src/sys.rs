@@ -333,8 +333,10 @@ pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> io::Result<()> {
 
 /// `syncfs` of the filesystem holding `fd`.
 pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // syncfs needs a real (not O_PATH) descriptor.
+    let real = reopen(fd, libc::O_RDONLY)?;
     // SAFETY: plain syscall.
-    check(unsafe { libc::syncfs(fd.as_raw_fd()) }).map(drop)
+    check(unsafe { libc::syncfs(real.as_raw_fd()) }).map(drop)
 }
 
 /// `pread` into `buf`; returns bytes read.
@@ -569,6 +571,12 @@ pub fn getegid() -> u32 {
 /// Extension: a borrowed fd from anything `AsFd` (shorthand used across the core).
 pub fn bfd<F: AsFd>(f: &F) -> BorrowedFd<'_> {
     f.as_fd()
+}
+
+/// `flock(LOCK_EX | LOCK_NB)`: fails at once if another process holds the lock.
+pub fn try_lock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }).map(drop)
 }
 
 #[cfg(test)]

@@ -1,68 +1,305 @@
-//! A workspace: project + state dir + overlay + journal. (Bodies being written.)
-#![allow(missing_docs, unused_variables)]
+//! A workspace: a host project, its state directory, the overlay and the journal.
+//!
+//! This is the facade `mountd` and tests use. Opening a workspace is its recovery: the journal
+//! is replayed (a torn tail cut), the change set rebuilt, upper entries the journal missed
+//! adopted, and an interrupted commit rolled forward.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::fs;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::api;
-use crate::error::Result;
-use crate::journal::record::Record;
+use crate::commit;
+use crate::error::{Error, Result};
+use crate::journal::record::{EntryState, Record};
+use crate::journal::Journal;
 use crate::overlay::Overlay;
+use crate::policy::{Policy, PolicyConfig};
 use crate::relpath::RelPath;
-use crate::state::{StateRoot, WorkspaceMeta};
+use crate::state::{check_workspace_name, StateRoot, WorkspaceMeta};
+use crate::sys;
 
 /// One workspace, open.
-pub struct Workspace {}
+pub struct Workspace {
+    name: String,
+    dir: PathBuf,
+    meta: Mutex<WorkspaceMeta>,
+    overlay: Arc<Overlay>,
+    _lock: fs::File,
+}
+
+fn werr(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Workspace(format!("{what} {}: {e}", path.display()))
+}
 
 impl Workspace {
-    /// Creates a new workspace for `project` (absolute, existing directory).
+    /// Creates a new workspace for `project` (an existing directory).
     pub fn create(state: &StateRoot, name: &str, project: &Path) -> Result<Arc<Workspace>> {
-        todo!()
+        check_workspace_name(name)?;
+        let project = fs::canonicalize(project).map_err(|e| {
+            werr(
+                "project directory",
+                project,
+                format!("{e}; pass an existing directory"),
+            )
+        })?;
+        if !project.is_dir() {
+            return Err(werr("project", &project, "is not a directory"));
+        }
+        let dir = state.workspace_dir(name);
+        if dir.join("meta.json").exists() {
+            return Err(Error::Workspace(format!(
+                "workspace {name:?} already exists; open it, or pick another --name"
+            )));
+        }
+        for sub in ["upper", "work", "backups"] {
+            fs::create_dir_all(dir.join(sub)).map_err(|e| werr("create", &dir.join(sub), e))?;
+        }
+        let _ = fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let meta = WorkspaceMeta {
+            name: name.to_string(),
+            project,
+            mountpoint: None,
+            mounted: false,
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            image_id: None,
+        };
+        write_meta(&dir, &meta)?;
+        Self::open(state, name)
     }
-    /// Opens an existing workspace: journal replay, interrupted commits rolled forward.
+
+    /// Opens an existing workspace (recovery included).
     pub fn open(state: &StateRoot, name: &str) -> Result<Arc<Workspace>> {
-        todo!()
+        check_workspace_name(name)?;
+        let dir = state.workspace_dir(name);
+        let meta_path = dir.join("meta.json");
+        let raw = fs::read(&meta_path).map_err(|e| {
+            Error::Workspace(format!(
+                "no workspace {name:?} ({}: {e}); see `wsfs list`",
+                meta_path.display()
+            ))
+        })?;
+        let meta: WorkspaceMeta =
+            serde_json::from_slice(&raw).map_err(|e| werr("corrupt", &meta_path, e))?;
+        let lock = lock_dir(&dir)?;
+        let (journal, replay) = Journal::open(&dir.join("journal"))?;
+        let journal = Arc::new(journal);
+        let project_root = sys::open_root(&meta.project).map_err(|e| {
+            werr(
+                "project directory",
+                &meta.project,
+                format!("{e}; was it moved or deleted?"),
+            )
+        })?;
+        let policy = Arc::new(Policy::load(
+            project_root.as_fd(),
+            &PolicyConfig::default(),
+        )?);
+        let overlay = Overlay::new(
+            &meta.project,
+            &dir.join("upper"),
+            &dir.join("work"),
+            journal,
+            policy,
+            &replay.records,
+        )?;
+        commit::roll_forward(&overlay, &commit::backups_dir(&dir), &replay.records)?;
+        Ok(Arc::new(Workspace {
+            name: name.to_string(),
+            dir,
+            meta: Mutex::new(meta),
+            overlay,
+            _lock: lock,
+        }))
     }
+
+    /// Workspace name.
     pub fn name(&self) -> &str {
-        todo!()
+        &self.name
     }
+
+    /// Its state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A copy of meta.json.
     pub fn meta(&self) -> WorkspaceMeta {
-        todo!()
+        self.meta.lock().unwrap().clone()
     }
-    /// Updates and persists meta.json (mountpoint, mounted flag, image id).
+
+    /// Updates and persists meta.json.
     pub fn update_meta(&self, f: &dyn Fn(&mut WorkspaceMeta)) -> Result<()> {
-        todo!()
+        let mut m = self.meta.lock().unwrap();
+        f(&mut m);
+        write_meta(&self.dir, &m)
     }
+
+    /// Summary for `list`.
     pub fn info(&self) -> api::WorkspaceInfo {
-        todo!()
+        let m = self.meta();
+        api::WorkspaceInfo {
+            name: self.name.clone(),
+            project: m.project,
+            mountpoint: if m.mounted { m.mountpoint } else { None },
+            pending: self.status().map(|s| s.len() as u64).unwrap_or(0),
+            image_id: m.image_id,
+        }
     }
+
+    /// The overlay (what the FUSE adapter serves).
     pub fn overlay(&self) -> &Arc<Overlay> {
-        todo!()
+        &self.overlay
     }
+
+    /// Pending changes, sorted by path.
     pub fn status(&self) -> Result<Vec<api::Change>> {
-        todo!()
+        commit::status::pending(&self.overlay)
     }
+
+    /// Diffs of the pending changes at or below `paths` (all when empty).
     pub fn diff(&self, paths: &[RelPath]) -> Result<Vec<api::FileDiff>> {
-        todo!()
+        let mut out = Vec::new();
+        for change in self.status()? {
+            if !paths.is_empty() && !paths.iter().any(|p| change.path.starts_with(p)) {
+                continue;
+            }
+            let old_path = change.from.clone().unwrap_or_else(|| change.path.clone());
+            let old = read_side(self.overlay.lower_root().as_fd(), &old_path, &change.base);
+            let new = read_side(
+                self.overlay.upper_root().as_fd(),
+                &change.path,
+                &change.current,
+            );
+            out.push(crate::diff::file_diff(change, old, new));
+        }
+        Ok(out)
     }
+
+    /// Commits changes to the host project.
     pub fn commit(
         &self,
         req: &api::CommitRequest,
         progress: &dyn Fn(u64, u64),
     ) -> Result<api::CommitReport> {
-        todo!()
+        commit::commit(
+            &self.overlay,
+            &commit::backups_dir(&self.dir),
+            req,
+            progress,
+        )
     }
+
+    /// Drops changes at or below `paths` (all when empty).
     pub fn discard(&self, paths: &[RelPath]) -> Result<api::DiscardReport> {
-        todo!()
+        commit::discard(&self.overlay, paths)
     }
+
+    /// Every journal record.
     pub fn log(&self) -> Result<Vec<Record>> {
-        todo!()
+        Journal::read(&self.dir.join("journal"))
     }
+
+    /// Walks the hash chain and re-hashes upper files against their recorded hashes.
     pub fn verify(&self) -> Result<api::VerifyReport> {
-        todo!()
+        let chain = Journal::verify_chain(&self.dir.join("journal"))?;
+        let mut report = api::VerifyReport {
+            records: chain.records,
+            chain_ok: chain.ok,
+            ..Default::default()
+        };
+        if let Some(p) = chain.problem {
+            report.problems.push(format!("journal: {p}"));
+        }
+        for (path, change) in self.overlay.changes().snapshot() {
+            if let EntryState::File {
+                hash: Some(recorded),
+                ..
+            } = change.current
+            {
+                match self.overlay.upper_state(&path, true)? {
+                    EntryState::File { hash: Some(actual), .. } if actual == recorded => report.files_ok += 1,
+                    EntryState::File { hash: Some(actual), .. } => report.problems.push(format!(
+                        "{path}: upper content hash {} differs from the journal's {} (a file still open for writing settles on close; otherwise the upper layer was changed behind wsfs' back)",
+                        actual.short(), recorded.short()
+                    )),
+                    other => report.problems.push(format!(
+                        "{path}: journal says file {}, upper layer has {}", recorded.short(), other.kind_word()
+                    )),
+                }
+            }
+        }
+        Ok(report)
     }
-    /// Deletes the workspace's state dir entirely (after discard; used by `down --discard`).
+
+    /// Deletes a workspace's state entirely.
     pub fn destroy(state: &StateRoot, name: &str) -> Result<()> {
-        todo!()
+        check_workspace_name(name)?;
+        let dir = state.workspace_dir(name);
+        fs::remove_dir_all(&dir).map_err(|e| werr("remove", &dir, e))
     }
+}
+
+/// Reads one side of a diff (capped; `None` when it is not a regular file).
+fn read_side(
+    root: std::os::fd::BorrowedFd<'_>,
+    path: &RelPath,
+    state: &EntryState,
+) -> Option<Vec<u8>> {
+    const CAP: u64 = 8 << 20;
+    match state {
+        EntryState::File { size, .. } if *size <= CAP => {
+            let (dir, name) = sys::walk_parent(root, path).ok()?;
+            let fd = sys::openat(dir.as_fd(), name, libc::O_RDONLY, 0).ok()?;
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut fs::File::from(fd), &mut buf).ok()?;
+            Some(buf)
+        }
+        EntryState::File { .. } => Some(vec![0]),
+        EntryState::Symlink { target } => {
+            let mut t = b"-> ".to_vec();
+            t.extend_from_slice(target);
+            t.push(b'\n');
+            Some(t)
+        }
+        _ => None,
+    }
+}
+
+fn write_meta(dir: &Path, meta: &WorkspaceMeta) -> Result<()> {
+    let tmp = dir.join("meta.json.tmp");
+    let data = serde_json::to_vec_pretty(meta).map_err(|e| Error::Encoding(e.to_string()))?;
+    fs::write(&tmp, data).map_err(|e| werr("write", &tmp, e))?;
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| werr("sync", &tmp, e))?;
+    fs::rename(&tmp, dir.join("meta.json")).map_err(|e| werr("rename", &tmp, e))
+}
+
+fn lock_dir(dir: &Path) -> Result<fs::File> {
+    let path = dir.join("lock");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| werr("open", &path, e))?;
+    sys::try_lock_exclusive(f.as_fd()).map_err(|_| {
+        Error::Workspace(format!(
+            "workspace {} is in use by another process (lock {}); stop the other mountd first",
+            dir.display(),
+            path.display()
+        ))
+    })?;
+    Ok(f)
+}
+
+/// Byte path helper for callers that need an `OsStr` view of a [`RelPath`].
+pub fn rel_os(path: &RelPath) -> &std::ffi::OsStr {
+    std::ffi::OsStr::from_bytes(path.as_bytes())
 }

@@ -1,1 +1,509 @@
-//! Commit and discard engine. (Being written.)
+//! Commit and discard: the only way the host project ever changes.
+//!
+//! A commit compares each selected change's *base* (the host state the overlay started from)
+//! with the host's state now. Equal: apply. Different: a conflict, and by default nothing at all
+//! is applied. Applying is crash-safe: a `CommitBegin` record lists the paths; new content goes
+//! to temporary files beside their targets; one `syncfs` makes them durable; then each is
+//! renamed into place and a `CommitApplied` record written; deletions follow (deepest first);
+//! touched directories are fsynced; `CommitEnd` closes it. After a crash, [`roll_forward`]
+//! finishes the commit: a path whose host state already equals the new state is skipped, so
+//! applying twice is harmless.
+
+pub mod host;
+pub mod status;
+
+use std::collections::{BTreeSet, HashSet};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::api::{Change, CommitReport, CommitRequest, Conflict, DiscardReport};
+use crate::error::{Error, IoContext, Result};
+use crate::journal::record::{Draft, EntryState, Op, Record};
+use crate::overlay::Overlay;
+use crate::relpath::RelPath;
+use crate::sys;
+use status::same_content;
+
+/// Selects the pending changes a request covers.
+fn select(ov: &Overlay, req: &CommitRequest) -> Result<Vec<Change>> {
+    Ok(status::pending(ov)?
+        .into_iter()
+        .filter(|c| {
+            let named = req.paths.iter().any(|p| c.path.starts_with(p));
+            let in_scope = req.paths.is_empty() || named;
+            let explicitly = req.paths.iter().any(|p| p == &c.path);
+            in_scope && (!c.scratch || req.include_scratch || explicitly)
+        })
+        .collect())
+}
+
+fn hash_of(s: &EntryState) -> Option<crate::hash::ContentHash> {
+    match s {
+        EntryState::File { hash, .. } => *hash,
+        _ => None,
+    }
+}
+
+/// True if a symlink target would lead outside the project when followed from `path`.
+fn symlink_escapes(path: &RelPath, target: &[u8]) -> bool {
+    if target.starts_with(b"/") {
+        return true;
+    }
+    let mut depth = path.depth() as i64 - 1;
+    for comp in target.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+fn conflict(c: &Change, reason: &str, host: EntryState, hint: String) -> Conflict {
+    Conflict {
+        path: c.path.clone(),
+        reason: reason.into(),
+        base_hash: hash_of(&c.base),
+        host_hash: hash_of(&host),
+        overlay_hash: hash_of(&c.current),
+        base: c.base.clone(),
+        host,
+        overlay: c.current.clone(),
+        hint,
+    }
+}
+
+/// Checks one change against the host; `Ok(None)` when it may be applied.
+fn check(
+    ov: &Overlay,
+    c: &Change,
+    req: &CommitRequest,
+    deleted: &HashSet<RelPath>,
+) -> Result<Option<Conflict>> {
+    let host_root = ov.lower_root().as_fd();
+    if c.protected && !req.allow_protected {
+        return Ok(Some(conflict(c, "protected", EntryState::Absent,
+            format!("{} is protected (a change there can run code on the host); review it, then commit with --allow-protected", c.path))));
+    }
+    if let Some((parent, _)) = c.path.split_last() {
+        if let Err(e) = sys::walk_dirs(host_root, &parent) {
+            if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+                return Ok(Some(conflict(c, "unsafe_path", EntryState::Absent,
+                    format!("a parent of {} in the host project is a symlink or not a directory; wsfs never writes through it. Fix the host tree or discard this path", c.path))));
+            }
+        }
+    }
+    if let EntryState::Symlink { target } = &c.current {
+        if symlink_escapes(&c.path, target) {
+            return Ok(Some(conflict(c, "unsafe_path", EntryState::Absent,
+                format!("symlink {} points outside the project ({}); it is not committed. Discard it or make it relative inside the project", c.path, crate::relpath::escape_bytes(target)))));
+        }
+    }
+    let host = ov.lower_state(&c.path)?;
+    let drifted = !same_content(&host, &c.base) && !same_content(&host, &c.current);
+    if drifted && !req.force {
+        return Ok(Some(conflict(c, "host_changed", host,
+            format!("{} changed on the host since the workspace based its change on it; compare with `wsfs diff`, then commit with --force (the host version is backed up) or discard", c.path))));
+    }
+    // A directory can only be deleted if everything in it on the host goes too.
+    if c.current.is_absent() && host.is_dir() {
+        let fd = sys::walk_dirs(host_root, &c.path).ctx("open", &c.path)?;
+        for e in sys::read_dir(fd.as_fd()).ctx("readdir", &c.path)? {
+            let child = c.path.join(&e.name)?;
+            if !deleted.contains(&child) {
+                return Ok(Some(conflict(c, "host_changed", host,
+                    format!("host directory {} has {} which the workspace never saw; commit or move it on the host first", c.path, child))));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Commits the changes `req` selects.
+pub fn commit(
+    ov: &Overlay,
+    backups_root: &Path,
+    req: &CommitRequest,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CommitReport> {
+    let selected = select(ov, req)?;
+    let deleted: HashSet<RelPath> = selected
+        .iter()
+        .filter(|c| c.current.is_absent())
+        .map(|c| c.path.clone())
+        .collect();
+    let mut conflicts = Vec::new();
+    for c in &selected {
+        if let Some(x) = check(ov, c, req, &deleted)? {
+            conflicts.push(x);
+        }
+    }
+    let mut report = CommitReport {
+        dry_run: req.dry_run,
+        ..Default::default()
+    };
+    if !conflicts.is_empty() {
+        report.conflicts = conflicts;
+        return Ok(report);
+    }
+    report.applied = selected.iter().map(|c| c.path.clone()).collect();
+    if req.dry_run || selected.is_empty() {
+        return Ok(report);
+    }
+    let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
+    report.id = id.clone();
+    ov.journal()
+        .append_durable(Draft::control(Op::CommitBegin {
+            id: id.clone(),
+            paths: report.applied.clone(),
+        }))?;
+    let backup_dir = backups_root.join(&id);
+    let backed_up = apply(ov, &id, &selected, req, &backup_dir, progress)?;
+    if backed_up {
+        report.backup_dir = Some(backup_dir);
+    }
+    let rec = ov
+        .journal()
+        .append_durable(Draft::control(Op::CommitEnd { id }))?;
+    ov.changes().apply(&rec);
+    Ok(report)
+}
+
+/// Time stamp for commit ids: seconds since the epoch in hex (sortable, filename-safe).
+fn chrono_like_now() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{s:x}")
+}
+
+struct Staged {
+    dir: OwnedFd,
+    tmp: std::ffi::OsString,
+    name: std::ffi::OsString,
+    change: Change,
+}
+
+/// Applies checked changes. Returns whether anything was backed up.
+fn apply(
+    ov: &Overlay,
+    id: &str,
+    changes: &[Change],
+    req: &CommitRequest,
+    backup_dir: &Path,
+    progress: &dyn Fn(u64, u64),
+) -> Result<bool> {
+    let host_root = ov.lower_root().as_fd();
+    let total = changes.len() as u64;
+    let mut done = 0u64;
+    let mut backed_up = false;
+    let mut staged: Vec<Staged> = Vec::new();
+    let mut moved_away: HashSet<RelPath> = HashSet::new();
+    let mut touched_dirs: BTreeSet<RelPath> = BTreeSet::new();
+    let mut applied_now: Vec<(Change, EntryState)> = Vec::new();
+    let deleting: HashSet<RelPath> = changes
+        .iter()
+        .filter(|c| c.current.is_absent())
+        .map(|c| c.path.clone())
+        .collect();
+    // 1. creations and modifications, parents first.
+    for (n, c) in changes.iter().enumerate() {
+        if c.current.is_absent() {
+            continue;
+        }
+        let host_now = ov.lower_state(&c.path)?;
+        if same_content(&host_now, &c.current) && host_now == c.current {
+            applied_now.push((c.clone(), c.current.clone()));
+            continue;
+        }
+        if req.force && !host_now.is_absent() && !same_content(&host_now, &c.base) {
+            backup(ov, &c.path, backup_dir)?;
+            backed_up = true;
+        }
+        let (dir, name) = host::host_parent(host_root, &c.path)?;
+        touched_dirs.insert(c.path.split_last().map(|(p, _)| p).unwrap_or_default());
+        let mode_of = |m: u32| {
+            if req.keep_setid {
+                m & 0o7777
+            } else {
+                m & 0o1777
+            }
+        };
+        // Replace an entry of another type first.
+        if !host_now.is_absent()
+            && std::mem::discriminant(&host_now) != std::mem::discriminant(&c.current)
+        {
+            if host_now.is_dir() {
+                remove_tree(dir.as_fd(), &name, &c.path)?;
+            } else {
+                host::remove(dir.as_fd(), &name, false, &c.path)?;
+            }
+        }
+        match &c.current {
+            EntryState::Dir { mode } => {
+                if !host_now.is_dir() || host_now.is_absent() {
+                    match sys::mkdirat(dir.as_fd(), &name, 0o700) {
+                        Ok(()) => {
+                            let (u, g) = host::owner_for_new(dir.as_fd());
+                            sys::lchownat(dir.as_fd(), &name, u, g).ctx("chown", &c.path)?;
+                        }
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => return Err(Error::io("mkdir", &c.path, e)),
+                    }
+                }
+                let fd = sys::openat(dir.as_fd(), &name, libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .ctx("open", &c.path)?;
+                sys::chmod_fd(fd.as_fd(), mode_of(*mode)).ctx("chmod", &c.path)?;
+                applied_now.push((c.clone(), c.current.clone()));
+            }
+            EntryState::File { mode, .. } => {
+                // A rename whose content is unchanged is applied as a rename.
+                if let Some(origin) = &c.from {
+                    let obase = ov.changes().get(origin).map(|o| o.base);
+                    if let Some(obase) = obase {
+                        let ohost = ov.lower_state(origin)?;
+                        if deleting.contains(origin)
+                            && same_content(&obase, &c.current)
+                            && same_content(&ohost, &obase)
+                            && host_now.is_absent()
+                        {
+                            let (odir, oname) = host::host_parent(host_root, origin)?;
+                            sys::renameat2(odir.as_fd(), &oname, dir.as_fd(), &name, 0)
+                                .ctx("rename", &c.path)?;
+                            let fd = sys::openat(dir.as_fd(), &name, libc::O_PATH, 0)
+                                .ctx("open", &c.path)?;
+                            sys::chmod_fd(fd.as_fd(), mode_of(*mode)).ctx("chmod", &c.path)?;
+                            moved_away.insert(origin.clone());
+                            touched_dirs
+                                .insert(origin.split_last().map(|(p, _)| p).unwrap_or_default());
+                            applied_now.push((c.clone(), c.current.clone()));
+                            continue;
+                        }
+                    }
+                }
+                let src = open_upper(ov, &c.path)?;
+                let owner = match sys::lstatat(dir.as_fd(), &name) {
+                    Ok(st) => (st.st_uid, st.st_gid),
+                    Err(_) => host::owner_for_new(dir.as_fd()),
+                };
+                let tmp = host::tmp_name(id, n);
+                host::write_tmp(
+                    src.as_fd(),
+                    dir.as_fd(),
+                    &tmp,
+                    mode_of(*mode),
+                    owner,
+                    &c.path,
+                )?;
+                staged.push(Staged {
+                    dir,
+                    tmp,
+                    name,
+                    change: c.clone(),
+                });
+            }
+            EntryState::Symlink { target } => {
+                let tmp = host::tmp_name(id, n);
+                let _ = sys::unlinkat(dir.as_fd(), &tmp, false);
+                sys::symlinkat(OsStr::from_bytes(target), dir.as_fd(), &tmp)
+                    .ctx("symlink", &c.path)?;
+                let (u, g) = host::owner_for_new(dir.as_fd());
+                sys::lchownat(dir.as_fd(), &tmp, u, g).ctx("chown", &c.path)?;
+                staged.push(Staged {
+                    dir,
+                    tmp,
+                    name,
+                    change: c.clone(),
+                });
+            }
+            EntryState::Special { mode } => {
+                let tmp = host::tmp_name(id, n);
+                let _ = sys::unlinkat(dir.as_fd(), &tmp, false);
+                sys::mknodat(dir.as_fd(), &tmp, mode & (libc::S_IFMT | 0o777), 0)
+                    .ctx("mknod", &c.path)?;
+                staged.push(Staged {
+                    dir,
+                    tmp,
+                    name,
+                    change: c.clone(),
+                });
+            }
+            EntryState::Absent => {}
+        }
+    }
+    // 2. one sync makes every staged file durable, then rename them into place.
+    if !staged.is_empty() {
+        sys::syncfs(host_root).ctx("syncfs", &RelPath::root())?;
+    }
+    for s in staged {
+        sys::renameat2(s.dir.as_fd(), &s.tmp, s.dir.as_fd(), &s.name, 0)
+            .ctx("rename", &s.change.path)?;
+        let cur = s.change.current.clone();
+        applied_now.push((s.change, cur));
+    }
+    // 3. deletions, deepest first.
+    let mut deletions: Vec<&Change> = changes.iter().filter(|c| c.current.is_absent()).collect();
+    deletions.sort_by(|a, b| b.path.cmp(&a.path));
+    for c in deletions {
+        if !moved_away.contains(&c.path) {
+            let host_now = ov.lower_state(&c.path)?;
+            if req.force
+                && !host_now.is_absent()
+                && !same_content(&host_now, &c.base)
+                && !host_now.is_dir()
+            {
+                backup(ov, &c.path, backup_dir)?;
+                backed_up = true;
+            }
+            if !host_now.is_absent() {
+                let (dir, name) = host::host_parent(host_root, &c.path)?;
+                host::remove(dir.as_fd(), &name, host_now.is_dir(), &c.path)?;
+            }
+        }
+        touched_dirs.insert(c.path.split_last().map(|(p, _)| p).unwrap_or_default());
+        applied_now.push((c.clone(), EntryState::Absent));
+    }
+    // 4. directories durable, journal, overlay cleanup.
+    for d in &touched_dirs {
+        if let Ok(fd) = sys::walk_dirs(host_root, d) {
+            let _ = host::fsync_dir(fd.as_fd());
+        }
+    }
+    for (c, committed) in applied_now {
+        ov.finish_commit_path(id, &c.path, &committed)?;
+        done += 1;
+        progress(done, total);
+    }
+    Ok(backed_up)
+}
+
+fn open_upper(ov: &Overlay, path: &RelPath) -> Result<OwnedFd> {
+    let (dir, name) = sys::walk_parent(ov.upper_root().as_fd(), path).ctx("open", path)?;
+    sys::openat(dir.as_fd(), name, libc::O_RDONLY, 0).ctx("open", path)
+}
+
+/// Saves the host's current version of `path` under the commit's backup folder.
+fn backup(ov: &Overlay, path: &RelPath, backup_dir: &Path) -> Result<()> {
+    let dest = backup_dir.join(std::ffi::OsStr::from_bytes(path.as_bytes()));
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("backup", path, e))?;
+    }
+    let (dir, name) = host::host_parent(ov.lower_root().as_fd(), path)?;
+    let st = sys::lstatat(dir.as_fd(), &name).ctx("lstat", path)?;
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {
+            let src = sys::openat(dir.as_fd(), &name, libc::O_RDONLY, 0).ctx("open", path)?;
+            let mut out = std::fs::File::create(&dest).map_err(|e| Error::io("backup", path, e))?;
+            std::io::copy(&mut std::fs::File::from(src), &mut out)
+                .map_err(|e| Error::io("backup", path, e))?;
+            out.sync_all().map_err(|e| Error::io("backup", path, e))?;
+        }
+        libc::S_IFLNK => {
+            let t = sys::readlinkat(dir.as_fd(), &name).ctx("readlink", path)?;
+            std::os::unix::fs::symlink(t, &dest).map_err(|e| Error::io("backup", path, e))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Removes a host directory tree (only used when a change replaced a directory by a file).
+fn remove_tree(dir: std::os::fd::BorrowedFd<'_>, name: &OsStr, path: &RelPath) -> Result<()> {
+    let fd = sys::open_dir_path(dir, name).ctx("open", path)?;
+    for e in sys::read_dir(fd.as_fd()).ctx("readdir", path)? {
+        let child = path.join(&e.name)?;
+        let st = sys::lstatat(fd.as_fd(), &e.name).ctx("lstat", &child)?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            remove_tree(fd.as_fd(), &e.name, &child)?;
+        } else {
+            host::remove(fd.as_fd(), &e.name, false, &child)?;
+        }
+    }
+    host::remove(dir, name, true, path)
+}
+
+/// Finishes a commit interrupted by a crash: removes its temporary files and applies the paths
+/// it had not applied yet (skipping those the host already has), then closes it.
+pub fn roll_forward(
+    ov: &Overlay,
+    backups_root: &Path,
+    records: &[Record],
+) -> Result<Option<String>> {
+    let mut open: Option<(String, Vec<RelPath>)> = None;
+    let mut applied: HashSet<RelPath> = HashSet::new();
+    for r in records {
+        match &r.draft.op {
+            Op::CommitBegin { id, paths } => {
+                open = Some((id.clone(), paths.clone()));
+                applied.clear();
+            }
+            Op::CommitApplied { .. } => {
+                applied.insert(r.draft.path.clone());
+            }
+            Op::CommitEnd { id } if open.as_ref().is_some_and(|(o, _)| o == id) => open = None,
+            _ => {}
+        }
+    }
+    let Some((id, paths)) = open else {
+        return Ok(None);
+    };
+    tracing::warn!(commit = %id, "rolling an interrupted commit forward");
+    let tmp_prefix = format!("{}{id}-", host::TMP_PREFIX);
+    let parents: BTreeSet<RelPath> = paths
+        .iter()
+        .map(|p| p.split_last().map(|(d, _)| d).unwrap_or_default())
+        .collect();
+    for d in parents {
+        if let Ok(fd) = sys::walk_dirs(ov.lower_root().as_fd(), &d) {
+            for e in sys::read_dir(fd.as_fd()).unwrap_or_default() {
+                if e.name.as_bytes().starts_with(tmp_prefix.as_bytes()) {
+                    let _ = sys::unlinkat(fd.as_fd(), &e.name, false);
+                }
+            }
+        }
+    }
+    let remaining: Vec<RelPath> = paths.into_iter().filter(|p| !applied.contains(p)).collect();
+    if !remaining.is_empty() {
+        let req = CommitRequest {
+            paths: remaining,
+            allow_protected: true,
+            include_scratch: true,
+            ..Default::default()
+        };
+        let report = commit(ov, backups_root, &req, &|_, _| {})?;
+        for c in &report.conflicts {
+            tracing::warn!(path = %c.path, reason = %c.reason, "interrupted commit: path left in the workspace");
+        }
+    }
+    let rec = ov
+        .journal()
+        .append_durable(Draft::control(Op::CommitEnd { id: id.clone() }))?;
+    ov.changes().apply(&rec);
+    Ok(Some(id))
+}
+
+/// Drops the overlay's changes at or below `paths` (all when empty).
+pub fn discard(ov: &Overlay, paths: &[RelPath]) -> Result<DiscardReport> {
+    let pending = status::pending(ov)?;
+    let discarded: Vec<RelPath> = pending
+        .iter()
+        .filter(|c| paths.is_empty() || paths.iter().any(|p| c.path.starts_with(p)))
+        .map(|c| c.path.clone())
+        .collect();
+    ov.discard_paths(paths)?;
+    Ok(DiscardReport { discarded })
+}
+
+/// The backups folder of a workspace state dir.
+pub fn backups_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("backups")
+}

@@ -1,192 +1,482 @@
-//! The merged view: host project (lower) + workspace upper layer. (Bodies being written.)
-#![allow(missing_docs, unused_variables)]
+//! The merged view: the host project (lower, read-only) under the workspace's upper layer.
+//!
+//! FUSE-shaped and inode-based, but free of any FUSE crate, so it is tested directly.
+//!
+//! Resolution of `name` in directory `D` (path `P/name`):
+//! 1. hidden by policy → ENOENT;
+//! 2. present in `upper/P/name` → the upper entry;
+//! 3. touched in the change set (a whiteout), or `D` is opaque → ENOENT;
+//! 4. present in the lower `P/name` → the lower entry.
+//!
+//! Every change is first made in the upper layer, then appended to the journal and applied to
+//! the [`ChangeSet`] under one short lock, so the journal order is the change order. A crash
+//! between the two leaves an upper entry the journal does not know; [`Overlay::new`] adopts
+//! such entries (reconcile) so nothing the container wrote is ever invisible to `status`.
+//!
+//! Submodules: `node` (inodes and ids), `changes` (change set), `copy_up`, `namespace`
+//! (create/remove/rename/link), `files` (handles and I/O), `dirs` (merged listings),
+//! `xattr`, `state` (reading entry states for the journal and status).
 
+mod changes;
+mod copy_up;
+mod dirs;
+mod files;
+mod namespace;
+mod node;
+mod revert;
+mod state;
 pub mod types;
+mod xattr;
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dashmap::DashMap;
+
+pub use changes::{Change, ChangeSet};
 pub use types::*;
 
-use crate::error::Result;
-use crate::journal::record::Record;
+use crate::error::{Error, IoContext, Result};
+use crate::journal::record::{Draft, EntryState, Record};
+use crate::journal::Journal;
+use crate::policy::Policy;
 use crate::relpath::RelPath;
+use crate::sys::{self, Stat};
+use files::Handle;
+use node::{Loc, Node, NodeTable};
 
 /// The overlay. All methods are `&self` and safe to call concurrently.
-pub struct Overlay {}
+pub struct Overlay {
+    lower_root: OwnedFd,
+    upper_root: OwnedFd,
+    work_root: OwnedFd,
+    lower_dev: u64,
+    upper_dev: u64,
+    nodes: NodeTable,
+    changes: ChangeSet,
+    handles: DashMap<Fh, Arc<Handle>>,
+    dir_handles: DashMap<Fh, Arc<dirs::DirHandle>>,
+    next_fh: AtomicU64,
+    journal: Arc<Journal>,
+    policy: Arc<Policy>,
+    /// Orders journal appends with change-set updates (short: one write(2)).
+    record_lock: Mutex<()>,
+    /// Serialises renames (they rewrite node paths), like the kernel's rename mutex.
+    rename_lock: Mutex<()>,
+    invalidator: RwLock<Option<Arc<dyn Invalidator>>>,
+    /// FICLONE failed once: stop trying.
+    no_reflink: AtomicBool,
+    tmp_counter: AtomicU64,
+}
 
 impl Overlay {
+    /// Opens the overlay of `project` with its upper and work dirs (same filesystem), replaying
+    /// `replay` into the change set and adopting upper entries the journal missed.
     pub fn new(
         project: &Path,
         upper: &Path,
         work: &Path,
-        journal: Arc<crate::journal::Journal>,
-        policy: Arc<crate::policy::Policy>,
+        journal: Arc<Journal>,
+        policy: Arc<Policy>,
         replay: &[Record],
     ) -> Result<Arc<Overlay>> {
-        todo!()
+        let root = RelPath::root();
+        let open = |p: &Path| {
+            sys::open_root(p)
+                .map_err(|e| Error::Workspace(format!("cannot open {}: {e}", p.display())))
+        };
+        let lower_root = open(project)?;
+        let upper_root = open(upper)?;
+        let work_root = open(work)?;
+        let lower_dev = sys::fstat(lower_root.as_fd()).ctx("stat", &root)?.st_dev;
+        let upper_dev = sys::fstat(upper_root.as_fd()).ctx("stat", &root)?.st_dev;
+        let root_node = Node::new(
+            ROOT_INO,
+            Kind::Dir,
+            Loc {
+                parent: None,
+                name: Default::default(),
+                path: RelPath::root(),
+            },
+            true,
+        );
+        let ov = Arc::new(Overlay {
+            lower_root,
+            upper_root,
+            work_root,
+            lower_dev,
+            upper_dev,
+            nodes: NodeTable::new(root_node, lower_dev),
+            changes: ChangeSet::replay(replay),
+            handles: DashMap::new(),
+            dir_handles: DashMap::new(),
+            next_fh: AtomicU64::new(1),
+            journal,
+            policy,
+            record_lock: Mutex::new(()),
+            rename_lock: Mutex::new(()),
+            invalidator: RwLock::new(None),
+            no_reflink: AtomicBool::new(false),
+            tmp_counter: AtomicU64::new(0),
+        });
+        ov.clean_work_dir();
+        ov.reconcile()?;
+        Ok(ov)
     }
+
+    /// Registers the kernel-cache invalidator (the FUSE adapter's notifier).
     pub fn set_invalidator(&self, inval: Arc<dyn Invalidator>) {
-        todo!()
+        *self.invalidator.write().unwrap() = Some(inval);
     }
-    pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Attr> {
-        todo!()
+
+    /// The change set (read-only use by the workspace: status, commit).
+    pub fn changes(&self) -> &ChangeSet {
+        &self.changes
     }
-    pub fn forget(&self, ino: Ino, nlookup: u64) {
-        todo!()
+
+    /// The journal.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
     }
-    pub fn getattr(&self, ino: Ino, fh: Option<Fh>) -> Result<Attr> {
-        todo!()
+
+    /// The policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
     }
-    pub fn setattr(&self, req: &Req, ino: Ino, set: &SetAttr) -> Result<Attr> {
-        todo!()
+
+    /// `O_PATH` fd of the project root (the lower layer).
+    pub fn lower_root(&self) -> &OwnedFd {
+        &self.lower_root
     }
-    pub fn readlink(&self, ino: Ino) -> Result<OsString> {
-        todo!()
+
+    /// `O_PATH` fd of the upper layer root.
+    pub fn upper_root(&self) -> &OwnedFd {
+        &self.upper_root
     }
-    pub fn mknod(
+
+    /// Flushes journal and upper data (daemon shutdown).
+    pub fn sync_all(&self) -> Result<()> {
+        for h in self.handles.iter() {
+            if h.writable {
+                let _ = self.finish_write(h.value(), false);
+            }
+        }
+        sys::syncfs(self.upper_root.as_fd()).ctx("syncfs", &RelPath::root())?;
+        self.journal.sync()
+    }
+
+    // ----- helpers shared by the submodules -----
+
+    fn node(&self, ino: Ino) -> Result<Arc<Node>> {
+        self.nodes
+            .get(ino)
+            .ok_or_else(|| Error::posix(libc::ENOENT, &RelPath::root()))
+    }
+
+    fn new_fh(&self) -> Fh {
+        self.next_fh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn tmp_name(&self) -> String {
+        format!(
+            "tmp.{}.{}",
+            std::process::id(),
+            self.tmp_counter.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Cached `O_PATH` fd of directory `node` in the lower layer, if it exists there.
+    fn lower_dir_fd(&self, node: &Node) -> Option<Arc<OwnedFd>> {
+        let mut slot = node.lower_dir.lock().unwrap();
+        if let Some(fd) = &*slot {
+            return Some(fd.clone());
+        }
+        let fd = Arc::new(sys::walk_dirs(self.lower_root.as_fd(), &node.path()).ok()?);
+        *slot = Some(fd.clone());
+        Some(fd)
+    }
+
+    /// Cached `O_PATH` fd of directory `node` in the upper layer, if it exists there.
+    fn upper_dir_fd(&self, node: &Node) -> Option<Arc<OwnedFd>> {
+        if !node.is_upper() {
+            return None;
+        }
+        let mut slot = node.upper_dir.lock().unwrap();
+        if let Some(fd) = &*slot {
+            return Some(fd.clone());
+        }
+        let fd = Arc::new(sys::walk_dirs(self.upper_root.as_fd(), &node.path()).ok()?);
+        *slot = Some(fd.clone());
+        Some(fd)
+    }
+
+    /// Resolves `name` in directory `dir` in the merged view.
+    fn resolve(&self, dir: &Node, name: &OsStr, path: &RelPath) -> Result<Option<(Stat, Layer)>> {
+        if self.policy.is_hidden(path, false) {
+            return Ok(None);
+        }
+        if let Some(ufd) = self.upper_dir_fd(dir) {
+            match sys::lstatat(ufd.as_fd(), name) {
+                Ok(st) => return Ok(Some((st, Layer::Upper))),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::io("lstat", path, e)),
+            }
+        }
+        if self.changes.contains(path) || self.changes.is_opaque(&dir.path()) {
+            return Ok(None);
+        }
+        let Some(lfd) = self.lower_dir_fd(dir) else {
+            return Ok(None);
+        };
+        match sys::lstatat(lfd.as_fd(), name) {
+            Ok(st) => {
+                let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+                if is_dir && self.policy.is_hidden(path, true) {
+                    return Ok(None);
+                }
+                Ok(Some((st, Layer::Lower)))
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                Ok(None)
+            }
+            Err(e) => Err(Error::io("lstat", path, e)),
+        }
+    }
+
+    /// Finds or creates the node for a resolved entry, and counts a kernel lookup.
+    fn node_for(
         &self,
-        req: &Req,
-        parent: Ino,
+        dir: &Arc<Node>,
         name: &OsStr,
-        mode: u32,
-        umask: u32,
-        rdev: u32,
-    ) -> Result<Attr> {
-        todo!()
+        path: RelPath,
+        st: &Stat,
+        layer: Layer,
+    ) -> Arc<Node> {
+        let dev = if layer == Layer::Upper {
+            self.upper_dev
+        } else {
+            self.lower_dev
+        };
+        let ino = self.nodes.id_for(dev, st.st_ino);
+        let kind = Kind::from_mode(st.st_mode);
+        let make = || {
+            Node::new(
+                ino,
+                kind,
+                Loc {
+                    parent: Some(dir.clone()),
+                    name: name.to_owned(),
+                    path: path.clone(),
+                },
+                layer == Layer::Upper,
+            )
+        };
+        let mut node = self.nodes.get_or_insert(ino, make);
+        if node.kind != kind {
+            node = self.nodes.replace(make());
+        } else if node.unlinked.load(Ordering::Acquire) || node.path() != path {
+            // The same file reached under another name (hard link) or after the host moved it:
+            // follow it to where it was just found.
+            if node.unlinked.load(Ordering::Acquire) || !node.is_upper() {
+                node.unlinked.store(false, Ordering::Release);
+                node.set_loc(Loc {
+                    parent: Some(dir.clone()),
+                    name: name.to_owned(),
+                    path,
+                });
+                node.forget_lower_fd();
+            }
+        }
+        if layer == Layer::Upper {
+            node.set_upper(true);
+        }
+        node
     }
-    pub fn mkdir(
-        &self,
-        req: &Req,
-        parent: Ino,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-    ) -> Result<Attr> {
-        todo!()
+
+    fn attr_of(&self, ino: Ino, st: &Stat) -> Attr {
+        attr_from_stat(ino, st)
     }
-    pub fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()> {
-        todo!()
+
+    /// Stats `node` in its current layer.
+    fn stat_node(&self, node: &Node) -> Result<Stat> {
+        if node.ino == ROOT_INO {
+            let fd = if node.is_upper() {
+                &self.upper_root
+            } else {
+                &self.lower_root
+            };
+            let mut st = sys::fstat(fd.as_fd()).ctx("stat", &RelPath::root())?;
+            if let Ok(lst) = sys::fstat(self.lower_root.as_fd()) {
+                // The root shows the project's own ownership and mode.
+                st.st_uid = lst.st_uid;
+                st.st_gid = lst.st_gid;
+                st.st_mode = lst.st_mode;
+            }
+            return Ok(st);
+        }
+        let loc = node.loc();
+        let parent = loc.parent.as_ref().expect("non-root has a parent");
+        let fd = if node.is_upper() {
+            self.upper_dir_fd(parent)
+        } else {
+            self.lower_dir_fd(parent)
+        }
+        .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        sys::lstatat(fd.as_fd(), &loc.name).ctx("lstat", &loc.path)
     }
-    pub fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()> {
-        todo!()
+
+    /// Appends a record and applies it to the change set, in one order.
+    fn record(&self, draft: Draft) -> Result<Record> {
+        let _g = self.record_lock.lock().unwrap();
+        let rec = self.journal.append(draft)?;
+        self.changes.apply(&rec);
+        Ok(rec)
     }
-    pub fn symlink(&self, req: &Req, parent: Ino, name: &OsStr, target: &OsStr) -> Result<Attr> {
-        todo!()
+
+    /// The base to record for `path`: its lower state on first touch, else `None`.
+    fn base_for(&self, path: &RelPath) -> Result<Option<EntryState>> {
+        if self.changes.contains(path) {
+            return Ok(None);
+        }
+        Ok(Some(self.lower_state(path)?))
     }
-    pub fn rename(
-        &self,
-        parent: Ino,
-        name: &OsStr,
-        newparent: Ino,
-        newname: &OsStr,
-        flags: u32,
-    ) -> Result<()> {
-        todo!()
+
+    fn invalidate_entry(&self, parent: Ino, name: &OsStr) {
+        if let Some(inv) = &*self.invalidator.read().unwrap() {
+            inv.inval_entry(parent, name);
+        }
     }
-    pub fn link(&self, ino: Ino, newparent: Ino, newname: &OsStr) -> Result<Attr> {
-        todo!()
+
+    fn invalidate_inode(&self, ino: Ino) {
+        if let Some(inv) = &*self.invalidator.read().unwrap() {
+            inv.inval_inode(ino);
+        }
     }
-    pub fn open(&self, req: &Req, ino: Ino, flags: i32) -> Result<Opened> {
-        todo!()
+
+    /// After a commit or discard dropped the overlay's version of `path`: forget nodes there so
+    /// the next lookup finds the host's file, and tell the kernel.
+    pub fn path_reverted(&self, path: &RelPath) {
+        for node in self.nodes.under(path) {
+            node.set_upper(false);
+            node.forget_lower_fd();
+            let loc = node.loc();
+            node.unlinked.store(true, Ordering::Release);
+            if let Some(parent) = &loc.parent {
+                self.invalidate_entry(parent.ino, &loc.name);
+            }
+            self.invalidate_inode(node.ino);
+        }
+        if let Some((parent_path, name)) = path.split_last() {
+            if let Some(parent) = self.nodes.at_path(&parent_path) {
+                self.invalidate_entry(parent.ino, name);
+                self.invalidate_inode(parent.ino);
+            }
+        }
     }
-    pub fn create(
-        &self,
-        req: &Req,
-        parent: Ino,
-        name: &OsStr,
-        mode: u32,
-        umask: u32,
-        flags: i32,
-    ) -> Result<(Attr, Opened)> {
-        todo!()
-    }
-    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
-        todo!()
-    }
-    pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> Result<u32> {
-        todo!()
-    }
-    pub fn flush(&self, fh: Fh) -> Result<()> {
-        todo!()
-    }
-    pub fn release(&self, fh: Fh) -> Result<()> {
-        todo!()
-    }
-    pub fn fsync(&self, fh: Fh, datasync: bool) -> Result<()> {
-        todo!()
-    }
-    pub fn fallocate(&self, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()> {
-        todo!()
-    }
-    pub fn lseek(&self, fh: Fh, offset: i64, whence: i32) -> Result<i64> {
-        todo!()
-    }
-    pub fn copy_file_range(
-        &self,
-        fh_in: Fh,
-        off_in: u64,
-        fh_out: Fh,
-        off_out: u64,
-        len: u64,
-    ) -> Result<u32> {
-        todo!()
-    }
-    pub fn opendir(&self, ino: Ino) -> Result<Fh> {
-        todo!()
-    }
-    /// Entries from `offset` on; `fill` returns false when the reply buffer is full.
-    pub fn readdir(
-        &self,
-        ino: Ino,
-        fh: Fh,
-        offset: u64,
-        fill: &mut dyn FnMut(&DirEntry) -> bool,
-    ) -> Result<()> {
-        todo!()
-    }
-    /// Like readdir but each entry (except "." and "..") is looked up (counts as a lookup).
-    pub fn readdirplus(
-        &self,
-        ino: Ino,
-        fh: Fh,
-        offset: u64,
-        fill: &mut dyn FnMut(&DirEntry, &Attr) -> bool,
-    ) -> Result<()> {
-        todo!()
-    }
-    pub fn releasedir(&self, fh: Fh) {
-        todo!()
-    }
-    pub fn fsyncdir(&self, ino: Ino) -> Result<()> {
-        todo!()
-    }
-    pub fn setxattr(&self, ino: Ino, name: &OsStr, value: &[u8], flags: i32) -> Result<()> {
-        todo!()
-    }
-    pub fn getxattr(&self, ino: Ino, name: &OsStr) -> Result<Vec<u8>> {
-        todo!()
-    }
-    pub fn listxattr(&self, ino: Ino) -> Result<Vec<OsString>> {
-        todo!()
-    }
-    pub fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<()> {
-        todo!()
-    }
-    pub fn statfs(&self) -> Result<StatFs> {
-        todo!()
-    }
-    pub fn access(&self, req: &Req, ino: Ino, mask: i32) -> Result<()> {
-        todo!()
-    }
+
     /// The host changed `path` (from a watcher): drop cached state and tell the kernel,
     /// unless the overlay has its own version of that path.
     pub fn lower_changed(&self, path: &RelPath) {
-        todo!()
+        if self.changes.contains(path) {
+            return;
+        }
+        if let Some(node) = self.nodes.at_path(path) {
+            if !node.is_upper() {
+                node.forget_lower_fd();
+                self.invalidate_inode(node.ino);
+            }
+        }
+        if let Some((parent_path, name)) = path.split_last() {
+            if let Some(parent) = self.nodes.at_path(&parent_path) {
+                parent.forget_lower_fd();
+                self.invalidate_entry(parent.ino, name);
+                self.invalidate_inode(parent.ino);
+            }
+        }
     }
-    /// Flushes journal and upper data (daemon shutdown).
-    pub fn sync_all(&self) -> Result<()> {
-        todo!()
+
+    /// `statfs` of the upper layer's filesystem.
+    pub fn statfs(&self) -> Result<StatFs> {
+        let s = sys::fstatvfs(self.upper_root.as_fd()).ctx("statfs", &RelPath::root())?;
+        Ok(StatFs {
+            blocks: s.f_blocks,
+            bfree: s.f_bfree,
+            bavail: s.f_bavail,
+            files: s.f_files,
+            ffree: s.f_ffree,
+            bsize: s.f_bsize as u32,
+            namelen: 255,
+            frsize: s.f_frsize as u32,
+        })
+    }
+
+    /// Permission check for `access(2)` (the kernel checks with `default_permissions`; this
+    /// answers existence and the simple mode test).
+    pub fn access(&self, req: &Req, ino: Ino, mask: i32) -> Result<()> {
+        let node = self.node(ino)?;
+        let st = self.stat_node(&node)?;
+        if mask == libc::F_OK || req.uid == 0 {
+            return Ok(());
+        }
+        let mode = st.st_mode;
+        let bits = if req.uid == st.st_uid {
+            (mode >> 6) & 7
+        } else if req.gid == st.st_gid {
+            (mode >> 3) & 7
+        } else {
+            mode & 7
+        };
+        if (mask as u32) & !bits & 7 != 0 {
+            return Err(Error::posix(libc::EACCES, &node.path()));
+        }
+        Ok(())
+    }
+
+    /// Applies a kernel `forget`.
+    pub fn forget(&self, ino: Ino, nlookup: u64) {
+        self.nodes.forget(ino, nlookup);
+    }
+
+    /// Number of live nodes (diagnostics).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+/// Converts a `stat` into an [`Attr`] with the given node id.
+pub(crate) fn attr_from_stat(ino: Ino, st: &Stat) -> Attr {
+    let t = |s: i64, ns: i64| {
+        if s >= 0 {
+            UNIX_EPOCH + Duration::new(s as u64, ns as u32)
+        } else {
+            UNIX_EPOCH - Duration::new((-s) as u64, 0)
+        }
+    };
+    Attr {
+        ino,
+        size: st.st_size as u64,
+        blocks: st.st_blocks as u64,
+        atime: t(st.st_atime, st.st_atime_nsec),
+        mtime: t(st.st_mtime, st.st_mtime_nsec),
+        ctime: t(st.st_ctime, st.st_ctime_nsec),
+        kind: Kind::from_mode(st.st_mode),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev as u32,
+        blksize: st.st_blksize as u32,
+    }
+}
+
+/// Seconds/nanoseconds of a `SystemTime` for utimensat.
+pub(crate) fn to_timespec(t: SystemTime) -> sys::TimeSpec {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => sys::TimeSpec::At(d.as_secs() as i64, d.subsec_nanos() as i64),
+        Err(e) => sys::TimeSpec::At(-(e.duration().as_secs() as i64), 0),
     }
 }

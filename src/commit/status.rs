@@ -1,0 +1,118 @@
+//! Pending changes: the change set compared with the upper layer (never a walk of the project).
+
+use std::os::fd::AsFd;
+
+use crate::api::{Change, ChangeKind};
+use crate::error::{IoContext, Result};
+use crate::journal::record::EntryState;
+use crate::overlay::Overlay;
+use crate::relpath::RelPath;
+use crate::sys;
+
+/// True when two states describe the same content (for files: hash and mode).
+pub fn same_state(a: &EntryState, b: &EntryState) -> bool {
+    match (a, b) {
+        (
+            EntryState::File {
+                hash: ha,
+                mode: ma,
+                size: sa,
+            },
+            EntryState::File {
+                hash: hb,
+                mode: mb,
+                size: sb,
+            },
+        ) => ma == mb && sa == sb && ha.is_some() && ha == hb,
+        _ => a == b,
+    }
+}
+
+/// Same content ignoring mode (conflict checks compare content only).
+pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
+    match (a, b) {
+        (
+            EntryState::File {
+                hash: ha, size: sa, ..
+            },
+            EntryState::File {
+                hash: hb, size: sb, ..
+            },
+        ) => sa == sb && ha.is_some() && ha == hb,
+        (EntryState::Dir { .. }, EntryState::Dir { .. }) => true,
+        (EntryState::Special { mode: ma }, EntryState::Special { mode: mb }) => {
+            ma & libc::S_IFMT == mb & libc::S_IFMT
+        }
+        _ => a == b,
+    }
+}
+
+fn classify(base: &EntryState, current: &EntryState, from: &Option<RelPath>) -> Option<ChangeKind> {
+    if same_state(base, current) && from.is_none() {
+        return None;
+    }
+    Some(match (base, current) {
+        (EntryState::Absent, EntryState::Absent) => return None,
+        (_, EntryState::Absent) => ChangeKind::Deleted,
+        _ if from.is_some() => ChangeKind::Renamed,
+        (EntryState::Absent, _) => ChangeKind::Added,
+        (b, c) if std::mem::discriminant(b) != std::mem::discriminant(c) => ChangeKind::TypeChanged,
+        _ => ChangeKind::Modified,
+    })
+}
+
+/// Every pending change, sorted by path.
+pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
+    let mut out = Vec::new();
+    let policy = ov.policy();
+    let mut push = |path: RelPath, base: EntryState, current: EntryState, from: Option<RelPath>| {
+        if let Some(kind) = classify(&base, &current, &from) {
+            let is_dir = current.is_dir() || base.is_dir();
+            out.push(Change {
+                scratch: policy.is_scratch(&path, is_dir),
+                protected: policy.is_protected(&path),
+                path,
+                kind,
+                from,
+                base,
+                current,
+            });
+        }
+    };
+    for (path, change) in ov.changes().snapshot() {
+        let current = ov.upper_state(&path, false)?;
+        let owns_subtree = current.is_dir() && (change.opaque || !change.base.is_dir());
+        push(
+            path.clone(),
+            change.base.clone(),
+            current,
+            change.origin.clone(),
+        );
+        if owns_subtree {
+            // Entries inside a directory the overlay created (or replaced) that were never
+            // touched one by one (e.g. moved in with their directory).
+            let mut stack = vec![path];
+            while let Some(dir) = stack.pop() {
+                let Ok(fd) = sys::walk_dirs(ov.upper_root().as_fd(), &dir) else {
+                    continue;
+                };
+                for e in sys::read_dir(fd.as_fd()).ctx("readdir", &dir)? {
+                    let child = dir.join(&e.name)?;
+                    let st = sys::lstatat(fd.as_fd(), &e.name).ctx("lstat", &child)?;
+                    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                        stack.push(child.clone());
+                    }
+                    if ov.changes().contains(&child) {
+                        continue;
+                    }
+                    let current = ov.upper_state(&child, false)?;
+                    let base = ov.lower_state(&child)?;
+                    push(child, base, current, None);
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    out.dedup_by(|a, b| a.path == b.path);
+    Ok(out)
+}

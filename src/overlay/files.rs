@@ -1,0 +1,342 @@
+//! Open files: handles, read/write, and settling content hashes on close and fsync.
+//!
+//! Reads of untouched files go to the lower file; the first open for writing copies the file
+//! up. A read-only handle opened before a copy-up switches to the upper file on its next
+//! read, so every handle sees the newest content. Content is hashed when the last writer
+//! closes (or on fsync), never per write call.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+use super::node::Node;
+use super::state::state_of;
+use super::{Attr, Fh, Ino, Kind, Layer, Opened, Overlay, Req};
+use crate::error::{Error, IoContext, Result};
+use crate::journal::record::{Draft, Op};
+use crate::sys;
+
+/// One open file.
+pub(crate) struct Handle {
+    pub node: Arc<Node>,
+    fd: RwLock<(Arc<OwnedFd>, Layer)>,
+    pub writable: bool,
+    flags: i32,
+}
+
+impl Handle {
+    pub fn fd(&self) -> Arc<OwnedFd> {
+        self.fd.read().unwrap().0.clone()
+    }
+
+    /// The fd to read from, switching a stale lower fd to the upper file after a copy-up.
+    fn read_fd(&self, ov: &Overlay) -> Result<Arc<OwnedFd>> {
+        let (fd, layer) = self.fd.read().unwrap().clone();
+        if layer == Layer::Lower && self.node.is_upper() {
+            let (dir, name) = ov.upper_location(&self.node)?;
+            let nfd = Arc::new(
+                sys::openat(dir.as_fd(), &name, libc::O_RDONLY, 0)
+                    .ctx("open", &self.node.path())?,
+            );
+            *self.fd.write().unwrap() = (nfd.clone(), Layer::Upper);
+            return Ok(nfd);
+        }
+        Ok(fd)
+    }
+
+    /// The writable upper fd of a writable handle.
+    pub fn upper_fd(&self, _ov: &Overlay) -> Result<Arc<OwnedFd>> {
+        Ok(self.fd())
+    }
+}
+
+fn access_mode(flags: i32) -> i32 {
+    flags & libc::O_ACCMODE
+}
+
+fn wants_write(flags: i32) -> bool {
+    access_mode(flags) != libc::O_RDONLY || flags & libc::O_TRUNC != 0
+}
+
+impl Overlay {
+    /// Opens `ino`. Write access copies the file up first.
+    pub fn open(&self, _req: &Req, ino: Ino, flags: i32) -> Result<Opened> {
+        let node = self.node(ino)?;
+        let path = node.path();
+        if node.kind == Kind::Dir {
+            return Err(Error::posix(libc::EISDIR, &path));
+        }
+        let writable = wants_write(flags);
+        if writable {
+            self.copy_up(&node, flags & libc::O_TRUNC == 0)?;
+        }
+        let loc = node.loc();
+        let parent = loc
+            .parent
+            .as_ref()
+            .ok_or_else(|| Error::posix(libc::EIO, &path))?;
+        let (dir, layer) = if node.is_upper() {
+            (self.upper_dir_fd(parent), Layer::Upper)
+        } else {
+            (self.lower_dir_fd(parent), Layer::Lower)
+        };
+        let dir = dir.ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+        let mut oflags = flags
+            & (libc::O_ACCMODE
+                | libc::O_APPEND
+                | libc::O_TRUNC
+                | libc::O_DIRECT
+                | libc::O_SYNC
+                | libc::O_DSYNC
+                | libc::O_NONBLOCK);
+        if layer == Layer::Lower {
+            oflags = libc::O_RDONLY;
+        }
+        let fd = sys::openat(dir.as_fd(), &loc.name, oflags, 0).ctx("open", &path)?;
+        self.new_handle(node, fd, layer, writable, flags)
+    }
+
+    fn new_handle(
+        &self,
+        node: Arc<Node>,
+        fd: OwnedFd,
+        layer: Layer,
+        writable: bool,
+        flags: i32,
+    ) -> Result<Opened> {
+        let version = node.version.load(Ordering::Acquire);
+        let keep_cache = node.opened_version.swap(version, Ordering::AcqRel) == version;
+        if writable {
+            // With FUSE passthrough, writes bypass the daemon: treat every writable open as a
+            // change to settle (hash) at close.
+            node.writers.fetch_add(1, Ordering::AcqRel);
+            node.dirty.store(true, Ordering::Release);
+            node.version.fetch_add(1, Ordering::AcqRel);
+        }
+        let fd = Arc::new(fd);
+        let fh = self.new_fh();
+        self.handles.insert(
+            fh,
+            Arc::new(Handle {
+                node,
+                fd: RwLock::new((fd.clone(), layer)),
+                writable,
+                flags,
+            }),
+        );
+        Ok(Opened {
+            fh,
+            layer,
+            backing: fd,
+            keep_cache: keep_cache && !writable,
+        })
+    }
+
+    /// Creates and opens a regular file.
+    pub fn create(
+        &self,
+        req: &Req,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<(Attr, Opened)> {
+        let dir = self.node(parent)?;
+        let path = dir.path().join(name)?;
+        if dir.kind != Kind::Dir {
+            return Err(Error::posix(libc::ENOTDIR, &path));
+        }
+        if self.policy.is_hidden(&path, false) {
+            return Err(Error::posix(libc::EACCES, &path));
+        }
+        if self.resolve(&dir, name, &path)?.is_some() {
+            if flags & libc::O_EXCL != 0 {
+                return Err(Error::posix(libc::EEXIST, &path));
+            }
+            let attr = self.lookup(parent, name)?;
+            let opened = self.open(req, attr.ino, flags)?;
+            return Ok((self.getattr(attr.ino, Some(opened.fh))?, opened));
+        }
+        let ufd = self.ensure_upper_dir(&dir)?;
+        let perm = mode & 0o7777 & !umask;
+        let acc = match access_mode(flags) {
+            libc::O_RDONLY => libc::O_RDWR,
+            m => m,
+        };
+        let fd = sys::openat(
+            ufd.as_fd(),
+            name,
+            libc::O_CREAT | libc::O_EXCL | acc | (flags & libc::O_APPEND),
+            perm,
+        )
+        .ctx("create", &path)?;
+        let (uid, gid) = match sys::fstat(ufd.as_fd()) {
+            Ok(st) if st.st_mode & libc::S_ISGID != 0 => (req.uid, st.st_gid),
+            _ => (req.uid, req.gid),
+        };
+        sys::lchownat(fd.as_fd(), OsStr::new(""), uid, gid).ctx("chown", &path)?;
+        let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
+        let new = state_of(ufd.as_fd(), name, &st, &path, true)?;
+        let base = self.base_for(&path)?;
+        self.record(Draft::new(Op::Create, path.clone(), base, new))?;
+        let node = self.node_for(&dir, name, path, &st, Layer::Upper);
+        node.lookups.fetch_add(1, Ordering::AcqRel);
+        let attr = self.attr_of(node.ino, &st);
+        let opened = self.new_handle(node, fd, Layer::Upper, true, flags)?;
+        Ok((attr, opened))
+    }
+
+    fn handle(&self, fh: Fh) -> Result<Arc<Handle>> {
+        self.handles
+            .get(&fh)
+            .map(|h| h.clone())
+            .ok_or_else(|| Error::posix(libc::EBADF, &crate::relpath::RelPath::root()))
+    }
+
+    /// Reads up to `size` bytes at `offset`.
+    pub fn read(&self, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let fd = h.read_fd(self)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            let n = sys::pread(fd.as_fd(), &mut buf[done..], offset + done as u64)
+                .ctx("read", &h.node.path())?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    /// Writes `data` at `offset` (or at the end for O_APPEND handles).
+    pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> Result<u32> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(Error::posix(libc::EBADF, &h.node.path()));
+        }
+        let fd = h.fd();
+        let n = if h.flags & libc::O_APPEND != 0 {
+            // pwrite ignores the offset on O_APPEND fds: the kernel appends atomically.
+            sys::pwrite(fd.as_fd(), data, 0)
+        } else {
+            sys::pwrite(fd.as_fd(), data, offset)
+        }
+        .ctx("write", &h.node.path())?;
+        h.node.dirty.store(true, Ordering::Release);
+        h.node.version.fetch_add(1, Ordering::AcqRel);
+        Ok(n as u32)
+    }
+
+    /// `close()` of one file descriptor (may happen several times per handle).
+    pub fn flush(&self, fh: Fh) -> Result<()> {
+        self.handle(fh).map(drop)
+    }
+
+    /// Last close of a handle: the last writer settles the content hash in the journal.
+    pub fn release(&self, fh: Fh) -> Result<()> {
+        let Some((_, h)) = self.handles.remove(&fh) else {
+            return Ok(());
+        };
+        if h.writable {
+            let left = h.node.writers.fetch_sub(1, Ordering::AcqRel) - 1;
+            if left == 0 {
+                return self.finish_write(&h, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Hashes the written file and records its new state; `durable` also syncs the journal.
+    pub(crate) fn finish_write(&self, h: &Handle, durable: bool) -> Result<()> {
+        let node = &h.node;
+        if node.unlinked.load(Ordering::Acquire) || !node.dirty.swap(false, Ordering::AcqRel) {
+            if durable {
+                self.journal.sync()?;
+            }
+            return Ok(());
+        }
+        let path = node.path();
+        let fd = h.fd();
+        let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
+        // The handle may be write-only: hash through a read-only reopen of the same inode.
+        let rfd = sys::reopen(fd.as_fd(), libc::O_RDONLY).ctx("open", &path)?;
+        let hash = crate::hash::hash_fd(rfd.as_fd()).ctx("hash", &path)?;
+        let new = crate::journal::record::EntryState::File {
+            hash: Some(hash),
+            mode: st.st_mode & 0o7777,
+            size: st.st_size as u64,
+        };
+        let base = self.base_for(&path)?;
+        let draft = Draft::new(Op::Write, path, base, new);
+        self.record(draft)?;
+        if durable {
+            self.journal.sync()?;
+        }
+        Ok(())
+    }
+
+    /// fsync: data to disk, the content hash recorded, and the journal synced.
+    pub fn fsync(&self, fh: Fh, datasync: bool) -> Result<()> {
+        let h = self.handle(fh)?;
+        let fd = h.fd();
+        sys::fsync(fd.as_fd(), datasync).ctx("fsync", &h.node.path())?;
+        if h.writable {
+            self.finish_write(&h, true)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// fallocate (including hole punching) on a writable handle.
+    pub fn fallocate(&self, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(Error::posix(libc::EBADF, &h.node.path()));
+        }
+        sys::fallocate(h.fd().as_fd(), mode, offset, length).ctx("fallocate", &h.node.path())?;
+        h.node.dirty.store(true, Ordering::Release);
+        h.node.version.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// lseek, for SEEK_DATA / SEEK_HOLE.
+    pub fn lseek(&self, fh: Fh, offset: i64, whence: i32) -> Result<i64> {
+        let h = self.handle(fh)?;
+        let fd = h.read_fd(self)?;
+        sys::lseek(fd.as_fd(), offset, whence).ctx("lseek", &h.node.path())
+    }
+
+    /// In-kernel copy between two handles of this overlay.
+    pub fn copy_file_range(
+        &self,
+        fh_in: Fh,
+        off_in: u64,
+        fh_out: Fh,
+        off_out: u64,
+        len: u64,
+    ) -> Result<u32> {
+        let hi = self.handle(fh_in)?;
+        let ho = self.handle(fh_out)?;
+        if !ho.writable {
+            return Err(Error::posix(libc::EBADF, &ho.node.path()));
+        }
+        let fi = hi.read_fd(self)?;
+        let fo = ho.fd();
+        let n = sys::copy_file_range(
+            fi.as_fd(),
+            off_in,
+            fo.as_fd(),
+            off_out,
+            len.min(u32::MAX as u64) as usize,
+        )
+        .ctx("copy_file_range", &ho.node.path())?;
+        ho.node.dirty.store(true, Ordering::Release);
+        ho.node.version.fetch_add(1, Ordering::AcqRel);
+        Ok(n as u32)
+    }
+}

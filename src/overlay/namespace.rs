@@ -1,0 +1,625 @@
+//! Lookups and namespace changes: lookup, getattr, setattr, readlink, mknod, mkdir, unlink,
+//! rmdir, symlink, rename, link.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::node::{Loc, Node};
+use super::state::state_of;
+use super::{to_timespec, Attr, Ino, Kind, Layer, Overlay, Req, SetAttr, SetTime, ROOT_INO};
+use crate::error::{Error, IoContext, Result};
+use crate::journal::record::{Draft, EntryState, Op, Target};
+use crate::relpath::RelPath;
+use crate::sys;
+
+/// `renameat2` flags.
+pub const RENAME_NOREPLACE: u32 = 1;
+/// `renameat2` flags.
+pub const RENAME_EXCHANGE: u32 = 2;
+
+impl Overlay {
+    /// Looks `name` up in `parent`; counts one kernel lookup on success.
+    pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Attr> {
+        let dir = self.node(parent)?;
+        let path = dir.path().join(name)?;
+        if dir.kind != Kind::Dir {
+            return Err(Error::posix(libc::ENOTDIR, &path));
+        }
+        let (st, layer) = self
+            .resolve(&dir, name, &path)?
+            .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+        let node = self.node_for(&dir, name, path, &st, layer);
+        node.lookups.fetch_add(1, Ordering::AcqRel);
+        Ok(self.attr_of(node.ino, &st))
+    }
+
+    /// The node at `path`, resolving each component (no lookup count).
+    pub(crate) fn node_at(&self, path: &RelPath) -> Result<Arc<Node>> {
+        let mut cur = self.nodes.root();
+        let mut p = RelPath::root();
+        for name in path.components() {
+            p = p.join(name)?;
+            let (st, layer) = self
+                .resolve(&cur, name, &p)?
+                .ok_or_else(|| Error::posix(libc::ENOENT, &p))?;
+            cur = self.node_for(&cur, name, p.clone(), &st, layer);
+        }
+        Ok(cur)
+    }
+
+    /// Attributes of `ino` (through the open handle when given).
+    pub fn getattr(&self, ino: Ino, fh: Option<super::Fh>) -> Result<Attr> {
+        if let Some(h) = fh.and_then(|fh| self.handles.get(&fh).map(|h| h.clone())) {
+            if h.node.ino == ino {
+                let fd = h.fd();
+                let st = sys::fstat(fd.as_fd()).ctx("fstat", &h.node.path())?;
+                return Ok(self.attr_of(ino, &st));
+            }
+        }
+        let node = self.node(ino)?;
+        let st = self.stat_node(&node)?;
+        Ok(self.attr_of(ino, &st))
+    }
+
+    /// Changes mode, owner, size or times. Copies up first; never touches the host.
+    pub fn setattr(&self, req: &Req, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        let node = self.node(ino)?;
+        let path = node.path();
+        if set.size.is_some() && node.kind == Kind::Dir {
+            return Err(Error::posix(libc::EISDIR, &path));
+        }
+        let via_handle = set
+            .fh
+            .and_then(|fh| self.handles.get(&fh).map(|h| h.clone()));
+        let data_needed = set.size != Some(0);
+        self.copy_up(&node, data_needed)?;
+        let (dir_fd, name) = self.upper_location(&node)?;
+        let dir = dir_fd.as_fd();
+        let mut changed_content = false;
+        if let Some(size) = set.size {
+            let fd = match &via_handle {
+                Some(h) if h.writable => h.upper_fd(self)?,
+                _ => Arc::new(sys::openat(dir, &name, libc::O_WRONLY, 0).ctx("open", &path)?),
+            };
+            sys::ftruncate(fd.as_fd(), size).ctx("truncate", &path)?;
+            changed_content = true;
+        }
+        if set.uid.is_some() || set.gid.is_some() {
+            sys::lchownat(
+                dir,
+                &name,
+                set.uid.unwrap_or(u32::MAX),
+                set.gid.unwrap_or(u32::MAX),
+            )
+            .ctx("chown", &path)?;
+        }
+        if let Some(mode) = set.mode {
+            if node.kind != Kind::Symlink {
+                let fd = sys::openat(dir, &name, libc::O_PATH, 0).ctx("open", &path)?;
+                sys::chmod_fd(fd.as_fd(), mode & 0o7777).ctx("chmod", &path)?;
+            }
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let ts = |t: Option<SetTime>| match t {
+                None => sys::TimeSpec::Omit,
+                Some(SetTime::Now) => sys::TimeSpec::Now,
+                Some(SetTime::At(t)) => to_timespec(t),
+            };
+            sys::utimensat(dir, &name, ts(set.atime), ts(set.mtime)).ctx("utimes", &path)?;
+        }
+        let _ = req;
+        let st = sys::lstatat(dir, &name).ctx("lstat", &path)?;
+        if changed_content {
+            node.version.fetch_add(1, Ordering::AcqRel);
+            if node.writers.load(Ordering::Acquire) > 0 {
+                node.dirty.store(true, Ordering::Release);
+            }
+        }
+        // Content hashes are settled when the file is closed; record the new shape now unless
+        // a writer still has it open (its close will record).
+        if !(changed_content && node.writers.load(Ordering::Acquire) > 0) {
+            let new = state_of(
+                dir,
+                &name,
+                &st,
+                &path,
+                node.kind == Kind::File && changed_content,
+            )?;
+            let new = self.keep_known_hash(&path, new);
+            let base = self.base_for(&path)?;
+            self.record(Draft::new(Op::Setattr, path, base, new))?;
+        }
+        Ok(self.attr_of(ino, &st))
+    }
+
+    /// Reuses the recorded content hash when only metadata changed.
+    fn keep_known_hash(&self, path: &RelPath, new: EntryState) -> EntryState {
+        match new {
+            EntryState::File {
+                hash: None,
+                mode,
+                size,
+            } => {
+                let hash = self.changes.get(path).and_then(|c| match c.current {
+                    EntryState::File { hash, size: s, .. } if s == size => hash,
+                    _ => None,
+                });
+                EntryState::File { hash, mode, size }
+            }
+            other => other,
+        }
+    }
+
+    /// Upper parent fd and name of an upper node.
+    pub(crate) fn upper_location(
+        &self,
+        node: &Node,
+    ) -> Result<(Arc<std::os::fd::OwnedFd>, OsString)> {
+        let loc = node.loc();
+        if node.ino == ROOT_INO {
+            return Ok((
+                Arc::new(self.upper_root.try_clone().ctx("dup", &loc.path)?),
+                OsString::new(),
+            ));
+        }
+        let parent = loc
+            .parent
+            .as_ref()
+            .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
+        let fd = self
+            .upper_dir_fd(parent)
+            .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        Ok((fd, loc.name))
+    }
+
+    /// Target of a symlink.
+    pub fn readlink(&self, ino: Ino) -> Result<OsString> {
+        let node = self.node(ino)?;
+        let loc = node.loc();
+        if node.kind != Kind::Symlink {
+            return Err(Error::posix(libc::EINVAL, &loc.path));
+        }
+        let parent = loc
+            .parent
+            .as_ref()
+            .ok_or_else(|| Error::posix(libc::EINVAL, &loc.path))?;
+        let fd = if node.is_upper() {
+            self.upper_dir_fd(parent)
+        } else {
+            self.lower_dir_fd(parent)
+        }
+        .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        sys::readlinkat(fd.as_fd(), &loc.name).ctx("readlink", &loc.path)
+    }
+
+    /// Checks that `name` may be created in `dir` and returns its path.
+    fn prepare_create(&self, dir: &Arc<Node>, name: &OsStr) -> Result<RelPath> {
+        let path = dir.path().join(name)?;
+        if dir.kind != Kind::Dir {
+            return Err(Error::posix(libc::ENOTDIR, &path));
+        }
+        if self.policy.is_hidden(&path, false) {
+            // A hidden host file cannot be shadowed into a commit.
+            return Err(Error::posix(libc::EACCES, &path));
+        }
+        if self.resolve(dir, name, &path)?.is_some() {
+            return Err(Error::posix(libc::EEXIST, &path));
+        }
+        Ok(path)
+    }
+
+    /// Owner of a new entry: the caller, with the group inherited from a setgid parent.
+    fn new_owner(&self, req: &Req, parent_upper: &std::os::fd::OwnedFd) -> (u32, u32) {
+        match sys::fstat(parent_upper.as_fd()) {
+            Ok(st) if st.st_mode & libc::S_ISGID != 0 => (req.uid, st.st_gid),
+            _ => (req.uid, req.gid),
+        }
+    }
+
+    /// Finishes any create: owner, node, record.
+    fn finish_create(
+        &self,
+        req: &Req,
+        dir: &Arc<Node>,
+        ufd: &std::os::fd::OwnedFd,
+        name: &OsStr,
+        path: RelPath,
+        op: Op,
+    ) -> Result<(Attr, Arc<Node>)> {
+        let (uid, gid) = self.new_owner(req, ufd);
+        sys::lchownat(ufd.as_fd(), name, uid, gid).ctx("chown", &path)?;
+        let st = sys::lstatat(ufd.as_fd(), name).ctx("lstat", &path)?;
+        let hash_new = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        let new = state_of(ufd.as_fd(), name, &st, &path, hash_new)?;
+        let base = self.base_for(&path)?;
+        self.record(Draft::new(op, path.clone(), base, new))?;
+        let node = self.node_for(dir, name, path, &st, Layer::Upper);
+        node.lookups.fetch_add(1, Ordering::AcqRel);
+        Ok((self.attr_of(node.ino, &st), node))
+    }
+
+    /// Creates a FIFO, socket or (empty) regular file. Device nodes: EPERM.
+    pub fn mknod(
+        &self,
+        req: &Req,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+    ) -> Result<Attr> {
+        let dir = self.node(parent)?;
+        let path = self.prepare_create(&dir, name)?;
+        let kind = mode & libc::S_IFMT;
+        if !matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG | 0) {
+            return Err(Error::posix(libc::EPERM, &path));
+        }
+        let ufd = self.ensure_upper_dir(&dir)?;
+        let perm = mode & 0o7777 & !umask;
+        if kind == libc::S_IFREG || kind == 0 {
+            sys::openat(
+                ufd.as_fd(),
+                name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                perm,
+            )
+            .ctx("create", &path)?;
+        } else {
+            sys::mknodat(ufd.as_fd(), name, kind | perm, 0).ctx("mknod", &path)?;
+        }
+        let op = if kind == libc::S_IFREG || kind == 0 {
+            Op::Create
+        } else {
+            Op::Mknod
+        };
+        Ok(self.finish_create(req, &dir, &ufd, name, path, op)?.0)
+    }
+
+    /// Creates a directory.
+    pub fn mkdir(
+        &self,
+        req: &Req,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr> {
+        let dir = self.node(parent)?;
+        let path = self.prepare_create(&dir, name)?;
+        let ufd = self.ensure_upper_dir(&dir)?;
+        sys::mkdirat(ufd.as_fd(), name, mode & 0o7777 & !umask).ctx("mkdir", &path)?;
+        let (attr, node) = self.finish_create(req, &dir, &ufd, name, path, Op::Mkdir)?;
+        *node.upper_dir.lock().unwrap() = None;
+        Ok(attr)
+    }
+
+    /// Creates a symlink (the target is stored as given, never resolved).
+    pub fn symlink(&self, req: &Req, parent: Ino, name: &OsStr, target: &OsStr) -> Result<Attr> {
+        let dir = self.node(parent)?;
+        let path = self.prepare_create(&dir, name)?;
+        let ufd = self.ensure_upper_dir(&dir)?;
+        sys::symlinkat(target, ufd.as_fd(), name).ctx("symlink", &path)?;
+        Ok(self
+            .finish_create(req, &dir, &ufd, name, path, Op::Symlink)?
+            .0)
+    }
+
+    /// Removes a non-directory.
+    pub fn unlink(&self, parent: Ino, name: &OsStr) -> Result<()> {
+        let dir = self.node(parent)?;
+        let path = dir.path().join(name)?;
+        let (st, layer) = self
+            .resolve(&dir, name, &path)?
+            .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            return Err(Error::posix(libc::EISDIR, &path));
+        }
+        let base = self.base_for(&path)?;
+        if layer == Layer::Upper {
+            let ufd = self
+                .upper_dir_fd(&dir)
+                .ok_or_else(|| Error::posix(libc::EIO, &path))?;
+            sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
+        }
+        self.record(Draft::new(
+            Op::Unlink,
+            path.clone(),
+            base,
+            EntryState::Absent,
+        ))?;
+        self.detach(&dir, name, &path, st.st_nlink <= 1 || layer == Layer::Lower);
+        Ok(())
+    }
+
+    /// Marks the node at `dir/name` gone (or moves its primary name to a surviving hard link).
+    fn detach(&self, dir: &Arc<Node>, name: &OsStr, path: &RelPath, last_link: bool) {
+        let Some(node) = self.nodes.at_path(path) else {
+            return;
+        };
+        let mut aliases = node.aliases.lock().unwrap();
+        aliases.retain(|(d, n)| !(Arc::ptr_eq(d, dir) && n == name));
+        if !last_link {
+            if let Some((d, n)) = aliases.pop() {
+                if let Ok(p) = d.path().join(&n) {
+                    node.set_loc(Loc {
+                        parent: Some(d),
+                        name: n,
+                        path: p,
+                    });
+                    return;
+                }
+            }
+        }
+        node.unlinked.store(true, Ordering::Release);
+    }
+
+    /// Removes an empty directory (empty in the merged view, hidden entries included).
+    pub fn rmdir(&self, parent: Ino, name: &OsStr) -> Result<()> {
+        let dir = self.node(parent)?;
+        let path = dir.path().join(name)?;
+        let (st, layer) = self
+            .resolve(&dir, name, &path)?
+            .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(Error::posix(libc::ENOTDIR, &path));
+        }
+        let child = self.node_for(&dir, name, path.clone(), &st, layer);
+        if !self.is_empty_dir(&child)? {
+            return Err(Error::posix(libc::ENOTEMPTY, &path));
+        }
+        let base = self.base_for(&path)?;
+        if child.is_upper() {
+            let ufd = self
+                .upper_dir_fd(&dir)
+                .ok_or_else(|| Error::posix(libc::EIO, &path))?;
+            sys::unlinkat(ufd.as_fd(), name, true).ctx("rmdir", &path)?;
+        }
+        self.record(Draft::new(Op::Rmdir, path, base, EntryState::Absent))?;
+        child.set_upper(false);
+        child.unlinked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes a hard link. The source is copied up first; links never reach outside the
+    /// workspace because both names live in the upper layer.
+    pub fn link(&self, ino: Ino, newparent: Ino, newname: &OsStr) -> Result<Attr> {
+        let node = self.node(ino)?;
+        if node.kind == Kind::Dir {
+            return Err(Error::posix(libc::EPERM, &node.path()));
+        }
+        let dir = self.node(newparent)?;
+        let path = self.prepare_create(&dir, newname)?;
+        self.copy_up(&node, true)?;
+        let (src_dir, src_name) = self.upper_location(&node)?;
+        let ufd = self.ensure_upper_dir(&dir)?;
+        sys::linkat(src_dir.as_fd(), &src_name, ufd.as_fd(), newname).ctx("link", &path)?;
+        let st = sys::lstatat(ufd.as_fd(), newname).ctx("lstat", &path)?;
+        let new = self.keep_known_hash(
+            &node.path(),
+            state_of(ufd.as_fd(), newname, &st, &path, false)?,
+        );
+        let new = match new {
+            EntryState::File { hash: None, .. } => {
+                state_of(ufd.as_fd(), newname, &st, &path, true)?
+            }
+            n => n,
+        };
+        let base = self.base_for(&path)?;
+        let mut d = Draft::new(Op::Link, node.path(), None, new.clone());
+        d.to = Some(Target {
+            path: path.clone(),
+            base,
+            new,
+        });
+        self.record(d)?;
+        node.aliases
+            .lock()
+            .unwrap()
+            .push((dir.clone(), newname.to_owned()));
+        node.lookups.fetch_add(1, Ordering::AcqRel);
+        Ok(self.attr_of(node.ino, &st))
+    }
+
+    /// Renames `parent/name` to `newparent/newname` (flags: RENAME_NOREPLACE, RENAME_EXCHANGE).
+    /// Lower entries are copied up first (directories with their whole subtree), so the host
+    /// is never touched; each moved entry is journaled with its base for commit.
+    pub fn rename(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+        newparent: Ino,
+        newname: &OsStr,
+        flags: u32,
+    ) -> Result<()> {
+        let _g = self.rename_lock.lock().unwrap();
+        let sdir = self.node(parent)?;
+        let ddir = self.node(newparent)?;
+        let spath = sdir.path().join(name)?;
+        let dpath = ddir.path().join(newname)?;
+        if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
+            return Err(Error::posix(libc::EINVAL, &spath));
+        }
+        if self.policy.is_hidden(&dpath, false) {
+            return Err(Error::posix(libc::EACCES, &dpath));
+        }
+        let (sst, slayer) = self
+            .resolve(&sdir, name, &spath)?
+            .ok_or_else(|| Error::posix(libc::ENOENT, &spath))?;
+        let dst = self.resolve(&ddir, newname, &dpath)?;
+        let s_is_dir = sst.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if spath == dpath {
+            return Ok(());
+        }
+        if dpath.starts_with(&spath) {
+            return Err(Error::posix(libc::EINVAL, &dpath));
+        }
+        let snode = self.node_for(&sdir, name, spath.clone(), &sst, slayer);
+        if flags & RENAME_EXCHANGE != 0 {
+            let (dst_st, dlayer) = dst.ok_or_else(|| Error::posix(libc::ENOENT, &dpath))?;
+            return self.exchange(
+                &sdir,
+                name,
+                &spath,
+                &snode,
+                &ddir,
+                newname,
+                &dpath,
+                (dst_st, dlayer),
+            );
+        }
+        let mut dnode = None;
+        if let Some((dst_st, dlayer)) = dst {
+            if flags & RENAME_NOREPLACE != 0 {
+                return Err(Error::posix(libc::EEXIST, &dpath));
+            }
+            let d_is_dir = dst_st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            match (s_is_dir, d_is_dir) {
+                (true, false) => return Err(Error::posix(libc::ENOTDIR, &dpath)),
+                (false, true) => return Err(Error::posix(libc::EISDIR, &dpath)),
+                _ => {}
+            }
+            let n = self.node_for(&ddir, newname, dpath.clone(), &dst_st, dlayer);
+            if d_is_dir && !self.is_empty_dir(&n)? {
+                return Err(Error::posix(libc::ENOTEMPTY, &dpath));
+            }
+            dnode = Some(n);
+        }
+        // Bases first (before anything moves), then the physical move in the upper layer.
+        let sbase = self.base_for(&spath)?;
+        let dbase = self.base_for(&dpath)?;
+        let descendants = if s_is_dir {
+            self.materialize_tree(&snode)?
+        } else {
+            Vec::new()
+        };
+        if s_is_dir {
+            self.ensure_upper_dir(&snode)?;
+        } else {
+            self.copy_up(&snode, true)?;
+        }
+        let sfd = self
+            .upper_dir_fd(&sdir)
+            .ok_or_else(|| Error::posix(libc::EIO, &spath))?;
+        let dfd = self.ensure_upper_dir(&ddir)?;
+        if let Some(d) = &dnode {
+            if !d.is_upper() && d.kind == Kind::Dir {
+                // Only the lower layer has it: nothing physical to replace.
+            }
+        }
+        sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, 0).ctx("rename", &spath)?;
+        let st = sys::lstatat(dfd.as_fd(), newname).ctx("lstat", &dpath)?;
+        let new = self.keep_known_hash(&spath, state_of(dfd.as_fd(), newname, &st, &dpath, false)?);
+        let new = match new {
+            EntryState::File { hash: None, .. } if snode.writers.load(Ordering::Acquire) == 0 => {
+                state_of(dfd.as_fd(), newname, &st, &dpath, true)?
+            }
+            n => n,
+        };
+        // Records: the entry itself, then each descendant (children before grandchildren).
+        let mut d = Draft::new(Op::Rename, spath.clone(), sbase, EntryState::Absent);
+        d.to = Some(Target {
+            path: dpath.clone(),
+            base: dbase,
+            new,
+        });
+        self.record(d)?;
+        for (child, is_dir, cbase) in descendants {
+            let to = child.rebase(&spath, &dpath);
+            let tbase = self.base_for(&to)?;
+            let new = if is_dir {
+                super::state::state_at(self.upper_root.as_fd(), &to, false)?
+            } else {
+                super::state::state_at(self.upper_root.as_fd(), &to, true)?
+            };
+            let mut d = Draft::new(Op::Rename, child, cbase, EntryState::Absent);
+            d.to = Some(Target {
+                path: to,
+                base: tbase,
+                new,
+            });
+            self.record(d)?;
+        }
+        // Move the nodes.
+        if let Some(d) = dnode {
+            d.unlinked.store(true, Ordering::Release);
+            d.set_upper(false);
+        }
+        for n in self.nodes.under(&spath) {
+            if n.ino != snode.ino {
+                // Everything below was materialized in the upper layer and moved with it.
+                n.rebase(&spath, &dpath);
+                n.set_upper(true);
+                n.forget_lower_fd();
+            }
+        }
+        snode.set_loc(Loc {
+            parent: Some(ddir.clone()),
+            name: newname.to_owned(),
+            path: dpath,
+        });
+        snode.set_upper(true);
+        snode.forget_lower_fd();
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exchange(
+        &self,
+        sdir: &Arc<Node>,
+        name: &OsStr,
+        spath: &RelPath,
+        snode: &Arc<Node>,
+        ddir: &Arc<Node>,
+        newname: &OsStr,
+        dpath: &RelPath,
+        dst: (sys::Stat, Layer),
+    ) -> Result<()> {
+        let dnode = self.node_for(ddir, newname, dpath.clone(), &dst.0, dst.1);
+        for n in [snode, &dnode] {
+            if n.kind == Kind::Dir
+                && self.lower_dir_fd(n).is_some()
+                && !self.changes.is_opaque(&n.path())
+            {
+                // Exchanging directories that merge host content would need per-entry moves in
+                // both directions; refuse rather than record something commit cannot replay.
+                return Err(Error::posix(libc::EXDEV, &n.path()));
+            }
+        }
+        let sbase = self.base_for(spath)?;
+        let dbase = self.base_for(dpath)?;
+        self.copy_up(snode, true)?;
+        self.copy_up(&dnode, true)?;
+        let sfd = self
+            .upper_dir_fd(sdir)
+            .ok_or_else(|| Error::posix(libc::EIO, spath))?;
+        let dfd = self
+            .upper_dir_fd(ddir)
+            .ok_or_else(|| Error::posix(libc::EIO, dpath))?;
+        sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, RENAME_EXCHANGE)
+            .ctx("rename", spath)?;
+        let snew = super::state::state_at(self.upper_root.as_fd(), spath, true)?;
+        let dnew = super::state::state_at(self.upper_root.as_fd(), dpath, true)?;
+        let mut d = Draft::new(Op::Exchange, spath.clone(), sbase, snew);
+        d.to = Some(Target {
+            path: dpath.clone(),
+            base: dbase,
+            new: dnew,
+        });
+        self.record(d)?;
+        let sloc = snode.loc();
+        let dloc = dnode.loc();
+        snode.set_loc(Loc {
+            parent: dloc.parent,
+            name: dloc.name,
+            path: dloc.path,
+        });
+        dnode.set_loc(Loc {
+            parent: sloc.parent,
+            name: sloc.name,
+            path: sloc.path,
+        });
+        Ok(())
+    }
+}

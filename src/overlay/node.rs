@@ -1,0 +1,218 @@
+//! Inodes of the merged view.
+//!
+//! A [`Node`] is one entry the kernel knows about. Its node id is stable for the life of the
+//! mount: an untouched lower entry reports its real `st_ino` (so `git status` in the workspace
+//! reuses the host's index), entries that exist only in the upper layer get ids from a range
+//! above 2^62 that lower inode numbers never reach, and a copied-up file keeps its id. The map
+//! `(device, st_ino) -> node id` is never pruned, so the same file always gets the same id.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use dashmap::DashMap;
+
+use super::types::{Ino, Kind, ROOT_INO};
+use crate::relpath::RelPath;
+
+/// First synthetic node id; lower inode numbers at or above it are remapped.
+const SYNTHETIC_BASE: u64 = 1 << 62;
+
+/// Where a node sits in the merged tree.
+#[derive(Clone)]
+pub(crate) struct Loc {
+    /// Parent directory node (`None` for the root).
+    pub parent: Option<Arc<Node>>,
+    /// Name in the parent.
+    pub name: OsString,
+    /// Full workspace-relative path.
+    pub path: RelPath,
+}
+
+/// One entry of the merged view.
+pub(crate) struct Node {
+    pub ino: Ino,
+    pub kind: Kind,
+    loc: RwLock<Loc>,
+    /// Exists in the upper layer at `path`.
+    upper: AtomicBool,
+    /// Removed from the namespace (still alive while open).
+    pub unlinked: AtomicBool,
+    /// Kernel lookup count.
+    pub lookups: AtomicU64,
+    /// Serialises copy-up of this node.
+    pub copy_up_lock: Mutex<()>,
+    /// Cached `O_PATH` fds of this directory in each layer.
+    pub lower_dir: Mutex<Option<Arc<OwnedFd>>>,
+    pub upper_dir: Mutex<Option<Arc<OwnedFd>>>,
+    /// Open handles with write access.
+    pub writers: AtomicU32,
+    /// Content written since it was last hashed.
+    pub dirty: AtomicBool,
+    /// Bumped whenever the content changes through us; opens compare it for FOPEN_KEEP_CACHE.
+    pub version: AtomicU64,
+    /// Version at the last open (for keep_cache).
+    pub opened_version: AtomicU64,
+    /// Extra names of a hard-linked upper file (the primary is `loc.path`).
+    pub aliases: Mutex<Vec<(Arc<Node>, OsString)>>,
+}
+
+impl Node {
+    pub fn new(ino: Ino, kind: Kind, loc: Loc, upper: bool) -> Node {
+        Node {
+            ino,
+            kind,
+            loc: RwLock::new(loc),
+            upper: AtomicBool::new(upper),
+            unlinked: AtomicBool::new(false),
+            lookups: AtomicU64::new(0),
+            copy_up_lock: Mutex::new(()),
+            lower_dir: Mutex::new(None),
+            upper_dir: Mutex::new(None),
+            writers: AtomicU32::new(0),
+            dirty: AtomicBool::new(false),
+            version: AtomicU64::new(1),
+            opened_version: AtomicU64::new(0),
+            aliases: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn loc(&self) -> Loc {
+        self.loc.read().unwrap().clone()
+    }
+
+    pub fn path(&self) -> RelPath {
+        self.loc.read().unwrap().path.clone()
+    }
+
+    pub fn set_loc(&self, loc: Loc) {
+        *self.loc.write().unwrap() = loc;
+    }
+
+    /// Rewrites the path prefix after an ancestor was renamed.
+    pub fn rebase(&self, from: &RelPath, to: &RelPath) {
+        let mut loc = self.loc.write().unwrap();
+        if loc.path.starts_with(from) {
+            loc.path = loc.path.rebase(from, to);
+        }
+    }
+
+    pub fn is_upper(&self) -> bool {
+        self.upper.load(Ordering::Acquire)
+    }
+
+    pub fn set_upper(&self, v: bool) {
+        self.upper.store(v, Ordering::Release);
+        if !v {
+            *self.upper_dir.lock().unwrap() = None;
+        }
+    }
+
+    /// Drops cached lower fds (the host may have moved things).
+    pub fn forget_lower_fd(&self) {
+        *self.lower_dir.lock().unwrap() = None;
+    }
+}
+
+/// The node table and the id map.
+pub(crate) struct NodeTable {
+    nodes: DashMap<Ino, Arc<Node>>,
+    ids: DashMap<(u64, u64), Ino>,
+    next: AtomicU64,
+    lower_dev: u64,
+}
+
+impl NodeTable {
+    pub fn new(root: Node, lower_dev: u64) -> NodeTable {
+        let nodes = DashMap::new();
+        root.lookups.store(1, Ordering::Relaxed);
+        nodes.insert(ROOT_INO, Arc::new(root));
+        NodeTable {
+            nodes,
+            ids: DashMap::new(),
+            next: AtomicU64::new(SYNTHETIC_BASE),
+            lower_dev,
+        }
+    }
+
+    pub fn get(&self, ino: Ino) -> Option<Arc<Node>> {
+        self.nodes.get(&ino).map(|n| n.clone())
+    }
+
+    pub fn root(&self) -> Arc<Node> {
+        self.get(ROOT_INO).expect("root node")
+    }
+
+    /// The node id for a file identified by `(dev, st_ino)`.
+    pub fn id_for(&self, dev: u64, st_ino: u64) -> Ino {
+        if let Some(id) = self.ids.get(&(dev, st_ino)) {
+            return *id;
+        }
+        *self.ids.entry((dev, st_ino)).or_insert_with(|| {
+            if dev == self.lower_dev && st_ino > ROOT_INO && st_ino < SYNTHETIC_BASE {
+                st_ino
+            } else {
+                self.next.fetch_add(1, Ordering::Relaxed)
+            }
+        })
+    }
+
+    /// Makes `(dev, st_ino)` resolve to `ino` (a copied-up file keeps its id).
+    pub fn alias_id(&self, dev: u64, st_ino: u64, ino: Ino) {
+        self.ids.insert((dev, st_ino), ino);
+    }
+
+    /// Returns the live node `ino`, or inserts the one `make` builds. Updates the location of an
+    /// existing node (the same file found under a new name) only when it has none.
+    pub fn get_or_insert(&self, ino: Ino, make: impl FnOnce() -> Node) -> Arc<Node> {
+        self.nodes
+            .entry(ino)
+            .or_insert_with(|| Arc::new(make()))
+            .clone()
+    }
+
+    /// Replaces whatever node `ino` was with a new one (the path now holds a different kind).
+    pub fn replace(&self, node: Node) -> Arc<Node> {
+        let n = Arc::new(node);
+        self.nodes.insert(n.ino, n.clone());
+        n
+    }
+
+    /// Applies a kernel `forget`.
+    pub fn forget(&self, ino: Ino, n: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        if let dashmap::mapref::entry::Entry::Occupied(e) = self.nodes.entry(ino) {
+            let left = e.get().lookups.fetch_sub(
+                n.min(e.get().lookups.load(Ordering::Relaxed)),
+                Ordering::AcqRel,
+            );
+            if left <= n {
+                e.remove();
+            }
+        }
+    }
+
+    /// All live nodes whose path lies under `prefix` (for renames and invalidation).
+    pub fn under(&self, prefix: &RelPath) -> Vec<Arc<Node>> {
+        self.nodes
+            .iter()
+            .filter(|e| e.value().path().starts_with(prefix))
+            .map(|e| e.value().clone())
+            .collect()
+    }
+
+    /// The live node currently at `path`, if any.
+    pub fn at_path(&self, path: &RelPath) -> Option<Arc<Node>> {
+        self.nodes
+            .iter()
+            .find(|e| !e.value().unlinked.load(Ordering::Relaxed) && &e.value().path() == path)
+            .map(|e| e.value().clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+}

@@ -1,0 +1,118 @@
+//! Reading an entry's [`EntryState`] from a layer: what the journal records as base and new
+//! states, and what `status` compares.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use super::Overlay;
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{self, ContentHash};
+use crate::journal::record::EntryState;
+use crate::relpath::RelPath;
+use crate::sys::{self, Stat};
+
+/// State of `dir/name` given its `stat`; hashes regular files when `hash` is set.
+pub(crate) fn state_of(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    st: &Stat,
+    path: &RelPath,
+    hash: bool,
+) -> Result<EntryState> {
+    let mode = st.st_mode & 0o7777;
+    Ok(match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => {
+            let h = if hash {
+                let fd = sys::openat(dir, name, libc::O_RDONLY, 0).ctx("open", path)?;
+                Some(hash::hash_fd(fd.as_fd()).ctx("hash", path)?)
+            } else {
+                None
+            };
+            EntryState::File {
+                hash: h,
+                mode,
+                size: st.st_size as u64,
+            }
+        }
+        libc::S_IFDIR => EntryState::Dir { mode },
+        libc::S_IFLNK => EntryState::Symlink {
+            target: std::os::unix::ffi::OsStrExt::as_bytes(
+                sys::readlinkat(dir, name)
+                    .ctx("readlink", path)?
+                    .as_os_str(),
+            )
+            .to_vec(),
+        },
+        _ => EntryState::Special { mode: st.st_mode },
+    })
+}
+
+/// State of `path` under `root`, walking without following symlinks. A missing path, or one
+/// whose parent is not a directory (or is a symlink), is `Absent`.
+pub(crate) fn state_at(root: BorrowedFd<'_>, path: &RelPath, hash: bool) -> Result<EntryState> {
+    let Some((parent, name)) = path.split_last() else {
+        return Ok(EntryState::Dir { mode: 0o755 });
+    };
+    let dir = match sys::walk_dirs(root, &parent) {
+        Ok(d) => d,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+            ) =>
+        {
+            return Ok(EntryState::Absent)
+        }
+        Err(e) => return Err(Error::io("walk", path, e)),
+    };
+    match sys::lstatat(dir.as_fd(), name) {
+        Ok(st) => state_of(dir.as_fd(), name, &st, path, hash),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            Ok(EntryState::Absent)
+        }
+        Err(e) => Err(Error::io("lstat", path, e)),
+    }
+}
+
+impl Overlay {
+    /// The host's state at `path` (content hashed).
+    pub fn lower_state(&self, path: &RelPath) -> Result<EntryState> {
+        state_at(self.lower_root.as_fd(), path, true)
+    }
+
+    /// The overlay's own state at `path`: the upper entry, or `Absent` (whiteout). Hashes
+    /// files only when the change set has no hash for them, or `rehash` is set.
+    pub fn upper_state(&self, path: &RelPath, rehash: bool) -> Result<EntryState> {
+        let st = state_at(self.upper_root.as_fd(), path, false)?;
+        match st {
+            EntryState::File { mode, size, .. } => {
+                let known = self.changes.get(path).and_then(|c| match c.current {
+                    EntryState::File { hash, size: s, .. } if s == size => hash,
+                    _ => None,
+                });
+                let dirty = self.is_dirty(path);
+                let hash = match known {
+                    Some(h) if !rehash && !dirty => h,
+                    _ => match state_at(self.upper_root.as_fd(), path, true)? {
+                        EntryState::File { hash: Some(h), .. } => h,
+                        _ => ContentHash::default(),
+                    },
+                };
+                Ok(EntryState::File {
+                    hash: Some(hash),
+                    mode,
+                    size,
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn is_dirty(&self, path: &RelPath) -> bool {
+        self.handles.iter().any(|h| {
+            h.writable
+                && h.node.dirty.load(std::sync::atomic::Ordering::Relaxed)
+                && &h.node.path() == path
+        })
+    }
+}

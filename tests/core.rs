@@ -1,0 +1,405 @@
+//! The core against real directories, without FUSE: merged view, copy-up, journal, status,
+//! commit (incl. conflicts, renames, protected and unsafe paths), discard and restart.
+
+mod common;
+
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+
+use common::*;
+use wsfs::api::{ChangeKind, CommitRequest};
+
+fn commit_all(f: &Fixture) -> wsfs::api::CommitReport {
+    f.ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap()
+}
+
+#[test]
+fn lower_files_read_through_with_host_identity() {
+    let f = Fixture::new(&[("src/main.rs", "fn main() {}\n")]);
+    assert_eq!(read(f.ov(), b"src/main.rs").unwrap(), b"fn main() {}\n");
+    let a = stat(f.ov(), b"src/main.rs").unwrap();
+    let m = std::fs::metadata(f.host("src/main.rs")).unwrap();
+    assert_eq!(a.ino, m.ino(), "untouched lower files keep their st_ino");
+    assert_eq!(a.size, m.len());
+    assert_eq!(list(f.ov(), b""), vec![b"src".to_vec()]);
+    assert!(f.ws().status().unwrap().is_empty());
+}
+
+#[test]
+fn writes_land_in_the_overlay_until_commit() {
+    let f = Fixture::new(&[("a.txt", "old\n")]);
+    let before = stat(f.ov(), b"a.txt").unwrap().ino;
+    write(f.ov(), b"a.txt", b"new\n");
+    write(f.ov(), b"b.txt", b"fresh\n");
+    assert_eq!(
+        stat(f.ov(), b"a.txt").unwrap().ino,
+        before,
+        "copy-up keeps the inode number"
+    );
+    assert_eq!(read(f.ov(), b"a.txt").unwrap(), b"new\n");
+    assert_eq!(
+        f.host_read("a.txt").unwrap(),
+        b"old\n",
+        "host untouched before commit"
+    );
+    assert!(f.host_read("b.txt").is_none());
+    let st = f.ws().status().unwrap();
+    let kinds: Vec<_> = st.iter().map(|c| (c.path.display(), c.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("a.txt".into(), ChangeKind::Modified),
+            ("b.txt".into(), ChangeKind::Added)
+        ]
+    );
+    let report = commit_all(&f);
+    assert!(report.conflicts.is_empty());
+    assert_eq!(f.host_read("a.txt").unwrap(), b"new\n");
+    assert_eq!(f.host_read("b.txt").unwrap(), b"fresh\n");
+    assert!(
+        f.ws().status().unwrap().is_empty(),
+        "committed changes leave the overlay"
+    );
+    assert_eq!(read(f.ov(), b"a.txt").unwrap(), b"new\n");
+    // New files belong to the project's owner, not to the daemon.
+    let owner = std::fs::metadata(f.project.path()).unwrap().uid();
+    assert_eq!(std::fs::metadata(f.host("b.txt")).unwrap().uid(), owner);
+}
+
+#[test]
+fn host_edit_after_base_is_a_conflict_and_nothing_is_applied() {
+    let f = Fixture::new(&[("a.txt", "v1\n"), ("b.txt", "b\n")]);
+    write(f.ov(), b"a.txt", b"overlay\n");
+    write(f.ov(), b"c.txt", b"new\n");
+    std::fs::write(f.host("a.txt"), "host edit\n").unwrap();
+    let r = commit_all(&f);
+    assert_eq!(r.conflicts.len(), 1);
+    assert_eq!(r.conflicts[0].path.display(), "a.txt");
+    assert_eq!(r.conflicts[0].reason, "host_changed");
+    assert_eq!(f.host_read("a.txt").unwrap(), b"host edit\n");
+    assert!(
+        f.host_read("c.txt").is_none(),
+        "a refused commit applies nothing"
+    );
+    // Forced: applied, the host version saved.
+    let r = f
+        .ws()
+        .commit(
+            &CommitRequest {
+                force: true,
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+    assert!(r.conflicts.is_empty());
+    assert_eq!(f.host_read("a.txt").unwrap(), b"overlay\n");
+    let backup = r.backup_dir.expect("backup dir").join("a.txt");
+    assert_eq!(std::fs::read(backup).unwrap(), b"host edit\n");
+}
+
+#[test]
+fn deletes_and_whiteouts() {
+    let f = Fixture::new(&[("d/x", "x"), ("d/y", "y"), ("keep", "k")]);
+    unlink(f.ov(), b"d/x").unwrap();
+    assert_eq!(list(f.ov(), b"d"), vec![b"y".to_vec()]);
+    assert!(stat(f.ov(), b"d/x").unwrap_err().is_errno(libc::ENOENT));
+    assert!(rmdir(f.ov(), b"d").unwrap_err().is_errno(libc::ENOTEMPTY));
+    unlink(f.ov(), b"d/y").unwrap();
+    rmdir(f.ov(), b"d").unwrap();
+    assert_eq!(list(f.ov(), b""), vec![b"keep".to_vec()]);
+    // A directory made where the host had one is opaque: old children stay hidden.
+    mkdir(f.ov(), b"d").unwrap();
+    assert!(list(f.ov(), b"d").is_empty());
+    assert!(f.host("d/x").exists());
+    rmdir(f.ov(), b"d").unwrap();
+    commit_all(&f);
+    assert!(!f.host("d").exists());
+    assert!(f.host("keep").exists());
+}
+
+#[test]
+fn renames_are_committed_as_renames() {
+    let f = Fixture::new(&[
+        ("a.txt", "content\n"),
+        ("dir/one", "1"),
+        ("dir/sub/two", "2"),
+    ]);
+    let host_ino = std::fs::metadata(f.host("a.txt")).unwrap().ino();
+    rename(f.ov(), b"a.txt", b"b.txt", 0).unwrap();
+    rename(f.ov(), b"dir", b"moved", 0).unwrap();
+    assert_eq!(read(f.ov(), b"moved/sub/two").unwrap(), b"2");
+    assert!(stat(f.ov(), b"dir").is_err());
+    let st = f.ws().status().unwrap();
+    let b = st.iter().find(|c| c.path.display() == "b.txt").unwrap();
+    assert_eq!(b.kind, ChangeKind::Renamed);
+    assert_eq!(b.from.as_ref().unwrap().display(), "a.txt");
+    let r = commit_all(&f);
+    assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+    assert_eq!(
+        std::fs::metadata(f.host("b.txt")).unwrap().ino(),
+        host_ino,
+        "applied as a rename"
+    );
+    assert!(!f.host("a.txt").exists());
+    assert_eq!(std::fs::read(f.host("moved/sub/two")).unwrap(), b"2");
+    assert!(!f.host("dir").exists());
+    assert!(f.ws().status().unwrap().is_empty());
+}
+
+#[test]
+fn rename_flags() {
+    let f = Fixture::new(&[("a", "A"), ("b", "B")]);
+    assert!(rename(f.ov(), b"a", b"b", 1)
+        .unwrap_err()
+        .is_errno(libc::EEXIST));
+    rename(f.ov(), b"a", b"b", 2).unwrap();
+    assert_eq!(read(f.ov(), b"a").unwrap(), b"B");
+    assert_eq!(read(f.ov(), b"b").unwrap(), b"A");
+    commit_all(&f);
+    assert_eq!(f.host_read("a").unwrap(), b"B");
+    assert_eq!(f.host_read("b").unwrap(), b"A");
+}
+
+#[test]
+fn discard_restores_the_host_view() {
+    let f = Fixture::new(&[("a", "A"), ("d/e", "E")]);
+    write(f.ov(), b"a", b"changed");
+    write(f.ov(), b"new", b"n");
+    unlink(f.ov(), b"d/e").unwrap();
+    let r = f.ws().discard(&[]).unwrap();
+    assert_eq!(r.discarded.len(), 3);
+    assert_eq!(read(f.ov(), b"a").unwrap(), b"A");
+    assert_eq!(read(f.ov(), b"d/e").unwrap(), b"E");
+    assert!(stat(f.ov(), b"new").is_err());
+    assert!(f.ws().status().unwrap().is_empty());
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let mut f = Fixture::new(&[("a", "A"), ("gone", "G")]);
+    write(f.ov(), b"a", b"changed");
+    unlink(f.ov(), b"gone").unwrap();
+    mkdir(f.ov(), b"newdir").unwrap();
+    symlink(f.ov(), b"newdir/link", b"../a").unwrap();
+    let before = f.ws().status().unwrap();
+    f.reopen();
+    assert_eq!(f.ws().status().unwrap(), before);
+    assert!(stat(f.ov(), b"gone").is_err(), "whiteouts survive restarts");
+    let v = f.ws().verify().unwrap();
+    assert!(v.chain_ok && v.problems.is_empty(), "{v:?}");
+    assert!(v.records > 0);
+    commit_all(&f);
+    assert_eq!(
+        std::fs::read_link(f.host("newdir/link"))
+            .unwrap()
+            .as_os_str(),
+        "../a"
+    );
+}
+
+#[test]
+fn names_are_bytes() {
+    let f = Fixture::new(&[]);
+    let odd: &[&[u8]] = &[b"caf\xe9", b"line\nbreak", b"-leading-dash", &[b'n'; 255]];
+    for name in odd {
+        write(f.ov(), name, b"x");
+    }
+    let long = std::ffi::OsStr::from_bytes(&[b'n'; 256]);
+    let err = f.ov().mkdir(&REQ, 1, long, 0o755, 0).unwrap_err();
+    assert!(err.is_errno(libc::ENAMETOOLONG));
+    let st = f.ws().status().unwrap();
+    assert_eq!(st.len(), odd.len());
+    let json = serde_json::to_string(&st).unwrap();
+    let back: Vec<wsfs::api::Change> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, st);
+    commit_all(&f);
+    for name in odd {
+        let p = f.project.path().join(std::ffi::OsStr::from_bytes(name));
+        assert_eq!(std::fs::read(p).unwrap(), b"x");
+    }
+}
+
+#[test]
+fn empty_and_sparse_files() {
+    let f = Fixture::new(&[]);
+    write(f.ov(), b"empty", b"");
+    let (parent, _) = parent_and_name(f.ov(), b"sparse");
+    let (_, o) = f
+        .ov()
+        .create(
+            &REQ,
+            parent,
+            std::ffi::OsStr::new("sparse"),
+            0o644,
+            0,
+            libc::O_RDWR,
+        )
+        .unwrap();
+    f.ov().write(o.fh, (2u64 << 30) - 1, b"z").unwrap();
+    f.ov().release(o.fh).unwrap();
+    assert_eq!(stat(f.ov(), b"sparse").unwrap().size, 2 << 30);
+    commit_all(&f);
+    assert_eq!(std::fs::metadata(f.host("empty")).unwrap().len(), 0);
+    let m = std::fs::metadata(f.host("sparse")).unwrap();
+    assert_eq!(m.len(), 2 << 30);
+    assert!(
+        m.blocks() < 1024,
+        "sparse file stays sparse ({} blocks)",
+        m.blocks()
+    );
+}
+
+#[test]
+fn hidden_paths_are_invisible_and_cannot_be_shadowed() {
+    let f = Fixture::new(&[(".env", "SECRET=1"), ("keys/id_rsa", "k"), ("ok", "o")]);
+    assert!(stat(f.ov(), b".env").unwrap_err().is_errno(libc::ENOENT));
+    assert!(!list(f.ov(), b"").contains(&b".env".to_vec()));
+    let (root, _) = parent_and_name(f.ov(), b".env");
+    let err = f
+        .ov()
+        .create(
+            &REQ,
+            root,
+            std::ffi::OsStr::new(".env"),
+            0o644,
+            0,
+            libc::O_WRONLY,
+        )
+        .unwrap_err();
+    assert!(err.is_errno(libc::EACCES));
+    // A directory holding only hidden files is not empty: rmdir must not delete the secret.
+    assert!(rmdir(f.ov(), b"keys")
+        .unwrap_err()
+        .is_errno(libc::ENOTEMPTY));
+}
+
+#[test]
+fn protected_and_unsafe_paths_are_refused() {
+    let f = Fixture::new(&[(".git/config", "[core]\n"), ("inside", "i")]);
+    write(f.ov(), b".git/config", b"[core]\nhooksPath=/tmp/evil\n");
+    symlink(f.ov(), b"escape", b"../../etc/passwd").unwrap();
+    symlink(f.ov(), b"abs", b"/etc/shadow").unwrap();
+    symlink(f.ov(), b"fine", b"inside").unwrap();
+    let r = commit_all(&f);
+    let mut refused: Vec<_> = r
+        .conflicts
+        .iter()
+        .map(|c| (c.path.display(), c.reason.clone()))
+        .collect();
+    refused.sort();
+    assert_eq!(
+        refused,
+        vec![
+            (".git/config".into(), "protected".into()),
+            ("abs".into(), "unsafe_path".into()),
+            ("escape".into(), "unsafe_path".into()),
+        ]
+    );
+    assert_eq!(f.host_read(".git/config").unwrap(), b"[core]\n");
+    assert!(!f.host("fine").exists());
+    let r = f
+        .ws()
+        .commit(
+            &CommitRequest {
+                paths: vec![rel(b".git/config"), rel(b"fine")],
+                allow_protected: true,
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+    assert!(r.conflicts.is_empty());
+    assert!(std::fs::read_to_string(f.host(".git/config"))
+        .unwrap()
+        .contains("hooksPath"));
+}
+
+#[test]
+fn host_parent_swapped_for_a_symlink_is_refused() {
+    let f = Fixture::new(&[("sub/file", "s")]);
+    write(f.ov(), b"sub/file", b"overlay");
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::rename(f.host("sub"), f.project.path().join("sub.orig")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), f.host("sub")).unwrap();
+    let r = f
+        .ws()
+        .commit(
+            &CommitRequest {
+                force: true,
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+    assert_eq!(r.conflicts.len(), 1);
+    assert_eq!(r.conflicts[0].reason, "unsafe_path");
+    assert!(
+        std::fs::read_dir(outside.path()).unwrap().next().is_none(),
+        "nothing written outside"
+    );
+}
+
+#[test]
+fn device_nodes_are_refused_and_fifos_allowed() {
+    let f = Fixture::new(&[]);
+    let e = f
+        .ov()
+        .mknod(
+            &REQ,
+            1,
+            std::ffi::OsStr::new("dev"),
+            libc::S_IFCHR | 0o600,
+            0,
+            0x0101,
+        )
+        .unwrap_err();
+    assert!(e.is_errno(libc::EPERM));
+    f.ov()
+        .mknod(
+            &REQ,
+            1,
+            std::ffi::OsStr::new("fifo"),
+            libc::S_IFIFO | 0o600,
+            0,
+            0,
+        )
+        .unwrap();
+    assert_eq!(
+        stat(f.ov(), b"fifo").unwrap().kind,
+        wsfs::overlay::Kind::Fifo
+    );
+}
+
+#[test]
+fn setuid_bits_are_not_committed_unless_asked() {
+    let f = Fixture::new(&[("tool", "#!/bin/sh\n")]);
+    let i = ino(f.ov(), b"tool").unwrap();
+    f.ov()
+        .setattr(
+            &REQ,
+            i,
+            &wsfs::overlay::SetAttr {
+                mode: Some(0o4755),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    commit_all(&f);
+    assert_eq!(
+        std::fs::metadata(f.host("tool")).unwrap().mode() & 0o7777,
+        0o755
+    );
+}
+
+#[test]
+fn a_read_handle_sees_content_written_after_copy_up() {
+    let f = Fixture::new(&[("f", "old")]);
+    let i = ino(f.ov(), b"f").unwrap();
+    let rfh = f.ov().open(&REQ, i, libc::O_RDONLY).unwrap().fh;
+    append(f.ov(), b"f", b"+new");
+    assert_eq!(f.ov().read(rfh, 0, 100).unwrap(), b"old+new");
+    f.ov().release(rfh).unwrap();
+}

@@ -1,0 +1,268 @@
+//! Model test: random operation sequences run on the overlay and on a plain in-memory tree.
+//! After every step the merged view equals the model; after commit the host equals the model;
+//! after discard the merged view equals the original host tree again.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use proptest::prelude::*;
+use wsfs::api::CommitRequest;
+
+#[derive(Clone, Debug, PartialEq)]
+enum E {
+    File(Vec<u8>),
+    Dir,
+    Link(Vec<u8>),
+}
+
+type Model = BTreeMap<Vec<u8>, E>;
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write(usize, Vec<u8>),
+    Append(usize, Vec<u8>),
+    Unlink(usize),
+    Mkdir(usize),
+    Rmdir(usize),
+    Rename(usize, usize),
+    Symlink(usize),
+    Truncate(usize),
+}
+
+const PATHS: &[&[u8]] = &[b"a", b"b", b"d", b"d/a", b"d/b", b"d/e", b"d/e/f", b"x\xff"];
+
+fn parent(p: &[u8]) -> Option<&[u8]> {
+    p.iter().rposition(|&c| c == b'/').map(|i| &p[..i])
+}
+
+fn parent_is_dir(m: &Model, p: &[u8]) -> bool {
+    parent(p).is_none_or(|pp| m.get(pp) == Some(&E::Dir))
+}
+
+fn children(m: &Model, p: &[u8]) -> bool {
+    m.keys()
+        .any(|k| k.len() > p.len() && k.starts_with(p) && k[p.len()] == b'/')
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let i = 0..PATHS.len();
+    let data = proptest::collection::vec(any::<u8>(), 0..64);
+    prop_oneof![
+        (i.clone(), data.clone()).prop_map(|(i, d)| Op::Write(i, d)),
+        (i.clone(), data).prop_map(|(i, d)| Op::Append(i, d)),
+        i.clone().prop_map(Op::Unlink),
+        i.clone().prop_map(Op::Mkdir),
+        i.clone().prop_map(Op::Rmdir),
+        (i.clone(), i.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
+        i.clone().prop_map(Op::Symlink),
+        i.prop_map(Op::Truncate),
+    ]
+}
+
+/// Applies `op` to the model if valid; returns whether it was.
+fn model_apply(m: &mut Model, op: &Op) -> bool {
+    match op {
+        Op::Write(i, d) => {
+            let p = PATHS[*i].to_vec();
+            match m.get(&p) {
+                Some(E::File(_)) | None if parent_is_dir(m, &p) => {
+                    m.insert(p, E::File(d.clone()));
+                    true
+                }
+                _ => false,
+            }
+        }
+        Op::Append(i, d) => match m.get_mut(PATHS[*i]) {
+            Some(E::File(c)) => {
+                c.extend_from_slice(d);
+                true
+            }
+            _ => false,
+        },
+        Op::Truncate(i) => match m.get_mut(PATHS[*i]) {
+            Some(E::File(c)) => {
+                c.truncate(c.len() / 2);
+                true
+            }
+            _ => false,
+        },
+        Op::Unlink(i) => match m.get(PATHS[*i]) {
+            Some(E::File(_)) | Some(E::Link(_)) => {
+                m.remove(PATHS[*i]);
+                true
+            }
+            _ => false,
+        },
+        Op::Mkdir(i) | Op::Symlink(i) => {
+            let p = PATHS[*i].to_vec();
+            if m.contains_key(&p) || !parent_is_dir(m, &p) {
+                return false;
+            }
+            let e = if matches!(op, Op::Mkdir(_)) {
+                E::Dir
+            } else {
+                E::Link(b"target".to_vec())
+            };
+            m.insert(p, e);
+            true
+        }
+        Op::Rmdir(i) => {
+            let p = PATHS[*i];
+            if m.get(p) == Some(&E::Dir) && !children(m, p) {
+                m.remove(p);
+                true
+            } else {
+                false
+            }
+        }
+        Op::Rename(a, b) => {
+            let (pa, pb) = (PATHS[*a], PATHS[*b]);
+            let Some(src) = m.get(pa).cloned() else {
+                return false;
+            };
+            if pa == pb
+                || pb.starts_with(pa) && pb.get(pa.len()) == Some(&b'/')
+                || !parent_is_dir(m, pb)
+            {
+                return false;
+            }
+            match (m.get(pb), &src) {
+                (None, _) => {}
+                (Some(E::Dir), E::Dir) if !children(m, pb) => {}
+                (Some(E::File(_) | E::Link(_)), E::File(_) | E::Link(_)) => {}
+                _ => return false,
+            }
+            let moved: Vec<(Vec<u8>, E)> = m
+                .iter()
+                .filter(|(k, _)| {
+                    k.as_slice() == pa || (k.starts_with(pa) && k.get(pa.len()) == Some(&b'/'))
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, _) in &moved {
+                m.remove(k);
+            }
+            m.remove(pb);
+            for (k, v) in moved {
+                let mut nk = pb.to_vec();
+                nk.extend_from_slice(&k[pa.len()..]);
+                m.insert(nk, v);
+            }
+            true
+        }
+    }
+}
+
+fn overlay_apply(f: &Fixture, op: &Op) {
+    let ov = f.ov();
+    match op {
+        Op::Write(i, d) => write(ov, PATHS[*i], d),
+        Op::Append(i, d) => append(ov, PATHS[*i], d),
+        Op::Truncate(i) => {
+            let ino = ino(ov, PATHS[*i]).unwrap();
+            let size = ov.getattr(ino, None).unwrap().size / 2;
+            ov.setattr(
+                &REQ,
+                ino,
+                &wsfs::overlay::SetAttr {
+                    size: Some(size),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        Op::Unlink(i) => unlink(ov, PATHS[*i]).unwrap(),
+        Op::Mkdir(i) => drop(mkdir(ov, PATHS[*i]).unwrap()),
+        Op::Symlink(i) => drop(symlink(ov, PATHS[*i], b"target").unwrap()),
+        Op::Rmdir(i) => rmdir(ov, PATHS[*i]).unwrap(),
+        Op::Rename(a, b) => rename(ov, PATHS[*a], PATHS[*b], 0).unwrap(),
+    }
+}
+
+/// The merged view as a model.
+fn view(f: &Fixture) -> Model {
+    let mut m = Model::new();
+    let mut stack = vec![Vec::new()];
+    while let Some(dir) = stack.pop() {
+        for name in list(f.ov(), &dir) {
+            let mut p = dir.clone();
+            if !p.is_empty() {
+                p.push(b'/');
+            }
+            p.extend_from_slice(&name);
+            let attr = stat(f.ov(), &p).unwrap();
+            let e = match attr.kind {
+                wsfs::overlay::Kind::Dir => {
+                    stack.push(p.clone());
+                    E::Dir
+                }
+                wsfs::overlay::Kind::Symlink => {
+                    use std::os::unix::ffi::OsStrExt;
+                    E::Link(f.ov().readlink(attr.ino).unwrap().as_bytes().to_vec())
+                }
+                _ => E::File(read(f.ov(), &p).unwrap()),
+            };
+            m.insert(p, e);
+        }
+    }
+    m
+}
+
+fn host_model(f: &Fixture) -> Model {
+    tree(f.project.path())
+        .into_iter()
+        .map(|(k, v)| {
+            let e = if v == b"<dir>" {
+                E::Dir
+            } else if let Some(t) = v.strip_prefix(b"-> ") {
+                E::Link(t.to_vec())
+            } else {
+                E::File(v)
+            };
+            (k, e)
+        })
+        .collect()
+}
+
+fn run(ops: Vec<Op>, commit: bool) {
+    let f = Fixture::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
+    let original = host_model(&f);
+    let mut model = original.clone();
+    for op in &ops {
+        if model_apply(&mut model, op) {
+            overlay_apply(&f, op);
+        }
+        assert_eq!(view(&f), model, "after {op:?}");
+        assert_eq!(host_model(&f), original, "host untouched before commit");
+    }
+    if commit {
+        let r = f
+            .ws()
+            .commit(&CommitRequest::default(), &|_, _| {})
+            .unwrap();
+        assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+        assert_eq!(host_model(&f), model, "host equals the model after commit");
+        assert!(f.ws().status().unwrap().is_empty());
+        assert_eq!(view(&f), model);
+    } else {
+        f.ws().discard(&[]).unwrap();
+        assert_eq!(view(&f), original, "discard restores the host view");
+        assert_eq!(host_model(&f), original);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn merged_view_follows_the_model_and_commit_reproduces_it(ops in proptest::collection::vec(op_strategy(), 1..24)) {
+        run(ops, true);
+    }
+
+    #[test]
+    fn discard_restores_the_original(ops in proptest::collection::vec(op_strategy(), 1..16)) {
+        run(ops, false);
+    }
+}
