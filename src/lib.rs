@@ -17,6 +17,7 @@ pub mod commit;
 pub mod copy;
 pub mod diff;
 pub mod error;
+pub mod fault;
 pub mod hash;
 pub mod journal;
 pub mod overlay;

@@ -165,6 +165,7 @@ pub fn commit(
             id: id.clone(),
             paths: report.applied.clone(),
         }))?;
+    crate::fault::commit_step("after commit_begin");
     let backup_dir = backups_root.join(&id);
     let backed_up = apply(ov, &id, &selected, req, &backup_dir, progress)?;
     if backed_up {
@@ -310,6 +311,7 @@ fn apply(
                     name,
                     change: c.clone(),
                 });
+                crate::fault::commit_step("after a temporary file");
             }
             EntryState::Symlink { target } => {
                 let tmp = host::tmp_name(id, n);
@@ -343,12 +345,14 @@ fn apply(
     // 2. one sync makes every staged file durable, then rename them into place.
     if !staged.is_empty() {
         sys::syncfs(host_root).ctx("syncfs", &RelPath::root())?;
+        crate::fault::commit_step("after syncfs");
     }
     for s in staged {
         sys::renameat2(s.dir.as_fd(), &s.tmp, s.dir.as_fd(), &s.name, 0)
             .ctx("rename", &s.change.path)?;
         let cur = s.change.current.clone();
         applied_now.push((s.change, cur));
+        crate::fault::commit_step("after a rename into place");
     }
     // 3. deletions, deepest first.
     let mut deletions: Vec<&Change> = changes.iter().filter(|c| c.current.is_absent()).collect();
@@ -367,6 +371,7 @@ fn apply(
             if !host_now.is_absent() {
                 let (dir, name) = host::host_parent(host_root, &c.path)?;
                 host::remove(dir.as_fd(), &name, host_now.is_dir(), &c.path)?;
+                crate::fault::commit_step("after a deletion");
             }
         }
         touched_dirs.insert(c.path.split_last().map(|(p, _)| p).unwrap_or_default());
@@ -380,6 +385,7 @@ fn apply(
     }
     for (c, committed) in applied_now {
         ov.finish_commit_path(id, &c.path, &committed)?;
+        crate::fault::commit_step("after commit_applied");
         done += 1;
         progress(done, total);
     }
