@@ -243,7 +243,11 @@ fn run(ops: Vec<Op>, commit: bool) {
             .commit(&CommitRequest::default(), &|_, _| {})
             .unwrap();
         assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
-        assert_eq!(host_model(&f), model, "host equals the model after commit");
+        assert_eq!(
+            host_model(&f),
+            model,
+            "host equals the model after commit; ops {ops:?}"
+        );
         assert!(f.ws().status().unwrap().is_empty());
         assert_eq!(view(&f), model);
     } else {

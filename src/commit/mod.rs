@@ -81,12 +81,21 @@ fn conflict(c: &Change, reason: &str, host: EntryState, hint: String) -> Conflic
     }
 }
 
+/// Proper ancestors of `path`, nearest first (the root excluded).
+fn ancestors(path: &RelPath) -> impl Iterator<Item = RelPath> {
+    std::iter::successors(path.split_last().map(|(p, _)| p), |p| {
+        p.split_last().map(|(pp, _)| pp)
+    })
+    .filter(|p| !p.is_root())
+}
+
 /// Checks one change against the host; `Ok(None)` when it may be applied.
 fn check(
     ov: &Overlay,
     c: &Change,
     req: &CommitRequest,
     deleted: &HashSet<RelPath>,
+    new_dirs: &HashSet<RelPath>,
 ) -> Result<Option<Conflict>> {
     let host_root = ov.lower_root().as_fd();
     if c.protected && !req.allow_protected {
@@ -95,7 +104,10 @@ fn check(
     }
     if let Some((parent, _)) = c.path.split_last() {
         if let Err(e) = sys::walk_dirs(host_root, &parent) {
-            if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+            // A host file or symlink this very commit replaces by a directory is fine: it is
+            // removed (never followed) before anything is written below it.
+            let replaced = ancestors(&c.path).any(|a| new_dirs.contains(&a));
+            if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) && !replaced {
                 return Ok(Some(conflict(c, "unsafe_path", EntryState::Absent,
                     format!("a parent of {} in the host project is a symlink or not a directory; wsfs never writes through it. Fix the host tree or discard this path", c.path))));
             }
@@ -114,7 +126,7 @@ fn check(
             format!("{} changed on the host since the workspace based its change on it; compare with `wsfs diff`, then commit with --force (the host version is backed up) or discard", c.path))));
     }
     // A directory can only be deleted if everything in it on the host goes too.
-    if c.current.is_absent() && host.is_dir() {
+    if !c.current.is_dir() && host.is_dir() {
         let fd = sys::walk_dirs(host_root, &c.path).ctx("open", &c.path)?;
         for e in sys::read_dir(fd.as_fd()).ctx("readdir", &c.path)? {
             let child = c.path.join(&e.name)?;
@@ -140,9 +152,14 @@ pub fn commit(
         .filter(|c| c.current.is_absent())
         .map(|c| c.path.clone())
         .collect();
+    let new_dirs: HashSet<RelPath> = selected
+        .iter()
+        .filter(|c| c.current.is_dir() && !c.base.is_dir())
+        .map(|c| c.path.clone())
+        .collect();
     let mut conflicts = Vec::new();
     for c in &selected {
-        if let Some(x) = check(ov, c, req, &deleted)? {
+        if let Some(x) = check(ov, c, req, &deleted, &new_dirs)? {
             conflicts.push(x);
         }
     }

@@ -64,6 +64,7 @@ fn classify(base: &EntryState, current: &EntryState, from: &Option<RelPath>) -> 
 /// Every pending change, sorted by path.
 pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
     let mut out = Vec::new();
+    let mut out_opaque = Vec::new();
     let policy = ov.policy();
     let mut push = |path: RelPath, base: EntryState, current: EntryState, from: Option<RelPath>| {
         if let Some(kind) = classify(&base, &current, &from) {
@@ -82,6 +83,11 @@ pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
     for (path, change) in ov.changes().snapshot() {
         let current = ov.upper_state(&path, false)?;
         let owns_subtree = current.is_dir() && (change.opaque || !change.base.is_dir());
+        if change.opaque && same_state(&change.base, &current) {
+            // Replaced in place (removed, then made again): the directory itself must go
+            // through commit so that its opaque mark is cleared with it.
+            out_opaque.push(path.clone());
+        }
         push(
             path.clone(),
             change.base.clone(),
@@ -110,6 +116,19 @@ pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
                     push(child, base, current, None);
                 }
             }
+        }
+    }
+    for path in out_opaque {
+        if let Some(c) = ov.changes().get(&path) {
+            out.push(Change {
+                scratch: policy.is_scratch(&path, true),
+                protected: policy.is_protected(&path),
+                path,
+                kind: ChangeKind::Modified,
+                from: None,
+                base: c.base,
+                current: c.current,
+            });
         }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));

@@ -152,7 +152,7 @@ impl Overlay {
             };
             let next_offset = entries.len() as u64 + 1;
             entries.push(DirEntry {
-                ino: self.nodes.id_for(dev, e.st_ino),
+                ino: self.nodes.id_for(e.layer == Layer::Upper, dev, e.st_ino),
                 next_offset,
                 kind: e.kind,
                 name: e.name,

@@ -261,7 +261,7 @@ impl Overlay {
         } else {
             self.lower_dev
         };
-        let ino = self.nodes.id_for(dev, st.st_ino);
+        let ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
         let kind = Kind::from_mode(st.st_mode);
         let make = || {
             Node::new(
@@ -291,8 +291,8 @@ impl Overlay {
                 node.forget_lower_fd();
             }
         }
-        if layer == Layer::Upper {
-            node.set_upper(true);
+        if node.is_upper() != (layer == Layer::Upper) {
+            node.set_upper(layer == Layer::Upper);
         }
         node
     }

@@ -118,7 +118,7 @@ impl Node {
 /// The node table and the id map.
 pub(crate) struct NodeTable {
     nodes: DashMap<Ino, Arc<Node>>,
-    ids: DashMap<(u64, u64), Ino>,
+    ids: DashMap<(bool, u64, u64), Ino>,
     next: AtomicU64,
     lower_dev: u64,
 }
@@ -144,13 +144,16 @@ impl NodeTable {
         self.get(ROOT_INO).expect("root node")
     }
 
-    /// The node id for a file identified by `(dev, st_ino)`.
-    pub fn id_for(&self, dev: u64, st_ino: u64) -> Ino {
-        if let Some(id) = self.ids.get(&(dev, st_ino)) {
+    /// The node id for a file identified by its layer and `(dev, st_ino)`. The layer is part
+    /// of the key: upper and lower may share a device, and an inode number freed in one may
+    /// be reused in the other.
+    pub fn id_for(&self, upper: bool, dev: u64, st_ino: u64) -> Ino {
+        let key = (upper, dev, st_ino);
+        if let Some(id) = self.ids.get(&key) {
             return *id;
         }
-        *self.ids.entry((dev, st_ino)).or_insert_with(|| {
-            if dev == self.lower_dev && st_ino > ROOT_INO && st_ino < SYNTHETIC_BASE {
+        *self.ids.entry(key).or_insert_with(|| {
+            if !upper && dev == self.lower_dev && st_ino > ROOT_INO && st_ino < SYNTHETIC_BASE {
                 st_ino
             } else {
                 self.next.fetch_add(1, Ordering::Relaxed)
@@ -160,7 +163,7 @@ impl NodeTable {
 
     /// Makes `(dev, st_ino)` resolve to `ino` (a copied-up file keeps its id).
     pub fn alias_id(&self, dev: u64, st_ino: u64, ino: Ino) {
-        self.ids.insert((dev, st_ino), ino);
+        self.ids.insert((true, dev, st_ino), ino);
     }
 
     /// Returns the live node `ino`, or inserts the one `make` builds. Updates the location of an

@@ -1,0 +1,141 @@
+//! Core micro-benchmarks (criterion): journal append, hashing, copy-up, status and commit of
+//! 10,000 changed files. `cargo bench --bench core`; figures go to docs/benchmarks.md.
+
+use std::ffi::OsStr;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use wsfs::api::CommitRequest;
+use wsfs::journal::{Draft, EntryState, Journal, Op};
+use wsfs::overlay::{Req, ROOT_INO};
+use wsfs::state::StateRoot;
+use wsfs::workspace::Workspace;
+use wsfs::RelPath;
+
+const REQ: Req = Req {
+    uid: 0,
+    gid: 0,
+    pid: 1,
+};
+
+fn journal_append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let (j, _) = Journal::open(&dir.path().join("j")).unwrap();
+    let path = RelPath::new("src/components/widgets/button/render.rs").unwrap();
+    let new = EntryState::File {
+        hash: Some(wsfs::hash::ContentHash::of(b"x")),
+        mode: 0o644,
+        size: 4096,
+    };
+    let mut g = c.benchmark_group("journal");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("append", |b| {
+        b.iter(|| {
+            j.append(Draft::new(Op::Write, path.clone(), None, new.clone()))
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+fn hashing(c: &mut Criterion) {
+    let data = vec![7u8; 64 << 20];
+    let mut g = c.benchmark_group("blake3");
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("hash 64 MiB", |b| {
+        b.iter(|| wsfs::hash::ContentHash::of(&data))
+    });
+    g.finish();
+}
+
+fn fixture(
+    files: usize,
+    size: usize,
+) -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    std::sync::Arc<Workspace>,
+) {
+    let project = tempfile::tempdir().unwrap();
+    let body = vec![b'a'; size];
+    for i in 0..files {
+        let d = project.path().join(format!("d{}", i / 1000));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(format!("f{i}")), &body).unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let ws = Workspace::create(&StateRoot::new(state.path()), "b", project.path()).unwrap();
+    (project, state, ws)
+}
+
+fn modify_all(ws: &Workspace, files: usize) {
+    let ov = ws.overlay();
+    for i in 0..files {
+        let d = ov
+            .lookup(ROOT_INO, OsStr::new(&format!("d{}", i / 1000)))
+            .unwrap()
+            .ino;
+        let f = ov.lookup(d, OsStr::new(&format!("f{i}"))).unwrap().ino;
+        let o = ov.open(&REQ, f, libc::O_WRONLY).unwrap();
+        ov.write(o.fh, 0, b"changed").unwrap();
+        ov.release(o.fh).unwrap();
+    }
+}
+
+fn copy_up(c: &mut Criterion) {
+    let mut g = c.benchmark_group("copy_up");
+    g.sample_size(10);
+    for (label, size) in [("1 MiB", 1usize << 20), ("1 GiB", 1 << 30)] {
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(label), &size, |b, &size| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let (_p, _s, ws) = fixture(1, size);
+                    let ov = ws.overlay();
+                    let d = ov.lookup(ROOT_INO, OsStr::new("d0")).unwrap().ino;
+                    let f = ov.lookup(d, OsStr::new("f0")).unwrap().ino;
+                    let t = Instant::now();
+                    let o = ov.open(&REQ, f, libc::O_WRONLY).unwrap();
+                    total += t.elapsed();
+                    ov.release(o.fh).unwrap();
+                }
+                total
+            })
+        });
+        if std::env::var_os("WSFS_BENCH_QUICK").is_some() {
+            break;
+        }
+    }
+    g.finish();
+}
+
+fn status_and_commit(c: &mut Criterion) {
+    const N: usize = 10_000;
+    let mut g = c.benchmark_group("10k changed 4 KiB files");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+    let (_p, _s, ws) = fixture(N, 4096);
+    modify_all(&ws, N);
+    g.bench_function("status", |b| {
+        b.iter(|| assert_eq!(ws.status().unwrap().len(), N))
+    });
+    g.bench_function("commit", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let (_p, _s, ws) = fixture(N, 4096);
+                modify_all(&ws, N);
+                let t = Instant::now();
+                let r = ws.commit(&CommitRequest::default(), &|_, _| {}).unwrap();
+                total += t.elapsed();
+                assert_eq!(r.applied.len(), N);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, journal_append, hashing, copy_up, status_and_commit);
+criterion_main!(benches);
