@@ -257,8 +257,16 @@ fn run(ops: Vec<Op>, commit: bool) {
     }
 }
 
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(48)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    // Quick in CI (48 cases); long mode: PROPTEST_CASES=2000 cargo test --test model
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn merged_view_follows_the_model_and_commit_reproduces_it(ops in proptest::collection::vec(op_strategy(), 1..24)) {

@@ -222,7 +222,6 @@ fn apply(
 ) -> Result<bool> {
     let host_root = ov.lower_root().as_fd();
     let total = changes.len() as u64;
-    let mut done = 0u64;
     let mut backed_up = false;
     let mut staged: Vec<Staged> = Vec::new();
     let mut moved_away: HashSet<RelPath> = HashSet::new();
@@ -400,12 +399,14 @@ fn apply(
             let _ = host::fsync_dir(fd.as_fd());
         }
     }
-    for (c, committed) in applied_now {
-        ov.finish_commit_path(id, &c.path, &committed)?;
+    let batch: Vec<(RelPath, EntryState)> =
+        applied_now.into_iter().map(|(c, s)| (c.path, s)).collect();
+    let done = std::cell::Cell::new(0u64);
+    ov.finish_commit(id, &batch, &|| {
         crate::fault::commit_step("after commit_applied");
-        done += 1;
-        progress(done, total);
-    }
+        done.set(done.get() + 1);
+        progress(done.get(), total);
+    })?;
     Ok(backed_up)
 }
 

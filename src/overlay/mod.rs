@@ -261,8 +261,16 @@ impl Overlay {
         } else {
             self.lower_dev
         };
-        let ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
+        let mut ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
         let kind = Kind::from_mode(st.st_mode);
+        if layer == Layer::Lower {
+            if let Some(n) = self.nodes.get(ino) {
+                let taken = n.is_upper() && !n.unlinked.load(Ordering::Acquire) && n.path() != path;
+                if taken {
+                    ino = self.nodes.remap_lower(dev, st.st_ino);
+                }
+            }
+        }
         let make = || {
             Node::new(
                 ino,
@@ -354,27 +362,6 @@ impl Overlay {
     fn invalidate_inode(&self, ino: Ino) {
         if let Some(inv) = &*self.invalidator.read().unwrap() {
             inv.inval_inode(ino);
-        }
-    }
-
-    /// After a commit or discard dropped the overlay's version of `path`: forget nodes there so
-    /// the next lookup finds the host's file, and tell the kernel.
-    pub fn path_reverted(&self, path: &RelPath) {
-        for node in self.nodes.under(path) {
-            node.set_upper(false);
-            node.forget_lower_fd();
-            let loc = node.loc();
-            node.unlinked.store(true, Ordering::Release);
-            if let Some(parent) = &loc.parent {
-                self.invalidate_entry(parent.ino, &loc.name);
-            }
-            self.invalidate_inode(node.ino);
-        }
-        if let Some((parent_path, name)) = path.split_last() {
-            if let Some(parent) = self.nodes.at_path(&parent_path) {
-                self.invalidate_entry(parent.ino, name);
-                self.invalidate_inode(parent.ino);
-            }
         }
     }
 

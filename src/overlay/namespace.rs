@@ -329,13 +329,19 @@ impl Overlay {
             base,
             EntryState::Absent,
         ))?;
-        self.detach(&dir, name, &path, st.st_nlink <= 1 || layer == Layer::Lower);
+        let dev = if layer == Layer::Upper {
+            self.upper_dev
+        } else {
+            self.lower_dev
+        };
+        let ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
+        self.detach(ino, &dir, name, st.st_nlink <= 1 || layer == Layer::Lower);
         Ok(())
     }
 
     /// Marks the node at `dir/name` gone (or moves its primary name to a surviving hard link).
-    fn detach(&self, dir: &Arc<Node>, name: &OsStr, path: &RelPath, last_link: bool) {
-        let Some(node) = self.nodes.at_path(path) else {
+    fn detach(&self, ino: Ino, dir: &Arc<Node>, name: &OsStr, last_link: bool) {
+        let Some(node) = self.nodes.get(ino) else {
             return;
         };
         let mut aliases = node.aliases.lock().unwrap();
@@ -546,7 +552,12 @@ impl Overlay {
             d.unlinked.store(true, Ordering::Release);
             d.set_upper(false);
         }
-        for n in self.nodes.under(&spath) {
+        let moved = if s_is_dir {
+            self.nodes.under(&spath)
+        } else {
+            Vec::new()
+        };
+        for n in moved {
             if n.ino != snode.ino {
                 // Everything below was materialized in the upper layer and moved with it.
                 n.rebase(&spath, &dpath);

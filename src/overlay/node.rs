@@ -161,6 +161,14 @@ impl NodeTable {
         })
     }
 
+    /// Gives a lower entry a fresh id: its inode number is already the id of a live upper
+    /// entry elsewhere (a copied-up file that moved away, while the host reused the name).
+    pub fn remap_lower(&self, dev: u64, st_ino: u64) -> Ino {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.ids.insert((false, dev, st_ino), id);
+        id
+    }
+
     /// Makes `(dev, st_ino)` resolve to `ino` (a copied-up file keeps its id).
     pub fn alias_id(&self, dev: u64, st_ino: u64, ino: Ino) {
         self.ids.insert((true, dev, st_ino), ino);
@@ -205,6 +213,11 @@ impl NodeTable {
             .filter(|e| e.value().path().starts_with(prefix))
             .map(|e| e.value().clone())
             .collect()
+    }
+
+    /// Every live node.
+    pub fn all(&self) -> Vec<Arc<Node>> {
+        self.nodes.iter().map(|e| e.value().clone()).collect()
     }
 
     /// The live node currently at `path`, if any.

@@ -1,6 +1,7 @@
 //! Leaving the overlay: after a commit applied a path, or a discard dropped it, the upper copy
 //! goes away so the merged view reads the host again, and the kernel is told to forget it.
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::Ordering;
@@ -12,37 +13,83 @@ use crate::relpath::RelPath;
 use crate::sys;
 
 impl Overlay {
-    /// Records that commit `id` applied `path` as `committed`, then drops the upper copy if the
-    /// overlay still holds exactly that (and nobody has it open for writing); otherwise the
-    /// change stays, rebased on what was committed.
-    pub fn finish_commit_path(
+    /// Records that commit `id` applied each `(path, committed state)`, then drops the upper
+    /// copy of every path the overlay still holds exactly as committed (and nobody has open for
+    /// writing); other paths stay as changes, rebased on what was committed. `each` runs after
+    /// every path (progress). One scan of the node table for the whole batch.
+    pub fn finish_commit(
         &self,
         id: &str,
-        path: &RelPath,
-        committed: &EntryState,
+        applied: &[(RelPath, EntryState)],
+        each: &dyn Fn(),
     ) -> Result<()> {
-        let busy = self
+        let busy: HashSet<RelPath> = self
             .nodes
-            .at_path(path)
-            .is_some_and(|n| n.writers.load(Ordering::Acquire) > 0);
-        let mut d = Draft::new(
-            Op::CommitApplied { id: id.to_string() },
-            path.clone(),
-            None,
-            committed.clone(),
-        );
-        if busy {
-            d.base = Some(committed.clone());
+            .all()
+            .into_iter()
+            .filter(|n| n.writers.load(Ordering::Acquire) > 0)
+            .map(|n| n.path())
+            .collect();
+        let mut reverted = Vec::new();
+        for (path, committed) in applied {
+            let mut d = Draft::new(
+                Op::CommitApplied { id: id.to_string() },
+                path.clone(),
+                None,
+                committed.clone(),
+            );
+            if busy.contains(path) {
+                d.base = Some(committed.clone());
+            }
+            let current = self.changes.get(path);
+            self.record(d)?;
+            if !self.changes.contains(path) {
+                let keep_dir = current.as_ref().is_some_and(|c| c.current.is_dir());
+                self.remove_upper(path, keep_dir)?;
+                reverted.push(path.clone());
+            }
+            each();
         }
-        let current = self.changes.get(path);
-        self.record(d)?;
-        let left = self.changes.contains(path);
-        if !left {
-            let keep_dir = current.as_ref().is_some_and(|c| c.current.is_dir());
-            self.remove_upper(path, keep_dir)?;
-            self.path_reverted(path);
-        }
+        self.paths_reverted(&reverted);
         Ok(())
+    }
+
+    /// After commit or discard dropped the overlay's version of `paths`: nodes at or below them
+    /// re-resolve on their next lookup, and the kernel forgets its cached entries.
+    pub fn paths_reverted(&self, paths: &[RelPath]) {
+        if paths.is_empty() {
+            return;
+        }
+        let set: HashSet<&RelPath> = paths.iter().collect();
+        let mut by_parent: HashMap<RelPath, Vec<std::ffi::OsString>> = HashMap::new();
+        for p in paths {
+            if let Some((parent, name)) = p.split_last() {
+                by_parent.entry(parent).or_default().push(name.to_owned());
+            }
+        }
+        let covered = |path: &RelPath| {
+            set.contains(path)
+                || std::iter::successors(path.split_last().map(|(p, _)| p), |p| {
+                    p.split_last().map(|(pp, _)| pp)
+                })
+                .any(|a| set.contains(&a))
+        };
+        for node in self.nodes.all() {
+            let path = node.path();
+            if let Some(names) = by_parent.get(&path) {
+                node.forget_lower_fd();
+                for name in names {
+                    self.invalidate_entry(node.ino, name);
+                }
+                self.invalidate_inode(node.ino);
+            }
+            if node.ino != super::ROOT_INO && covered(&path) {
+                node.set_upper(false);
+                node.forget_lower_fd();
+                node.unlinked.store(true, Ordering::Release);
+                self.invalidate_inode(node.ino);
+            }
+        }
     }
 
     /// Removes the upper entry at `path` (a directory only if empty when `keep_nonempty_dir`).
@@ -92,18 +139,26 @@ impl Overlay {
                     let p = t.join(&e.name)?;
                     self.remove_upper(&p, false)?;
                 }
-                for n in self.nodes.under(t) {
-                    if n.ino != super::ROOT_INO {
-                        n.set_upper(false);
-                    }
-                }
             } else {
                 self.remove_upper(t, false)?;
             }
-            self.path_reverted(t);
         }
-        for p in touched {
-            self.path_reverted(&p);
+        let mut all = targets;
+        all.extend(touched);
+        if all.iter().any(|t| t.is_root()) {
+            for n in self.nodes.all() {
+                if n.ino != super::ROOT_INO {
+                    n.set_upper(false);
+                    n.forget_lower_fd();
+                    n.unlinked.store(true, Ordering::Release);
+                    self.invalidate_inode(n.ino);
+                }
+            }
+            self.invalidate_inode(super::ROOT_INO);
+            let root = self.nodes.root();
+            root.forget_lower_fd();
+        } else {
+            self.paths_reverted(&all);
         }
         Ok(())
     }
