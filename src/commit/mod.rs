@@ -224,6 +224,8 @@ fn apply(
     let total = changes.len() as u64;
     let mut backed_up = false;
     let mut staged: Vec<Staged> = Vec::new();
+    // File contents to write into temporary files: (index in `staged`, mode, owner).
+    let mut jobs: Vec<(usize, u32, (u32, u32))> = Vec::new();
     let mut moved_away: HashSet<RelPath> = HashSet::new();
     let mut touched_dirs: BTreeSet<RelPath> = BTreeSet::new();
     let mut applied_now: Vec<(Change, EntryState)> = Vec::new();
@@ -307,27 +309,18 @@ fn apply(
                         }
                     }
                 }
-                let src = open_upper(ov, &c.path)?;
                 let owner = match sys::lstatat(dir.as_fd(), &name) {
                     Ok(st) => (st.st_uid, st.st_gid),
                     Err(_) => host::owner_for_new(dir.as_fd()),
                 };
                 let tmp = host::tmp_name(id, n);
-                host::write_tmp(
-                    src.as_fd(),
-                    dir.as_fd(),
-                    &tmp,
-                    mode_of(*mode),
-                    owner,
-                    &c.path,
-                )?;
+                jobs.push((staged.len(), mode_of(*mode), owner));
                 staged.push(Staged {
                     dir,
                     tmp,
                     name,
                     change: c.clone(),
                 });
-                crate::fault::commit_step("after a temporary file");
             }
             EntryState::Symlink { target } => {
                 let tmp = host::tmp_name(id, n);
@@ -359,16 +352,73 @@ fn apply(
         }
     }
     // 2. one sync makes every staged file durable, then rename them into place.
+    // Write the temporary files in parallel: each is independent, and the disk, not the CPU,
+    // is what they wait on.
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let per = jobs.len().div_ceil(8).max(1);
+        let staged = &staged;
+        let handles: Vec<_> = jobs
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || -> Result<()> {
+                    for (i, mode, owner) in chunk {
+                        let s = &staged[*i];
+                        let src = open_upper(ov, &s.change.path)?;
+                        host::write_tmp(
+                            src.as_fd(),
+                            s.dir.as_fd(),
+                            &s.tmp,
+                            *mode,
+                            *owner,
+                            &s.change.path,
+                        )?;
+                        crate::fault::commit_step("after a temporary file");
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("writer thread"))
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
     if !staged.is_empty() {
         sys::syncfs(host_root).ctx("syncfs", &RelPath::root())?;
         crate::fault::commit_step("after syncfs");
     }
-    for s in staged {
-        sys::renameat2(s.dir.as_fd(), &s.tmp, s.dir.as_fd(), &s.name, 0)
-            .ctx("rename", &s.change.path)?;
-        let cur = s.change.current.clone();
-        applied_now.push((s.change, cur));
-        crate::fault::commit_step("after a rename into place");
+    // Renames are independent of each other: spread them over a few threads (they wait on
+    // the disk, not the CPU).
+    let results: Vec<Result<Vec<Change>>> = std::thread::scope(|scope| {
+        let per = staged.len().div_ceil(8).max(1);
+        let handles: Vec<_> = staged
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || -> Result<Vec<Change>> {
+                    let mut done = Vec::with_capacity(chunk.len());
+                    for s in chunk {
+                        sys::renameat2(s.dir.as_fd(), &s.tmp, s.dir.as_fd(), &s.name, 0)
+                            .ctx("rename", &s.change.path)?;
+                        crate::fault::commit_step("after a rename into place");
+                        done.push(s.change.clone());
+                    }
+                    Ok(done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("rename thread"))
+            .collect()
+    });
+    for r in results {
+        for c in r? {
+            let cur = c.current.clone();
+            applied_now.push((c, cur));
+        }
     }
     // 3. deletions, deepest first.
     let mut deletions: Vec<&Change> = changes.iter().filter(|c| c.current.is_absent()).collect();

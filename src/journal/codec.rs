@@ -115,27 +115,116 @@ pub(crate) struct Scan {
     pub problem: Option<Problem>,
 }
 
+/// Journals at least this big are decoded on several threads (the chain check stays serial).
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
 /// Validates a whole journal: every line's hash, the chain of `prev` hashes and the seqs.
 pub(crate) fn scan(data: &[u8]) -> Scan {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    scan_with(data, threads, PARALLEL_MIN_BYTES)
+}
+
+/// One line as decoded by [`decode_lines`].
+struct Decoded {
+    /// Offset of its first byte.
+    start: usize,
+    /// Offset just after its `\n` (the end of the data when it has none).
+    end: usize,
+    /// `None` when the line has no `\n` (it runs to the end of the data).
+    result: Option<std::result::Result<(Record, ContentHash), LineError>>,
+}
+
+/// Decodes the lines of `data[range]` (which starts at a line start) until the first one that
+/// fails: nothing after a problem is needed.
+fn decode_lines(data: &[u8], range: std::ops::Range<usize>) -> Vec<Decoded> {
+    let mut out = Vec::new();
+    let mut pos = range.start;
+    while pos < range.end {
+        let Some(nl) = data[pos..range.end].iter().position(|&b| b == b'\n') else {
+            out.push(Decoded {
+                start: pos,
+                end: range.end,
+                result: None,
+            });
+            break;
+        };
+        let result = decode_line(&data[pos..pos + nl]);
+        let failed = result.is_err();
+        out.push(Decoded {
+            start: pos,
+            end: pos + nl + 1,
+            result: Some(result),
+        });
+        pos += nl + 1;
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+/// Splits `data` at line boundaries into at most `threads` ranges of at least `min_chunk`
+/// bytes each.
+fn chunks(data: &[u8], threads: usize, min_chunk: usize) -> Vec<std::ops::Range<usize>> {
+    let size = (data.len() / threads.max(1)).max(min_chunk).max(1);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let guess = start + size;
+        let end = if guess >= data.len() {
+            data.len()
+        } else {
+            data[guess - 1..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(data.len(), |i| guess + i)
+        };
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// [`scan`] with explicit parallelism (the tests force several chunks on small inputs).
+fn scan_with(data: &[u8], threads: usize, min_chunk: usize) -> Scan {
+    let ranges = chunks(data, threads, min_chunk);
+    let decoded: Vec<Vec<Decoded>> = if ranges.len() <= 1 {
+        vec![decode_lines(data, 0..data.len())]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = ranges[1..]
+                .iter()
+                .map(|r| {
+                    let r = r.clone();
+                    s.spawn(move || decode_lines(data, r))
+                })
+                .collect();
+            let mut all = vec![decode_lines(data, ranges[0].clone())];
+            all.extend(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("journal decode thread panicked")),
+            );
+            all
+        })
+    };
+
     let mut out = Scan::default();
-    let mut pos = 0usize;
-    let mut line_no = 0u64;
-    while pos < data.len() {
-        line_no += 1;
-        let rest = &data[pos..];
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+    out.records.reserve(decoded.iter().map(Vec::len).sum());
+    for (line_no, Decoded { start, end, result }) in (1u64..).zip(decoded.into_iter().flatten()) {
+        let Some(result) = result else {
             out.problem = Some(Problem {
                 line: line_no,
-                what: format!("incomplete last line ({} bytes, no newline)", rest.len()),
+                what: format!("incomplete last line ({} bytes, no newline)", end - start),
                 torn_tail: true,
             });
             break;
         };
-        let is_last = nl + 1 == rest.len();
-        let problem = match decode_line(&rest[..nl]) {
+        let is_last = end == data.len();
+        let problem = match result {
             Err(e) if is_last && e.may_be_torn() => Some((e.to_string(), true)),
             Err(e) if is_last => Some((e.to_string(), false)),
-            Err(e) => Some((format!("{e}; good or bad lines follow it"), false)),
+            Err(e) => Some((format!("{e}; more lines follow it"), false)),
             Ok((record, hash)) => {
                 let want_seq = out.records.len() as u64 + 1;
                 if record.prev != out.last_hash {
@@ -167,8 +256,16 @@ pub(crate) fn scan(data: &[u8]) -> Scan {
             });
             break;
         }
-        pos += nl + 1;
-        out.good_len = pos as u64;
+        out.good_len = end as u64;
     }
     out
+}
+
+/// Test access to [`scan_with`]; also returns how many chunks the data was split into.
+#[cfg(test)]
+pub(crate) fn scan_in_chunks(data: &[u8], threads: usize, min_chunk: usize) -> (Scan, usize) {
+    (
+        scan_with(data, threads, min_chunk),
+        chunks(data, threads, min_chunk).len(),
+    )
 }

@@ -342,6 +342,16 @@ fn decode_line_classifies_damage() {
 }
 
 #[test]
+fn big_journals_are_decoded_in_chunks() {
+    let (data, recs) = encoded(200);
+    let (scan, chunks) = codec::scan_in_chunks(&data, 4, 1000);
+    assert_eq!(chunks, 4);
+    assert_eq!(scan.records, recs);
+    assert_eq!(scan.good_len, data.len() as u64);
+    assert!(scan.problem.is_none());
+}
+
+#[test]
 fn concurrent_appends_form_one_chain() {
     const THREADS: usize = 4;
     const EACH: usize = 500;
@@ -486,7 +496,32 @@ fn encoded(n: usize) -> (Vec<u8>, Vec<Record>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Decoding in parallel chunks finds exactly what one serial pass finds, damage included.
+    #[test]
+    fn chunked_scan_matches_serial_scan(
+        n in 0usize..20,
+        threads in 2usize..6,
+        min_chunk in 1usize..400,
+        cut in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        xor in 0u8..=255,
+    ) {
+        let (mut data, _) = encoded(n);
+        data.truncate(cut.index(data.len() + 1));
+        if !data.is_empty() {
+            let i = at.index(data.len());
+            data[i] ^= xor;
+        }
+        let (serial, one) = codec::scan_in_chunks(&data, 1, usize::MAX);
+        let (chunked, _) = codec::scan_in_chunks(&data, threads, min_chunk);
+        prop_assert!(one <= 1);
+        prop_assert_eq!(&chunked.records, &serial.records);
+        prop_assert_eq!(chunked.good_len, serial.good_len);
+        prop_assert_eq!(chunked.last_hash, serial.last_hash);
+        prop_assert_eq!(&chunked.problem, &serial.problem);
+    }
 
     /// Cutting a valid journal anywhere reopens to exactly the records whose lines are whole.
     #[test]
@@ -531,4 +566,14 @@ proptest! {
             Err(e) => prop_assert!(matches!(e, Error::JournalCorrupt { .. }), "{}", e),
         }
     }
+}
+#[test]
+fn zz_print_sample() {
+    let t = tempfile::tempdir().unwrap();
+    let path = t.path().join("j");
+    let (j, _) = Journal::open(&path).unwrap();
+    j.append(Draft::new(Op::Create, RelPath::new("src/main.rs").unwrap(), Some(EntryState::Absent), EntryState::File { hash: None, mode: 0o644, size: 0 })).unwrap();
+    j.append(Draft::new(Op::Write, RelPath::new("src/main.rs").unwrap(), None, EntryState::File { hash: Some(ContentHash::of(b"fn main() {}\n")), mode: 0o644, size: 13 })).unwrap();
+    j.append(Draft::new(Op::Unlink, RelPath::new(b"caf\xe9").unwrap(), Some(EntryState::File { hash: Some(ContentHash::of(b"x")), mode: 0o644, size: 1 }), EntryState::Absent)).unwrap();
+    eprintln!("{}", std::fs::read_to_string(&path).unwrap());
 }
