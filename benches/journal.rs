@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wsfs::hash::ContentHash;
-use wsfs::journal::{Draft, EntryState, Journal, Op};
+use wsfs::journal::{codec, Draft, EntryState, Journal, Op, Record};
 use wsfs::RelPath;
 
 /// A 40-byte path.
@@ -77,6 +77,27 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
+fn codec(c: &mut Criterion) {
+    let record = Record {
+        seq: 12_345,
+        time_ns: 1_700_000_000_000_000_000,
+        prev: ContentHash::of(b"previous payload"),
+        draft: write_draft(),
+    };
+    let mut buf = Vec::new();
+    codec::encode_line(&record, &mut buf).unwrap();
+    let line = buf[..buf.len() - 1].to_vec();
+    let mut g = c.benchmark_group("journal");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("encode line", |b| {
+        b.iter(|| codec::encode_line(&record, &mut buf).unwrap())
+    });
+    g.bench_function("decode line", |b| {
+        b.iter(|| codec::decode_line(&line).unwrap())
+    });
+    g.finish();
+}
+
 fn build(path: &Path, n: u64) {
     let (j, _) = Journal::open(path).unwrap();
     let draft = write_draft();
@@ -105,5 +126,5 @@ fn replay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, replay);
+criterion_group!(benches, append, codec, replay);
 criterion_main!(benches);

@@ -133,7 +133,8 @@ fn read_all(path: &Path) -> Result<Vec<u8>> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| io_err("journal open", path, e))?;
-    let mut data = Vec::new();
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     file.read_to_end(&mut data)
         .map_err(|e| io_err("journal read", path, e))?;
     Ok(data)

@@ -567,13 +567,3 @@ proptest! {
         }
     }
 }
-#[test]
-fn zz_print_sample() {
-    let t = tempfile::tempdir().unwrap();
-    let path = t.path().join("j");
-    let (j, _) = Journal::open(&path).unwrap();
-    j.append(Draft::new(Op::Create, RelPath::new("src/main.rs").unwrap(), Some(EntryState::Absent), EntryState::File { hash: None, mode: 0o644, size: 0 })).unwrap();
-    j.append(Draft::new(Op::Write, RelPath::new("src/main.rs").unwrap(), None, EntryState::File { hash: Some(ContentHash::of(b"fn main() {}\n")), mode: 0o644, size: 13 })).unwrap();
-    j.append(Draft::new(Op::Unlink, RelPath::new(b"caf\xe9").unwrap(), Some(EntryState::File { hash: Some(ContentHash::of(b"x")), mode: 0o644, size: 1 }), EntryState::Absent)).unwrap();
-    eprintln!("{}", std::fs::read_to_string(&path).unwrap());
-}
