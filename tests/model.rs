@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
 
 use common::*;
 use proptest::prelude::*;
@@ -276,5 +277,144 @@ proptest! {
     #[test]
     fn discard_restores_the_original(ops in proptest::collection::vec(op_strategy(), 1..16)) {
         run(ops, false);
+    }
+}
+
+/// Host files the host may edit while the workspace works.
+const HOST_FILES: &[&[u8]] = &[b"a", b"d/a", b"d/e/f"];
+
+#[derive(Clone, Debug)]
+enum Step {
+    Overlay(Op),
+    HostEdit(usize, u8),
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => op_strategy().prop_map(Step::Overlay),
+        1 => (0..HOST_FILES.len(), any::<u8>()).prop_map(|(i, n)| Step::HostEdit(i, n)),
+    ]
+}
+
+/// Paths an overlay operation touches (before it is applied to the model).
+fn touched_by(m: &Model, op: &Op) -> Vec<Vec<u8>> {
+    match op {
+        Op::Rename(a, b) => {
+            let (pa, pb) = (PATHS[*a], PATHS[*b]);
+            let mut out = vec![pa.to_vec(), pb.to_vec()];
+            for k in m.keys() {
+                if k.starts_with(pa) && k.get(pa.len()) == Some(&b'/') {
+                    out.push(k.clone());
+                    let mut nk = pb.to_vec();
+                    nk.extend_from_slice(&k[pa.len()..]);
+                    out.push(nk);
+                }
+            }
+            out
+        }
+        Op::Write(i, _)
+        | Op::Append(i, _)
+        | Op::Truncate(i)
+        | Op::Unlink(i)
+        | Op::Mkdir(i)
+        | Op::Rmdir(i)
+        | Op::Symlink(i) => {
+            vec![PATHS[*i].to_vec()]
+        }
+    }
+}
+
+fn run_with_host_edits(steps: Vec<Step>) {
+    let f = Fixture::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
+    let mut model = host_model(&f);
+    // First-touch base of each path the overlay touched: the host's content then.
+    let mut base: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+    let mut edited_after_touch = std::collections::BTreeSet::new();
+    for step in &steps {
+        match step {
+            Step::Overlay(op) => {
+                let touched = touched_by(&model, op);
+                if model_apply(&mut model, op) {
+                    for p in touched {
+                        base.entry(p.clone()).or_insert_with(|| {
+                            std::fs::read(f.project.path().join(std::ffi::OsStr::from_bytes(&p)))
+                                .ok()
+                        });
+                    }
+                    overlay_apply(&f, op);
+                }
+            }
+            Step::HostEdit(i, n) => {
+                let p = HOST_FILES[*i];
+                let content = format!("host edit {n}").into_bytes();
+                std::fs::write(
+                    f.project.path().join(std::ffi::OsStr::from_bytes(p)),
+                    &content,
+                )
+                .unwrap();
+                if base.contains_key(p) {
+                    edited_after_touch.insert(p.to_vec());
+                } else {
+                    model.insert(p.to_vec(), E::File(content));
+                }
+            }
+        }
+        assert_eq!(view(&f), model, "after {step:?}");
+    }
+    // Conflicts exactly where the host changed a path after the workspace based a change on it.
+    let expected: Vec<Vec<u8>> = edited_after_touch
+        .into_iter()
+        .filter(|p| {
+            let b = base[p].clone().map(E::File);
+            model.get(p).cloned() != b
+        })
+        .collect();
+    let before = host_model(&f);
+    let r = f
+        .ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap();
+    let mut got: Vec<Vec<u8>> = r
+        .conflicts
+        .iter()
+        .map(|c| c.path.as_bytes().to_vec())
+        .collect();
+    got.sort();
+    assert_eq!(got, expected, "conflicts; steps {steps:?}");
+    if !expected.is_empty() {
+        assert_eq!(host_model(&f), before, "a refused commit applies nothing");
+        let forced = CommitRequest {
+            force: true,
+            ..Default::default()
+        };
+        let r = f.ws().commit(&forced, &|_, _| {}).unwrap();
+        assert!(r.conflicts.is_empty());
+    }
+    // Paths the workspace touched but left unchanged leave the overlay at commit: the host's
+    // later edit shows again.
+    for p in HOST_FILES {
+        let touched_unchanged = base
+            .get(*p)
+            .is_some_and(|b| model.get(*p).cloned() == b.clone().map(E::File));
+        if touched_unchanged {
+            if let Ok(c) = std::fs::read(f.project.path().join(std::ffi::OsStr::from_bytes(p))) {
+                model.insert(p.to_vec(), E::File(c));
+            }
+        }
+    }
+    assert_eq!(
+        host_model(&f),
+        model,
+        "host equals the model after commit; steps {steps:?}"
+    );
+    assert_eq!(view(&f), model, "the view equals the host after commit");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn host_edits_conflict_exactly_where_the_model_says(steps in proptest::collection::vec(step_strategy(), 1..24)) {
+        run_with_host_edits(steps);
     }
 }

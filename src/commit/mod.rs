@@ -172,7 +172,12 @@ pub fn commit(
         return Ok(report);
     }
     report.applied = selected.iter().map(|c| c.path.clone()).collect();
-    if req.dry_run || selected.is_empty() {
+    let noops = if req.dry_run {
+        Vec::new()
+    } else {
+        unchanged_in_scope(ov, req, &selected)?
+    };
+    if req.dry_run || (selected.is_empty() && noops.is_empty()) {
         return Ok(report);
     }
     let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
@@ -185,6 +190,9 @@ pub fn commit(
     crate::fault::commit_step("after commit_begin");
     let backup_dir = backups_root.join(&id);
     let backed_up = apply(ov, &id, &selected, req, &backup_dir, progress)?;
+    // Paths the workspace touched but left as the host had them leave the overlay too, so a
+    // commit leaves nothing that shadows later host edits.
+    ov.finish_commit(&id, &noops, &|| {})?;
     if backed_up {
         report.backup_dir = Some(backup_dir);
     }
@@ -193,6 +201,28 @@ pub fn commit(
         .append_durable(Draft::control(Op::CommitEnd { id }))?;
     ov.changes().apply(&rec);
     Ok(report)
+}
+
+/// Touched paths in the commit's scope whose overlay state equals their base (no change to
+/// apply), with that state.
+fn unchanged_in_scope(
+    ov: &Overlay,
+    req: &CommitRequest,
+    selected: &[Change],
+) -> Result<Vec<(RelPath, EntryState)>> {
+    let chosen: HashSet<&RelPath> = selected.iter().map(|c| &c.path).collect();
+    let mut out = Vec::new();
+    for (path, change) in ov.changes().snapshot() {
+        let in_scope = req.paths.is_empty() || req.paths.iter().any(|p| path.starts_with(p));
+        if !in_scope || chosen.contains(&path) || change.opaque {
+            continue;
+        }
+        let current = ov.upper_state(&path, false)?;
+        if status::same_state(&change.base, &current) && change.origin.is_none() {
+            out.push((path, current));
+        }
+    }
+    Ok(out)
 }
 
 /// Time stamp for commit ids: seconds since the epoch in hex (sortable, filename-safe).

@@ -123,6 +123,8 @@ impl ChangeSet {
                         (None, false) => Some(d.path.clone()),
                         (None, true) => None,
                     };
+                    // Moved away and back: no rename left to apply.
+                    let origin = origin.filter(|o| o != &to.path);
                     if let Some(mut c) = self.map.get_mut(&to.path) {
                         c.origin = origin;
                         c.opaque = to.new.is_dir();
