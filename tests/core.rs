@@ -403,3 +403,28 @@ fn a_read_handle_sees_content_written_after_copy_up() {
     assert_eq!(f.ov().read(rfh, 0, 100).unwrap(), b"old+new");
     f.ov().release(rfh).unwrap();
 }
+
+#[test]
+fn created_entries_get_exactly_the_requested_mode() {
+    // The daemon's umask must not mask a second time (the kernel already applied the caller's).
+    let f = Fixture::new(&[]);
+    let old = unsafe_umask(0o077);
+    let d = f
+        .ov()
+        .mkdir(&REQ, 1, std::ffi::OsStr::new("d"), 0o777, 0)
+        .unwrap();
+    let (a, o) = f
+        .ov()
+        .create(&REQ, 1, std::ffi::OsStr::new("f"), 0o666, 0, libc::O_WRONLY)
+        .unwrap();
+    f.ov().release(o.fh).unwrap();
+    unsafe_umask(old);
+    assert_eq!(d.perm, 0o777);
+    assert_eq!(a.perm & 0o777, 0o666);
+    assert_eq!(stat(f.ov(), b"f").unwrap().perm, 0o666);
+}
+
+fn unsafe_umask(mask: libc::mode_t) -> libc::mode_t {
+    // SAFETY: umask has no memory-safety preconditions.
+    unsafe { libc::umask(mask) }
+}

@@ -177,6 +177,8 @@ impl Overlay {
             _ => (req.uid, req.gid),
         };
         sys::lchownat(fd.as_fd(), OsStr::new(""), uid, gid).ctx("chown", &path)?;
+        // Exactly the mode asked for: the daemon's own umask must not apply a second time.
+        sys::chmod_fd(fd.as_fd(), perm).ctx("chmod", &path)?;
         let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
         let new = state_of(ufd.as_fd(), name, &st, &path, true)?;
         let base = self.base_for(&path)?;

@@ -218,7 +218,8 @@ impl Overlay {
         }
     }
 
-    /// Finishes any create: owner, node, record.
+    /// Finishes any create: owner, exact mode, node, record.
+    #[allow(clippy::too_many_arguments)]
     fn finish_create(
         &self,
         req: &Req,
@@ -227,9 +228,16 @@ impl Overlay {
         name: &OsStr,
         path: RelPath,
         op: Op,
+        perm: Option<u32>,
     ) -> Result<(Attr, Arc<Node>)> {
         let (uid, gid) = self.new_owner(req, ufd);
         sys::lchownat(ufd.as_fd(), name, uid, gid).ctx("chown", &path)?;
+        if let Some(perm) = perm {
+            // Exactly the mode asked for (after chown, which may clear set-id bits): the
+            // daemon's own umask must not apply a second time.
+            let fd = sys::openat(ufd.as_fd(), name, libc::O_PATH, 0).ctx("open", &path)?;
+            sys::chmod_fd(fd.as_fd(), perm).ctx("chmod", &path)?;
+        }
         let st = sys::lstatat(ufd.as_fd(), name).ctx("lstat", &path)?;
         let hash_new = st.st_mode & libc::S_IFMT == libc::S_IFREG;
         let new = state_of(ufd.as_fd(), name, &st, &path, hash_new)?;
@@ -274,7 +282,9 @@ impl Overlay {
         } else {
             Op::Mknod
         };
-        Ok(self.finish_create(req, &dir, &ufd, name, path, op)?.0)
+        Ok(self
+            .finish_create(req, &dir, &ufd, name, path, op, Some(perm))?
+            .0)
     }
 
     /// Creates a directory.
@@ -290,7 +300,15 @@ impl Overlay {
         let path = self.prepare_create(&dir, name)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         sys::mkdirat(ufd.as_fd(), name, mode & 0o7777 & !umask).ctx("mkdir", &path)?;
-        let (attr, node) = self.finish_create(req, &dir, &ufd, name, path, Op::Mkdir)?;
+        let (attr, node) = self.finish_create(
+            req,
+            &dir,
+            &ufd,
+            name,
+            path,
+            Op::Mkdir,
+            Some(mode & 0o7777 & !umask),
+        )?;
         *node.upper_dir.lock().unwrap() = None;
         Ok(attr)
     }
@@ -302,7 +320,7 @@ impl Overlay {
         let ufd = self.ensure_upper_dir(&dir)?;
         sys::symlinkat(target, ufd.as_fd(), name).ctx("symlink", &path)?;
         Ok(self
-            .finish_create(req, &dir, &ufd, name, path, Op::Symlink)?
+            .finish_create(req, &dir, &ufd, name, path, Op::Symlink, None)?
             .0)
     }
 
