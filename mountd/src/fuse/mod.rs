@@ -1,0 +1,24 @@
+//! The FUSE adapter: serves a workspace [`Overlay`](wsfs::overlay::Overlay) to the kernel.
+//!
+//! - `adapter`: the `fuser::Filesystem` impl, a thin translation onto the overlay;
+//! - `attr`: type conversions and cache lifetimes;
+//! - `passthrough`: per-inode I/O mode (FUSE passthrough for upper-layer files);
+//! - `notify`: kernel cache invalidation from a dedicated thread;
+//! - `watch`: inotify watcher feeding host changes to the overlay;
+//! - `session`: mount, unmount and the [`MountHandle`];
+//! - `stale`: [`prepare_mountpoint`], mountinfo parsing;
+//! - `sys`: the few libc calls (the only `unsafe`).
+
+mod adapter;
+mod attr;
+mod notify;
+mod passthrough;
+mod session;
+mod stale;
+mod sys;
+#[cfg(test)]
+mod tests;
+mod watch;
+
+pub use session::{mount, MountHandle};
+pub use stale::prepare_mountpoint;

@@ -1,0 +1,232 @@
+//! Mounting and unmounting: the FUSE session, the notification thread and the host watcher of
+//! one workspace mount.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
+use tracing::{debug, info, warn};
+use wsfs::overlay::Overlay;
+
+use super::adapter::WsfsFs;
+use super::notify::NotifyThread;
+use super::stale::{self, prepare_mountpoint};
+use super::sys;
+use super::watch::Watcher;
+
+/// Event-loop threads, each with its own cloned /dev/fuse fd.
+const THREADS: usize = 4;
+/// How long an unmounted session may take to end before its connection is aborted.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// A running workspace mount. Dropping it unmounts like [`MountHandle::unmount`], logging
+/// errors instead of returning them.
+pub struct MountHandle {
+    mountpoint: PathBuf,
+    running: Option<Running>,
+}
+
+struct Running {
+    unmounter: SessionUnmounter,
+    session: JoinHandle<std::io::Result<()>>,
+    notify: NotifyThread,
+    watcher: Option<Watcher>,
+    /// The connection's id under /sys/fs/fuse/connections.
+    conn: Option<u64>,
+}
+
+fn config() -> Config {
+    let mut c = Config::default();
+    c.mount_options = vec![
+        MountOption::FSName("wsfs".into()),
+        MountOption::Subtype("wsfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+    ];
+    c.acl = SessionACL::All;
+    c.n_threads = Some(THREADS);
+    c.clone_fd = true;
+    c
+}
+
+/// `st_dev` of the wsfs mount at `mp`, from mountinfo (no request to the mount itself).
+fn mount_dev(mp: &Path) -> Option<u64> {
+    stale::mounts()
+        .ok()?
+        .into_iter()
+        .rfind(|m| m.mount_point == mp && m.is_wsfs())
+        .map(|m| m.dev)
+}
+
+/// The fusectl connection id of a mount's `st_dev` (the kernel's internal `dev_t`).
+fn connection_id(dev: u64) -> u64 {
+    ((libc::major(dev) as u64) << 20) | libc::minor(dev) as u64
+}
+
+/// Mounts `overlay` (whose lower layer is `project`) at `mountpoint` and serves it in the
+/// background: FUSE event loops, a notification thread for kernel cache invalidation, and an
+/// inotify watcher that reports host changes in `project` to the overlay. Calls
+/// [`prepare_mountpoint`] first.
+pub fn mount(
+    overlay: Arc<Overlay>,
+    project: &Path,
+    mountpoint: &Path,
+) -> anyhow::Result<MountHandle> {
+    prepare_mountpoint(mountpoint)?;
+    let mp = stale::absolute(mountpoint)?
+        .canonicalize()
+        .with_context(|| format!("mountpoint {}", mountpoint.display()))?;
+    if !stale::register_live(&mp) {
+        anyhow::bail!("{} is already mounted by this daemon", mp.display());
+    }
+    match start(overlay, project, &mp) {
+        Ok(running) => {
+            info!(mountpoint = %mp.display(), project = %project.display(), "mounted");
+            Ok(MountHandle {
+                mountpoint: mp,
+                running: Some(running),
+            })
+        }
+        Err(e) => {
+            stale::unregister_live(&mp);
+            Err(e)
+        }
+    }
+}
+
+fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Running> {
+    // Mounts and runs the INIT handshake; dropping `session` on an error below unmounts.
+    let mut session = Session::new(WsfsFs::new(overlay.clone()), mp, &config())
+        .with_context(|| format!("mounting FUSE at {}", mp.display()))?;
+    let unmounter = session.unmount_callable();
+    let (notify, inval) =
+        NotifyThread::start(session.notifier()).context("starting the notification thread")?;
+    overlay.set_invalidator(Arc::new(inval));
+    let session = std::thread::Builder::new()
+        .name("wsfs-fuse".into())
+        .spawn(move || session.run())
+        .context("starting the FUSE session")?;
+    let dev = mount_dev(mp);
+    let watcher = match Watcher::start(overlay, project, dev) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!(project = %project.display(), error = %e,
+                "cannot watch the host project; host changes show only after cache expiry");
+            None
+        }
+    };
+    Ok(Running {
+        unmounter,
+        session,
+        notify,
+        watcher,
+        conn: dev.map(connection_id),
+    })
+}
+
+impl MountHandle {
+    /// Where the workspace is mounted (absolute, resolved).
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Unmounts cleanly and joins the threads. A mount still in use (open files, a container
+    /// holding a bind mount of it) is detached and, if it does not end within a short grace
+    /// period, its FUSE connection is aborted (users then see `ENOTCONN`).
+    pub fn unmount(mut self) -> anyhow::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> anyhow::Result<()> {
+        let Some(r) = self.running.take() else {
+            return Ok(());
+        };
+        if let Some(w) = r.watcher {
+            w.stop();
+        }
+        let res = end_session(r.unmounter, r.session, &self.mountpoint, r.conn);
+        r.notify.stop();
+        stale::unregister_live(&self.mountpoint);
+        info!(mountpoint = %self.mountpoint.display(), ok = res.is_ok(), "unmounted");
+        res
+    }
+}
+
+impl Drop for MountHandle {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            warn!(mountpoint = %self.mountpoint.display(), error = %e, "unmount failed");
+        }
+    }
+}
+
+/// Unmounts, then waits for the session to end, aborting the connection if it lingers.
+fn end_session(
+    mut unmounter: SessionUnmounter,
+    session: JoinHandle<std::io::Result<()>>,
+    mp: &Path,
+    conn: Option<u64>,
+) -> anyhow::Result<()> {
+    match unmounter.unmount() {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            debug!(mountpoint = %mp.display(), "already unmounted");
+        }
+        Err(e) => {
+            warn!(mountpoint = %mp.display(), error = %e, "unmount failed; detaching lazily");
+            match sys::umount2(mp, libc::MNT_DETACH) {
+                Err(e) if e.raw_os_error() != Some(libc::EINVAL) => {
+                    return Err(e).with_context(|| format!("unmounting {}", mp.display()));
+                }
+                _ => {}
+            }
+        }
+    }
+    if !wait_finished(&session, GRACE) {
+        warn!(mountpoint = %mp.display(),
+            "the filesystem is still in use (open files, or a container's bind mount); \
+             aborting its FUSE connection");
+        if let Err(e) = abort_connection(conn) {
+            warn!(error = %e, "cannot abort the FUSE connection");
+        }
+        if !wait_finished(&session, GRACE) {
+            anyhow::bail!(
+                "the FUSE session of {} did not end; it keeps serving its remaining users",
+                mp.display()
+            );
+        }
+    }
+    match session.join() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e).context("FUSE session"),
+        Err(_) => anyhow::bail!("the FUSE session thread panicked"),
+    }
+}
+
+fn wait_finished<T>(h: &JoinHandle<T>, max: Duration) -> bool {
+    let until = Instant::now() + max;
+    while !h.is_finished() {
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// Writes to `/sys/fs/fuse/connections/<conn>/abort`, mounting fusectl there if needed.
+fn abort_connection(conn: Option<u64>) -> std::io::Result<()> {
+    let conn = conn.ok_or_else(|| std::io::Error::other("connection id unknown"))?;
+    let dir = PathBuf::from(format!("/sys/fs/fuse/connections/{conn}"));
+    if !dir.exists() {
+        if let Err(e) = sys::mount_fusectl() {
+            debug!(error = %e, "mounting fusectl");
+        }
+    }
+    std::fs::write(dir.join("abort"), b"1")
+}

@@ -1,0 +1,81 @@
+//! The adapter's only `unsafe`: small libc wrappers for unmounting and inotify.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+fn cpath(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `umount2(path, flags)`; `libc::MNT_DETACH` for a lazy unmount.
+pub(super) fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    check(unsafe { libc::umount2(c.as_ptr(), flags) }).map(drop)
+}
+
+/// A non-blocking, close-on-exec inotify instance.
+pub(super) fn inotify_init() -> io::Result<OwnedFd> {
+    // SAFETY: no pointers involved; the result is checked.
+    let fd = check(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `inotify_add_watch(fd, path, mask)`: returns the watch descriptor (the same one again if the
+/// inode is already watched).
+pub(super) fn inotify_add_watch(fd: BorrowedFd<'_>, path: &Path, mask: u32) -> io::Result<i32> {
+    let c = cpath(path)?;
+    // SAFETY: `fd` is a live inotify descriptor and `c` a valid NUL-terminated string.
+    check(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) })
+}
+
+/// `inotify_rm_watch(fd, wd)`.
+pub(super) fn inotify_rm_watch(fd: BorrowedFd<'_>, wd: i32) -> io::Result<()> {
+    // SAFETY: plain integer arguments; the result is checked.
+    check(unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) }).map(drop)
+}
+
+/// Waits up to `timeout_ms` for `fd` to become readable; `Ok(false)` on timeout or `EINTR`.
+pub(super) fn poll_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is a valid pollfd array of length 1 for the duration of the call.
+    match check(unsafe { libc::poll(&mut p, 1, timeout_ms) }) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.raw_os_error() == Some(libc::EINTR) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Mounts the FUSE control filesystem at `/sys/fs/fuse/connections` (systemd normally does).
+pub(super) fn mount_fusectl() -> io::Result<()> {
+    let src = c"fusectl";
+    let target = c"/sys/fs/fuse/connections";
+    // SAFETY: all pointers are valid NUL-terminated strings (or NULL for no data) for the call.
+    check(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    })
+    .map(drop)
+}

@@ -1,0 +1,561 @@
+//! Tests of the FUSE adapter. The mount tests need root and /dev/fuse; elsewhere they print a
+//! SKIP line and pass.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wsfs::state::StateRoot;
+use wsfs::workspace::Workspace;
+
+use super::passthrough::IoModes;
+use super::stale::{mounts, parse_mountinfo};
+use super::watch::{parse_events, Event};
+use super::{mount, prepare_mountpoint, MountHandle};
+
+// ----- pure unit tests (no mount) -----
+
+#[test]
+fn mount_handle_can_be_shared() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<MountHandle>();
+}
+
+#[test]
+fn mountinfo_lines_parse() {
+    let text = "\
+36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - ext4 /dev/root rw
+600 30 0:77 / /tmp/x/mnt rw,nosuid,nodev,noatime - fuse wsfs rw,user_id=0,group_id=0
+601 30 0:78 / /tmp/y rw shared:9 - fuse.wsfs wsfs rw
+garbage line
+";
+    let m = parse_mountinfo(text);
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[0].mount_point, PathBuf::from("/mnt/a b"));
+    assert_eq!(m[0].fstype, "ext4");
+    assert!(!m[0].is_wsfs());
+    assert_eq!(m[1].mount_point, PathBuf::from("/tmp/x/mnt"));
+    assert_eq!(m[1].dev, libc::makedev(0, 77));
+    assert!(m[1].is_wsfs());
+    assert!(m[2].is_wsfs());
+}
+
+#[test]
+fn inotify_events_parse() {
+    let mut buf = Vec::new();
+    for (wd, mask, name) in [
+        (1i32, libc::IN_CREATE, &b"abc"[..]),
+        (2, libc::IN_ATTRIB, b""),
+    ] {
+        let padded = if name.is_empty() { 0 } else { 16 };
+        buf.extend_from_slice(&wd.to_ne_bytes());
+        buf.extend_from_slice(&mask.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(&(padded as u32).to_ne_bytes());
+        let mut n = name.to_vec();
+        n.resize(padded, 0);
+        buf.extend_from_slice(&n);
+    }
+    let evs = parse_events(&buf);
+    assert_eq!(
+        evs,
+        vec![
+            Event {
+                wd: 1,
+                mask: libc::IN_CREATE,
+                name: b"abc"
+            },
+            Event {
+                wd: 2,
+                mask: libc::IN_ATTRIB,
+                name: b""
+            }
+        ]
+    );
+}
+
+#[test]
+fn io_modes_fall_back_to_cached() {
+    let io = IoModes::default();
+    let fail = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+    assert!(io.open(7, 1, true, fail).is_none());
+    assert!(io.open(7, 2, false, fail).is_none());
+    assert_eq!(io.open_inodes(), 1);
+    assert_eq!(io.any_handle(7), Some(1));
+    io.release(7, 1);
+    assert_eq!(io.open_inodes(), 1);
+    assert_eq!(io.any_handle(7), Some(2));
+    io.release(7, 2);
+    assert_eq!(io.open_inodes(), 0);
+    assert_eq!(io.any_handle(7), None);
+    io.release(7, 2); // unknown handle: ignored
+}
+
+// ----- mount tests -----
+
+fn can_mount(test: &str) -> bool {
+    // `WSFS_TEST_LOG=mountd=debug` shows the adapter's logs.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WSFS_TEST_LOG"))
+        .with_test_writer()
+        .try_init();
+    let ok = wsfs::sys::geteuid() == 0 && Path::new("/dev/fuse").exists();
+    if !ok {
+        // Straight to fd 2: the test harness does not capture it.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIP {test}: FUSE mount tests need root and /dev/fuse"
+        );
+    }
+    ok
+}
+
+struct Env {
+    // Field order = drop order: unmount before the directories go.
+    handle: Option<MountHandle>,
+    ws: Arc<Workspace>,
+    mnt: PathBuf,
+    project: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    _mnt_parent: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(files: &[(&str, &str)]) -> Env {
+        let project = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let full = project.path().join(p);
+            fs::create_dir_all(full.parent().unwrap()).unwrap();
+            fs::write(full, c).unwrap();
+        }
+        let state = tempfile::tempdir().unwrap();
+        let ws = Workspace::create(&StateRoot::new(state.path()), "t", project.path()).unwrap();
+        let mnt_parent = tempfile::tempdir().unwrap();
+        let mnt = mnt_parent.path().join("mnt");
+        let handle = mount(ws.overlay().clone(), project.path(), &mnt).unwrap();
+        Env {
+            mnt: handle.mountpoint().to_path_buf(),
+            handle: Some(handle),
+            ws,
+            project,
+            _state: state,
+            _mnt_parent: mnt_parent,
+        }
+    }
+
+    fn m(&self, p: &str) -> PathBuf {
+        self.mnt.join(p)
+    }
+
+    fn host(&self, p: &str) -> PathBuf {
+        self.project.path().join(p)
+    }
+
+    fn unmount(&mut self) {
+        self.handle.take().unwrap().unmount().unwrap();
+        assert!(!is_mounted(&self.mnt), "still listed in mountinfo");
+    }
+}
+
+fn is_mounted(mp: &Path) -> bool {
+    mounts().unwrap().iter().any(|m| m.mount_point == mp)
+}
+
+/// Every file and symlink under `root` with its content (or target).
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                out.insert(rel, b"<dir>".to_vec());
+                stack.push(p);
+            } else if ft.is_symlink() {
+                out.insert(
+                    rel,
+                    fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
+                );
+            } else {
+                out.insert(rel, fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn smoke_basic_operations() {
+    if !can_mount("smoke_basic_operations") {
+        return;
+    }
+    let mut env = Env::new(&[
+        ("README.md", "hello\n"),
+        ("src/lib.rs", "pub fn f() {}\n"),
+        ("src/old.rs", "old\n"),
+        ("doomed.txt", "bye\n"),
+    ]);
+    let before = snapshot(env.project.path());
+
+    // Read a lower file.
+    assert_eq!(fs::read_to_string(env.m("README.md")).unwrap(), "hello\n");
+    assert_eq!(fs::metadata(env.m("src/lib.rs")).unwrap().len(), 14);
+    // Write a new file, then read it back.
+    fs::write(env.m("new.txt"), "fresh").unwrap();
+    assert_eq!(fs::read_to_string(env.m("new.txt")).unwrap(), "fresh");
+    assert_eq!(fs::metadata(env.m("new.txt")).unwrap().len(), 5);
+    // Modify a lower file (copy-up), append through O_APPEND.
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open(env.m("README.md"))
+        .unwrap();
+    f.write_all(b"more\n").unwrap();
+    drop(f);
+    assert_eq!(
+        fs::read_to_string(env.m("README.md")).unwrap(),
+        "hello\nmore\n"
+    );
+    // mkdir, rename (file and into the new dir), unlink, symlink.
+    fs::create_dir(env.m("dir")).unwrap();
+    fs::rename(env.m("src/old.rs"), env.m("dir/moved.rs")).unwrap();
+    assert_eq!(fs::read_to_string(env.m("dir/moved.rs")).unwrap(), "old\n");
+    assert!(!env.m("src/old.rs").exists());
+    fs::remove_file(env.m("doomed.txt")).unwrap();
+    assert!(!env.m("doomed.txt").exists());
+    std::os::unix::fs::symlink("README.md", env.m("link")).unwrap();
+    assert_eq!(
+        fs::read_link(env.m("link")).unwrap(),
+        PathBuf::from("README.md")
+    );
+    assert_eq!(fs::read_to_string(env.m("link")).unwrap(), "hello\nmore\n");
+    // readdir of the merged root.
+    let mut names: Vec<String> = fs::read_dir(&env.mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["README.md", "dir", "link", "new.txt", "src"]);
+    let mut src: Vec<String> = fs::read_dir(env.m("src"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    src.sort();
+    assert_eq!(src, ["lib.rs"]);
+    // Truncate through O_TRUNC, seek and read.
+    fs::write(env.m("src/lib.rs"), "x").unwrap();
+    let mut f = fs::File::open(env.m("src/lib.rs")).unwrap();
+    let mut s = String::new();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    f.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "x");
+    // rmdir of an emptied directory, errors surface as errnos.
+    fs::create_dir(env.m("empty")).unwrap();
+    fs::remove_dir(env.m("empty")).unwrap();
+    let e = fs::remove_dir(env.m("dir")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTEMPTY));
+    let e = fs::read(env.m("nope")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    // statfs answers.
+    let st = fs::metadata(&env.mnt).unwrap();
+    assert!(st.is_dir());
+
+    // The host never changed; the workspace journaled the changes.
+    assert_eq!(snapshot(env.project.path()), before);
+    let changes = env.ws.status().unwrap();
+    assert!(
+        changes.iter().any(|c| c.path.as_bytes() == b"new.txt"),
+        "{changes:?}"
+    );
+    env.unmount();
+    assert_eq!(snapshot(env.project.path()), before);
+}
+
+#[test]
+fn reader_open_while_lower_file_is_copied_up() {
+    if !can_mount("reader_open_while_lower_file_is_copied_up") {
+        return;
+    }
+    let mut env = Env::new(&[("f.txt", "abc")]);
+    // A reader holds the lower file open (cached mode) while a writer copies it up.
+    let mut reader = fs::File::open(env.m("f.txt")).unwrap();
+    let mut w = fs::OpenOptions::new()
+        .append(true)
+        .open(env.m("f.txt"))
+        .unwrap();
+    w.write_all(b"def").unwrap();
+    drop(w);
+    assert_eq!(fs::read_to_string(env.m("f.txt")).unwrap(), "abcdef");
+    let mut s = String::new();
+    reader.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "abcdef");
+    drop(reader);
+    // All closed: the upper file may now open in passthrough mode.
+    let mut rw = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(env.m("f.txt"))
+        .unwrap();
+    rw.seek(SeekFrom::Start(6)).unwrap();
+    rw.write_all(b"ghi").unwrap();
+    let mut s = String::new();
+    rw.seek(SeekFrom::Start(0)).unwrap();
+    rw.read_to_string(&mut s).unwrap();
+    assert_eq!(s, "abcdefghi");
+    // A second handle of a passthrough inode reuses its backing file (opened write-only).
+    let mut w = fs::OpenOptions::new()
+        .append(true)
+        .open(env.m("f.txt"))
+        .unwrap();
+    assert_eq!(fs::read_to_string(env.m("f.txt")).unwrap(), "abcdefghi");
+    w.write_all(b"!").unwrap();
+    drop(w);
+    drop(rw);
+    assert_eq!(fs::read_to_string(env.m("f.txt")).unwrap(), "abcdefghi!");
+    assert_eq!(fs::metadata(env.m("f.txt")).unwrap().len(), 10);
+    assert_eq!(fs::read_to_string(env.host("f.txt")).unwrap(), "abc");
+    env.unmount();
+}
+
+#[test]
+fn unlinked_open_file_keeps_working() {
+    if !can_mount("unlinked_open_file_keeps_working") {
+        return;
+    }
+    let mut env = Env::new(&[("lower.txt", "low")]);
+    for name in ["created.txt", "lower.txt"] {
+        let mut f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(env.m(name))
+            .unwrap();
+        fs::remove_file(env.m(name)).unwrap();
+        assert_eq!(f.metadata().unwrap().nlink(), 0, "{name}");
+        f.write_all(b"Hello").unwrap();
+        let mut s = String::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_string(&mut s).unwrap();
+        assert!(s.starts_with("Hello"), "{name}: {s}");
+    }
+    assert_eq!(fs::read_to_string(env.host("lower.txt")).unwrap(), "low");
+    env.unmount();
+}
+
+#[test]
+fn host_changes_reach_the_mount() {
+    if !can_mount("host_changes_reach_the_mount") {
+        return;
+    }
+    let mut env = Env::new(&[("a.txt", "one"), ("d/b.txt", "two")]);
+    // Prime the caches: content, attributes, a negative entry, a directory listing.
+    assert_eq!(fs::read_to_string(env.m("a.txt")).unwrap(), "one");
+    assert!(fs::metadata(env.m("later.txt")).is_err());
+    assert_eq!(fs::read_dir(env.m("d")).unwrap().count(), 1);
+    // Give the watcher time to finish its initial scan.
+    std::thread::sleep(Duration::from_millis(200));
+
+    fs::write(env.host("a.txt"), "ONE!").unwrap();
+    wait_for("modified content", || {
+        fs::read_to_string(env.m("a.txt")).ok().as_deref() == Some("ONE!")
+    });
+    // Same size, new content: only the watcher's invalidation can reveal it.
+    fs::write(env.host("a.txt"), "TWO!").unwrap();
+    wait_for("rewritten content", || {
+        fs::read_to_string(env.m("a.txt")).ok().as_deref() == Some("TWO!")
+    });
+    fs::write(env.host("later.txt"), "new").unwrap();
+    wait_for("created file", || {
+        fs::read_to_string(env.m("later.txt")).ok().as_deref() == Some("new")
+    });
+    // A new directory and a file created in it right away.
+    fs::create_dir(env.host("e")).unwrap();
+    fs::write(env.host("e/c.txt"), "three").unwrap();
+    wait_for("file in new dir", || {
+        fs::read_to_string(env.m("e/c.txt")).ok().as_deref() == Some("three")
+    });
+    fs::write(env.host("e/c2.txt"), "four").unwrap();
+    wait_for("second file in new dir", || {
+        fs::read_dir(env.m("e")).map(|d| d.count()).ok() == Some(2)
+    });
+    // A directory renamed on the host, then changed under its new name.
+    fs::rename(env.host("e"), env.host("e2")).unwrap();
+    wait_for("renamed dir", || {
+        !env.m("e").exists() && env.m("e2/c.txt").exists()
+    });
+    fs::write(env.host("e2/c.txt"), "THREE").unwrap();
+    wait_for("file in renamed dir", || {
+        fs::read_to_string(env.m("e2/c.txt")).ok().as_deref() == Some("THREE")
+    });
+    fs::remove_file(env.host("d/b.txt")).unwrap();
+    wait_for("deleted file", || !env.m("d/b.txt").exists());
+    // A file the workspace changed is not affected by the host.
+    fs::write(env.m("a.txt"), "mine").unwrap();
+    fs::write(env.host("a.txt"), "theirs").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fs::read_to_string(env.m("a.txt")).unwrap(), "mine");
+    env.unmount();
+}
+
+#[test]
+fn xattrs_roundtrip() {
+    if !can_mount("xattrs_roundtrip") {
+        return;
+    }
+    let mut env = Env::new(&[("x.txt", "x")]);
+    let path = CString::new(env.m("x.txt").as_os_str().as_bytes()).unwrap();
+    let name = c"user.wsfs-test";
+    // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+    let rc = unsafe { libc::lsetxattr(path.as_ptr(), name.as_ptr(), b"val".as_ptr().cast(), 3, 0) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    // SAFETY: size query with a NULL buffer of length 0.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) };
+    assert_eq!(n, 3);
+    let mut small = [0u8; 2];
+    // SAFETY: `small` is writable for its length.
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            small.as_mut_ptr().cast(),
+            small.len(),
+        )
+    };
+    assert_eq!(n, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ERANGE)
+    );
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its length.
+    let n = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(n > 0);
+    let names: Vec<&[u8]> = buf[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .collect();
+    assert!(names.contains(&&b"user.wsfs-test"[..]), "{names:?}");
+    env.unmount();
+}
+
+#[test]
+fn unmount_of_a_busy_mount_ends_the_session() {
+    if !can_mount("unmount_of_a_busy_mount_ends_the_session") {
+        return;
+    }
+    let mut env = Env::new(&[("f", "busy")]);
+    let mut held = fs::File::open(env.m("f")).unwrap();
+    let started = Instant::now();
+    env.unmount();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The connection was aborted: the open file is dead, not hanging.
+    let mut s = String::new();
+    assert!(held.read_to_string(&mut s).is_err());
+}
+
+#[test]
+fn remount_after_unmount_and_prepare_twice() {
+    if !can_mount("remount_after_unmount_and_prepare_twice") {
+        return;
+    }
+    let mut env = Env::new(&[("f", "1")]);
+    assert!(
+        prepare_mountpoint(&env.mnt).is_err(),
+        "a live mount must not be touched"
+    );
+    fs::write(env.m("g"), "2").unwrap();
+    env.unmount();
+    prepare_mountpoint(&env.mnt).unwrap();
+    let h = mount(env.ws.overlay().clone(), env.project.path(), &env.mnt).unwrap();
+    assert_eq!(fs::read_to_string(env.m("g")).unwrap(), "2");
+    h.unmount().unwrap();
+}
+
+/// A dead daemon's mount: mounted on a /dev/fuse fd that is then closed.
+fn make_stale_mount(mp: &Path) {
+    let dev = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/fuse")
+        .unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&dev);
+    let data = CString::new(format!(
+        "fd={fd},rootmode=40000,user_id=0,group_id=0,allow_other"
+    ))
+    .unwrap();
+    let target = CString::new(mp.as_os_str().as_bytes()).unwrap();
+    // SAFETY: valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::mount(
+            c"wsfs".as_ptr(),
+            target.as_ptr(),
+            c"fuse".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            data.as_ptr().cast(),
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    drop(dev); // the "daemon" dies
+}
+
+#[test]
+fn stale_mount_is_detached() {
+    if !can_mount("stale_mount_is_detached") {
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let mp = parent.path().canonicalize().unwrap().join("mnt");
+    fs::create_dir(&mp).unwrap();
+    make_stale_mount(&mp);
+    assert!(is_mounted(&mp));
+    assert_eq!(
+        fs::metadata(&mp).unwrap_err().raw_os_error(),
+        Some(libc::ENOTCONN)
+    );
+    prepare_mountpoint(&mp).unwrap();
+    assert!(!is_mounted(&mp));
+    assert!(fs::metadata(&mp).unwrap().is_dir());
+    // And a missing mountpoint is created.
+    let fresh = parent.path().join("a/b/mnt");
+    prepare_mountpoint(&fresh).unwrap();
+    assert!(fresh.is_dir());
+    assert_eq!(fs::metadata(&fresh).unwrap().nlink(), 2);
+}
+
+#[test]
+fn mountpoint_inside_the_project_is_not_watched() {
+    if !can_mount("mountpoint_inside_the_project_is_not_watched") {
+        return;
+    }
+    let project = tempfile::tempdir().unwrap();
+    fs::write(project.path().join("a"), "1").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let ws = Workspace::create(&StateRoot::new(state.path()), "t", project.path()).unwrap();
+    let mp = project.path().join("mnt");
+    let h = mount(ws.overlay().clone(), project.path(), &mp).unwrap();
+    assert_eq!(fs::read_to_string(mp.join("a")).unwrap(), "1");
+    std::thread::sleep(Duration::from_millis(200));
+    fs::write(project.path().join("a"), "2").unwrap();
+    wait_for("host change", || {
+        fs::read_to_string(mp.join("a")).ok().as_deref() == Some("2")
+    });
+    h.unmount().unwrap();
+}
