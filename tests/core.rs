@@ -428,3 +428,32 @@ fn unsafe_umask(mask: libc::mode_t) -> libc::mode_t {
     // SAFETY: umask has no memory-safety preconditions.
     unsafe { libc::umask(mask) }
 }
+
+#[test]
+fn user_xattrs_are_kept_and_acls_are_unsupported() {
+    let f = Fixture::new(&[("x", "1")]);
+    let i = ino(f.ov(), b"x").unwrap();
+    f.ov()
+        .setxattr(i, std::ffi::OsStr::new("user.k"), b"v", 0)
+        .unwrap();
+    assert_eq!(
+        f.ov().getxattr(i, std::ffi::OsStr::new("user.k")).unwrap(),
+        b"v"
+    );
+    assert!(f.host_read("x").is_some(), "host file untouched");
+    let acl = f
+        .ov()
+        .setxattr(
+            i,
+            std::ffi::OsStr::new("system.posix_acl_access"),
+            b"\x02",
+            0,
+        )
+        .unwrap_err();
+    assert!(acl.is_errno(libc::EOPNOTSUPP));
+    let other = f
+        .ov()
+        .setxattr(i, std::ffi::OsStr::new("trusted.x"), b"v", 0)
+        .unwrap_err();
+    assert!(other.is_errno(libc::EPERM));
+}

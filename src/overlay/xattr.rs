@@ -81,6 +81,11 @@ impl Overlay {
     ) -> Result<()> {
         let node = self.node(ino)?;
         let path = node.path();
+        if name.as_encoded_bytes().starts_with(b"system.posix_acl_") {
+            // No ACL support: say so the way filesystems without ACLs do, so `cp -a` and
+            // `sed -i` stay quiet instead of reporting a permission error.
+            return Err(Error::posix(libc::EOPNOTSUPP, &path));
+        }
         if !writable_name(name) {
             return Err(Error::posix(libc::EPERM, &path));
         }
