@@ -25,6 +25,7 @@ pub mod policy;
 pub mod relpath;
 pub mod state;
 pub mod sys;
+pub mod tree;
 pub mod workspace;
 
 pub use error::{Error, Result};

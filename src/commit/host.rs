@@ -58,11 +58,7 @@ pub fn write_tmp(
 
 /// Removes a host entry (file or empty dir) if present.
 pub fn remove(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool, path: &RelPath) -> Result<()> {
-    match sys::unlinkat(dir, name, is_dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(Error::io(if is_dir { "rmdir" } else { "unlink" }, path, e)),
-    }
+    crate::tree::remove_entry(dir, name, is_dir, path)
 }
 
 /// Owner for a new host entry: the owner of its host parent directory (the project's owner),

@@ -292,7 +292,7 @@ fn apply(
             && std::mem::discriminant(&host_now) != std::mem::discriminant(&c.current)
         {
             if host_now.is_dir() {
-                remove_tree(dir.as_fd(), &name, &c.path)?;
+                crate::tree::remove_tree(dir.as_fd(), &name, &c.path)?;
             } else {
                 host::remove(dir.as_fd(), &name, false, &c.path)?;
             }
@@ -518,21 +518,6 @@ fn backup(ov: &Overlay, path: &RelPath, backup_dir: &Path) -> Result<()> {
         _ => {}
     }
     Ok(())
-}
-
-/// Removes a host directory tree (only used when a change replaced a directory by a file).
-fn remove_tree(dir: std::os::fd::BorrowedFd<'_>, name: &OsStr, path: &RelPath) -> Result<()> {
-    let fd = sys::open_dir_path(dir, name).ctx("open", path)?;
-    for e in sys::read_dir(fd.as_fd()).ctx("readdir", path)? {
-        let child = path.join(&e.name)?;
-        let st = sys::lstatat(fd.as_fd(), &e.name).ctx("lstat", &child)?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            remove_tree(fd.as_fd(), &e.name, &child)?;
-        } else {
-            host::remove(fd.as_fd(), &e.name, false, &child)?;
-        }
-    }
-    host::remove(dir, name, true, path)
 }
 
 /// Finishes a commit interrupted by a crash: removes its temporary files and applies the paths

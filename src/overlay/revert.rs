@@ -2,8 +2,8 @@
 //! goes away so the merged view reads the host again, and the kernel is told to forget it.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
-use std::os::fd::{AsFd, BorrowedFd};
+
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
 use super::Overlay;
@@ -103,7 +103,7 @@ impl Overlay {
                     let _ = sys::unlinkat(dir.as_fd(), name, true);
                     Ok(())
                 } else {
-                    remove_tree(dir.as_fd(), name, path)
+                    crate::tree::remove_tree(dir.as_fd(), name, path)
                 }
             }
             Ok(_) => sys::unlinkat(dir.as_fd(), name, false).ctx("unlink", path),
@@ -162,19 +162,4 @@ impl Overlay {
         }
         Ok(())
     }
-}
-
-/// Removes a tree inside the upper layer.
-pub(crate) fn remove_tree(dir: BorrowedFd<'_>, name: &OsStr, path: &RelPath) -> Result<()> {
-    let fd = sys::open_dir_path(dir, name).ctx("open", path)?;
-    for e in sys::read_dir(fd.as_fd()).ctx("readdir", path)? {
-        let child = path.join(&e.name)?;
-        let st = sys::lstatat(fd.as_fd(), &e.name).ctx("lstat", &child)?;
-        if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            remove_tree(fd.as_fd(), &e.name, &child)?;
-        } else {
-            sys::unlinkat(fd.as_fd(), &e.name, false).ctx("unlink", &child)?;
-        }
-    }
-    sys::unlinkat(dir, name, true).ctx("rmdir", path)
 }
