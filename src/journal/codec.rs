@@ -115,7 +115,7 @@ pub(crate) struct Scan {
     pub problem: Option<Problem>,
 }
 
-/// Journals at least this big are decoded on several threads (the chain check stays serial).
+/// Journals at least this big are scanned on several threads, in line-aligned chunks.
 const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
 /// Validates a whole journal: every line's hash, the chain of `prev` hashes and the seqs.
@@ -124,43 +124,86 @@ pub(crate) fn scan(data: &[u8]) -> Scan {
     scan_with(data, threads, PARALLEL_MIN_BYTES)
 }
 
-/// One line as decoded by [`decode_lines`].
-struct Decoded {
-    /// Offset of its first byte.
-    start: usize,
-    /// Offset just after its `\n` (the end of the data when it has none).
-    end: usize,
-    /// `None` when the line has no `\n` (it runs to the end of the data).
-    result: Option<std::result::Result<(Record, ContentHash), LineError>>,
+/// What the scan of one chunk found. Its first record's `prev` and `seq` are checked against
+/// the previous chunk when the chunks are joined; every other line is checked here.
+struct Chunk {
+    /// Valid records before the chunk's first problem.
+    records: Vec<Record>,
+    /// Hash of the last of them.
+    last_hash: ContentHash,
+    /// Offset just after the last of them.
+    good_end: usize,
+    /// Lines before the chunk's first problem (or all its lines).
+    good_lines: u64,
+    /// The first problem: what, and whether it is only a torn tail.
+    problem: Option<(String, bool)>,
 }
 
-/// Decodes the lines of `data[range]` (which starts at a line start) until the first one that
-/// fails: nothing after a problem is needed.
-fn decode_lines(data: &[u8], range: std::ops::Range<usize>) -> Vec<Decoded> {
-    let mut out = Vec::new();
+/// Scans the lines of `data[range]` (which starts at a line start) up to the first problem.
+fn scan_chunk(data: &[u8], range: std::ops::Range<usize>) -> Chunk {
+    let lines = data[range.clone()].iter().filter(|&&b| b == b'\n').count();
+    let mut out = Chunk {
+        records: Vec::with_capacity(lines),
+        last_hash: ContentHash::default(),
+        good_end: range.start,
+        good_lines: 0,
+        problem: None,
+    };
     let mut pos = range.start;
     while pos < range.end {
         let Some(nl) = data[pos..range.end].iter().position(|&b| b == b'\n') else {
-            out.push(Decoded {
-                start: pos,
-                end: range.end,
-                result: None,
-            });
+            let what = format!(
+                "incomplete last line ({} bytes, no newline)",
+                range.end - pos
+            );
+            out.problem = Some((what, true));
             break;
         };
-        let result = decode_line(&data[pos..pos + nl]);
-        let failed = result.is_err();
-        out.push(Decoded {
-            start: pos,
-            end: pos + nl + 1,
-            result: Some(result),
-        });
-        pos += nl + 1;
-        if failed {
-            break;
+        let end = pos + nl + 1;
+        let is_last = end == data.len();
+        let (record, hash) = match decode_line(&data[pos..end - 1]) {
+            Ok(ok) => ok,
+            Err(e) if is_last => {
+                out.problem = Some((e.to_string(), e.may_be_torn()));
+                break;
+            }
+            Err(e) => {
+                out.problem = Some((format!("{e}; more lines follow it"), false));
+                break;
+            }
+        };
+        if let Some(prev) = out.records.last() {
+            if let Some(what) = link_problem(&record, &out.last_hash, prev.seq) {
+                out.problem = Some((what, false));
+                break;
+            }
         }
+        out.records.push(record);
+        out.last_hash = hash;
+        out.good_end = end;
+        out.good_lines += 1;
+        pos = end;
     }
     out
+}
+
+/// Checks that `record` follows the record whose payload hash is `prev_hash` and seq `prev_seq`.
+fn link_problem(record: &Record, prev_hash: &ContentHash, prev_seq: u64) -> Option<String> {
+    if record.prev != *prev_hash {
+        Some(format!(
+            "chain broken: prev is {} but the previous line's hash is {}",
+            record.prev.short(),
+            prev_hash.short()
+        ))
+    } else if record.seq != prev_seq + 1 {
+        Some(format!(
+            "seq {} where {} was expected",
+            record.seq,
+            prev_seq + 1
+        ))
+    } else {
+        None
+    }
 }
 
 /// Splits `data` at line boundaries into at most `threads` ranges of at least `min_chunk`
@@ -170,7 +213,7 @@ fn chunks(data: &[u8], threads: usize, min_chunk: usize) -> Vec<std::ops::Range<
     let mut out = Vec::new();
     let mut start = 0;
     while start < data.len() {
-        let guess = start + size;
+        let guess = start.saturating_add(size);
         let end = if guess >= data.len() {
             data.len()
         } else {
@@ -188,75 +231,58 @@ fn chunks(data: &[u8], threads: usize, min_chunk: usize) -> Vec<std::ops::Range<
 /// [`scan`] with explicit parallelism (the tests force several chunks on small inputs).
 fn scan_with(data: &[u8], threads: usize, min_chunk: usize) -> Scan {
     let ranges = chunks(data, threads, min_chunk);
-    let decoded: Vec<Vec<Decoded>> = if ranges.len() <= 1 {
-        vec![decode_lines(data, 0..data.len())]
+    let scanned: Vec<Chunk> = if ranges.len() <= 1 {
+        vec![scan_chunk(data, 0..data.len())]
     } else {
         std::thread::scope(|s| {
             let handles: Vec<_> = ranges[1..]
                 .iter()
                 .map(|r| {
                     let r = r.clone();
-                    s.spawn(move || decode_lines(data, r))
+                    s.spawn(move || scan_chunk(data, r))
                 })
                 .collect();
-            let mut all = vec![decode_lines(data, ranges[0].clone())];
+            let mut all = vec![scan_chunk(data, ranges[0].clone())];
             all.extend(
                 handles
                     .into_iter()
-                    .map(|h| h.join().expect("journal decode thread panicked")),
+                    .map(|h| h.join().expect("journal scan thread panicked")),
             );
             all
         })
     };
 
+    // Join the chunks: check each chunk's first record against the previous chunk's last.
     let mut out = Scan::default();
-    out.records.reserve(decoded.iter().map(Vec::len).sum());
-    for (line_no, Decoded { start, end, result }) in (1u64..).zip(decoded.into_iter().flatten()) {
-        let Some(result) = result else {
-            out.problem = Some(Problem {
-                line: line_no,
-                what: format!("incomplete last line ({} bytes, no newline)", end - start),
-                torn_tail: true,
-            });
-            break;
-        };
-        let is_last = end == data.len();
-        let problem = match result {
-            Err(e) if is_last && e.may_be_torn() => Some((e.to_string(), true)),
-            Err(e) if is_last => Some((e.to_string(), false)),
-            Err(e) => Some((format!("{e}; more lines follow it"), false)),
-            Ok((record, hash)) => {
-                let want_seq = out.records.len() as u64 + 1;
-                if record.prev != out.last_hash {
-                    Some((
-                        format!(
-                            "chain broken: prev is {} but the previous line's hash is {}",
-                            record.prev.short(),
-                            out.last_hash.short()
-                        ),
-                        false,
-                    ))
-                } else if record.seq != want_seq {
-                    Some((
-                        format!("seq {} where {want_seq} was expected", record.seq),
-                        false,
-                    ))
-                } else {
-                    out.records.push(record);
-                    out.last_hash = hash;
-                    None
-                }
+    let mut lines_before = 0u64;
+    for mut chunk in scanned {
+        if let Some(first) = chunk.records.first() {
+            let prev_seq = out.records.len() as u64;
+            if let Some(what) = link_problem(first, &out.last_hash, prev_seq) {
+                out.problem = Some(Problem {
+                    line: lines_before + 1,
+                    what,
+                    torn_tail: false,
+                });
+                break;
             }
-        };
-        if let Some((what, torn_tail)) = problem {
+            out.last_hash = chunk.last_hash;
+            out.good_len = chunk.good_end as u64;
+            if out.records.is_empty() {
+                out.records = chunk.records;
+            } else {
+                out.records.append(&mut chunk.records);
+            }
+        }
+        lines_before += chunk.good_lines;
+        if let Some((what, torn_tail)) = chunk.problem {
             out.problem = Some(Problem {
-                line: line_no,
+                line: lines_before + 1,
                 what,
                 torn_tail,
             });
             break;
         }
-        out.good_len = end as u64;
     }
     out
 }
