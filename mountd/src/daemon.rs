@@ -19,7 +19,9 @@ use crate::server::{self, Shared};
 pub fn run(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(state.path())
         .with_context(|| format!("creating state dir {}", state.path().display()))?;
-    let _ = std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o700));
+    // Traversable (not listable) by others, so default mountpoints under mnt/ are usable by
+    // container users; each workspace dir below is 0700.
+    let _ = std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o711));
     let _lock = lock_state(state.path())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
