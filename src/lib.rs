@@ -14,6 +14,8 @@
 pub mod api;
 pub mod bytes_serde;
 pub mod commit;
+pub mod config;
+pub mod controller;
 pub mod copy;
 pub mod diff;
 pub mod error;
