@@ -419,7 +419,7 @@ async fn down_then_up_again_and_persistent_containers() {
     stdout(&ctl, &ws, "echo in-container > /tmp/keep").await;
     let down = ctl.down(&ws).await.unwrap();
     assert!(down.stopped && !down.removed);
-    assert_eq!(ctl.status(&ws).await.unwrap().unwrap().running, false);
+    assert!(!ctl.status(&ws).await.unwrap().unwrap().running);
     let p2 = ctl.up(&request(&ws, &d, cfg)).await.unwrap();
     assert!(!p2.created && p2.started && p2.container_id == p1.container_id);
     assert_eq!(stdout(&ctl, &ws, "cat /tmp/keep").await, "in-container");
@@ -569,4 +569,161 @@ fn run_keeps_the_subdirectory_and_reports_signals() {
         err.contains("mountpoint") && err.contains("missing"),
         "{err}"
     );
+}
+
+#[test]
+fn project_checks_refuse_missing_files_and_nested_workspaces() {
+    use wsfs::controller::check_project;
+    let d = dirs(&[]);
+    assert!(check_project(&d.project, std::slice::from_ref(&d.mnt)).is_ok());
+    let err = check_project(&d.project.join("nope"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope"), "{err}");
+    let err = check_project(&d.project.join("host-only.txt"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a directory"), "{err}");
+    std::fs::create_dir(d.mnt.join("inner")).unwrap();
+    let err = check_project(&d.mnt.join("inner"), std::slice::from_ref(&d.mnt))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("inside the mountpoint"), "{err}");
+}
+
+#[tokio::test]
+async fn tool_config_mounted_or_copied() {
+    let (ctl, image) = setup!("tool_config_mounted_or_copied");
+    let ws = name("tools");
+    let d = dirs(&[]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(home.path().join(".claude")).unwrap();
+    std::fs::set_permissions(
+        home.path().join(".claude"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    std::fs::write(home.path().join(".claude/settings.json"), "{}\n").unwrap();
+    std::fs::write(home.path().join(".claude.json"), "{\"a\":1}\n").unwrap();
+    let mut cfg = config(&image);
+    cfg.defaults.tool_config = vec![
+        "~/.claude".into(),
+        "~/.claude.json".into(),
+        "~/.not-there".into(),
+    ];
+    let mut req = request(&ws, &d, cfg.clone());
+    req.host_user.home = home.path().to_path_buf();
+    ctl.down(&ws).await.unwrap();
+    let report = ctl.up(&req).await.unwrap();
+    // Mounted: the container home differs from the host home, so a warning.
+    assert!(
+        report.warnings.iter().any(|w| w.contains("/home/agent")),
+        "{report:?}"
+    );
+    assert_eq!(stdout(&ctl, &ws, "cat ~/.claude/settings.json").await, "{}");
+    assert_eq!(stdout(&ctl, &ws, "cat ~/.claude.json").await, "{\"a\":1}");
+    stdout(&ctl, &ws, "echo x > ~/.claude/written").await;
+    assert!(
+        home.path().join(".claude/written").exists(),
+        "mounted, so shared"
+    );
+    ctl.down(&ws).await.unwrap();
+
+    // Copied: owned by the code user, changes stay in the container.
+    cfg.defaults.mount_tool_config = false;
+    let mut req = request(&ws, &d, cfg);
+    req.host_user.home = home.path().to_path_buf();
+    let report = ctl.up(&req).await.unwrap();
+    assert!(report.warnings.is_empty(), "{report:?}");
+    assert_eq!(
+        stdout(
+            &ctl,
+            &ws,
+            "stat -c %u ~/.claude/settings.json ~/.claude.json"
+        )
+        .await,
+        format!("{AGENT_UID}\n{AGENT_UID}")
+    );
+    stdout(&ctl, &ws, "echo y > ~/.claude/copied-only").await;
+    assert!(!home.path().join(".claude/copied-only").exists());
+    ctl.down(&ws).await.unwrap();
+}
+
+#[tokio::test]
+async fn exec_options_tty_logs_and_moved_image_tag() {
+    let (ctl, image) = setup!("exec_options_tty_logs_and_moved_image_tag");
+    let ws = name("opts");
+    let d = dirs(&[]);
+    std::fs::create_dir(d.mnt.join("sub")).unwrap();
+    // Our own tag on the test image, moved later.
+    let moving = format!("wsfs-test-moving:{}", std::process::id());
+    let (repo, tag) = moving.split_once(':').unwrap();
+    let opts = bollard::query_parameters::TagImageOptionsBuilder::default()
+        .repo(repo)
+        .tag(tag)
+        .build();
+    ctl.docker().tag_image(&image, Some(opts)).await.unwrap();
+    ctl.down(&ws).await.unwrap();
+    let report = ctl.up(&request(&ws, &d, config(&moving))).await.unwrap();
+
+    let req = wsfs::controller::ExecRequest {
+        cmd: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "pwd; echo $EXTRA; id -u; test -t 1 && echo tty".into(),
+        ],
+        workdir: Some(d.project.join("sub").display().to_string()),
+        env: vec!["EXTRA=extra-value".into()],
+        user: Some("0:0".into()),
+        io: Io::Capture { stdin: Vec::new() },
+        tty: Some(true),
+    };
+    let out = ctl.exec_with(&ws, &req).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert_eq!(
+        text.trim(),
+        format!("{}\nextra-value\n0\ntty", d.project.join("sub").display())
+    );
+
+    let mut logs = Vec::new();
+    ctl.logs(&ws, false, &mut |_, b| logs.extend_from_slice(b))
+        .await
+        .unwrap();
+    assert!(logs.is_empty(), "the keep-alive is silent");
+
+    // Move the tag to another image: ps says so.
+    let mut t = wsfs::controller::tar::TarBuilder::new();
+    let meta = wsfs::controller::tar::Meta {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+    };
+    t.file("marker", ws.as_bytes(), meta);
+    let opts = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(repo)
+        .tag(tag)
+        .build();
+    let body = bollard::body_full(bytes::Bytes::from(t.finish()));
+    use futures_util::StreamExt;
+    let mut s = ctl.docker().create_image(Some(opts), Some(body), None);
+    while let Some(item) = s.next().await {
+        item.unwrap();
+    }
+    let st = ctl.status(&ws).await.unwrap().unwrap();
+    assert_eq!(st.image_id, report.image_id);
+    let now = st.image_ref_now.expect("tag moved");
+    assert_ne!(now, report.image_id);
+    assert!(st.uptime_secs.is_some());
+
+    ctl.down(&ws).await.unwrap();
+    let rm = bollard::query_parameters::RemoveImageOptionsBuilder::default()
+        .force(true)
+        .build();
+    ctl.docker()
+        .remove_image(&moving, Some(rm), None)
+        .await
+        .unwrap();
 }

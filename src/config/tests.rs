@@ -43,7 +43,7 @@ post_start_fatal = true
     assert_eq!(c.defaults.image, "img:1");
     assert_eq!(c.defaults.cpus, Some(1.5));
     assert_eq!(c.container.code_uid, Some(4242));
-    assert_eq!(c.mounts.default[0].readonly, true);
+    assert!(c.mounts.default[0].readonly);
     assert_eq!(c.credentials.env["TOKEN"], EnvValue::Value("abc".into()));
     assert_eq!(
         c.credentials.env["FROM"],

@@ -92,6 +92,34 @@ impl UpRequest {
     }
 }
 
+/// Refuses a project directory that is missing, not a directory, or inside (or equal to) a
+/// mountpoint of another workspace: a workspace over a workspace would journal the other
+/// overlay's view. `mountpoints` are the other workspaces' mountpoints.
+pub fn check_project(project: &Path, mountpoints: &[PathBuf]) -> Result<()> {
+    let md = std::fs::metadata(project)
+        .map_err(|e| Error::Workspace(format!("project directory {}: {e}", project.display())))?;
+    if !md.is_dir() {
+        return Err(Error::Workspace(format!(
+            "project {} is not a directory",
+            project.display()
+        )));
+    }
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let project_c = canon(project);
+    for m in mountpoints {
+        let mc = canon(m);
+        if project_c.starts_with(&mc) {
+            return Err(Error::Workspace(format!(
+                "project {} is inside the mountpoint {} of another workspace; use the host \
+                 project directory itself (see `wsfs list`)",
+                project.display(),
+                m.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The container name of a workspace: `wsfs-<workspace>`.
 pub fn container_name(workspace: &str) -> String {
     format!("wsfs-{workspace}")
