@@ -423,16 +423,18 @@ async fn down_then_up_again_and_persistent_containers() {
     let p2 = ctl.up(&request(&ws, &d, cfg)).await.unwrap();
     assert!(!p2.created && p2.started && p2.container_id == p1.container_id);
     assert_eq!(stdout(&ctl, &ws, "cat /tmp/keep").await, "in-container");
-    // Clean up the persistent container for good.
-    let id = p2.container_id;
-    ctl.down(&ws).await.unwrap();
-    ctl.docker()
-        .remove_container(
-            &id,
-            None::<bollard::query_parameters::RemoveContainerOptions>,
-        )
+    // A different project under the same workspace name is refused.
+    let other = dirs(&[]);
+    let err = ctl
+        .up(&request(&ws, &other, config(&image)))
         .await
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("belongs to project"), "{err}");
+    // destroy removes even a persistent container.
+    let gone = ctl.destroy(&ws).await.unwrap();
+    assert!(gone.found && gone.removed && gone.stopped);
+    assert!(ctl.status(&ws).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -726,4 +728,64 @@ async fn exec_options_tty_logs_and_moved_image_tag() {
         .remove_image(&moving, Some(rm), None)
         .await
         .unwrap();
+}
+
+/// Re-executes this test binary as uid 4242 (no capabilities): `wsfs run` then uses an
+/// unprivileged user namespace and the command runs as the caller.
+#[test]
+fn run_as_unprivileged_user_uses_a_user_namespace() {
+    const TEST: &str = "run_as_unprivileged_user_uses_a_user_namespace";
+    if let Some(project) = std::env::var_os("WSFS_TEST_UNPRIV_PROJECT") {
+        let project = PathBuf::from(project);
+        let mnt = PathBuf::from(std::env::var_os("WSFS_TEST_UNPRIV_MNT").unwrap());
+        assert_eq!(wsfs::sys::geteuid(), AGENT_UID);
+        let plan = RunPlan {
+            project: project.clone(),
+            mountpoint: mnt,
+            command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "test -f ws.txt && id -u > uid.txt; exit 4".into(),
+            ],
+            cwd: Some(project),
+            uid: AGENT_UID,
+            gid: AGENT_UID,
+            groups: vec![],
+        };
+        assert_eq!(run_in_namespace(&plan).unwrap(), 4);
+        // Another uid needs root.
+        let mut other = plan.clone();
+        other.uid = 0;
+        assert!(run_in_namespace(&other)
+            .unwrap_err()
+            .to_string()
+            .contains("needs root"));
+        return;
+    }
+    if !root_or_skip(TEST) {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let d = dirs(&[("ws.txt", "w\n")]);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .env("WSFS_TEST_UNPRIV_PROJECT", &d.project)
+        .env("WSFS_TEST_UNPRIV_MNT", &d.mnt)
+        .uid(AGENT_UID)
+        .gid(AGENT_UID)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.mnt.join("uid.txt"))
+            .unwrap()
+            .trim(),
+        AGENT_UID.to_string()
+    );
+    assert!(!d.project.join("uid.txt").exists());
 }

@@ -258,6 +258,21 @@ impl Controller {
         Ok(report)
     }
 
+    /// Stops and removes the workspace's container even when it is persistent (for
+    /// `wsfs down --rm`, or before re-creating it with a new configuration).
+    pub async fn destroy(&self, workspace: &str) -> Result<DownReport> {
+        let Some(c) = self.find_container(workspace).await? else {
+            return Ok(DownReport::default());
+        };
+        let running = c.state.as_ref().and_then(|s| s.running) == Some(true);
+        self.remove(c.id.as_deref().unwrap_or_default()).await?;
+        Ok(DownReport {
+            found: true,
+            stopped: running,
+            removed: true,
+        })
+    }
+
     /// Force-removes a container (its anonymous volumes too; bind mounts are untouched).
     pub(super) async fn remove(&self, id: &str) -> Result<()> {
         let opts = RemoveContainerOptionsBuilder::default()

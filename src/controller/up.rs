@@ -80,6 +80,22 @@ impl Controller {
                 existing = None;
             }
         }
+        if let Some(c) = &existing {
+            let project = c
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get(LABEL_PROJECT));
+            if project.map(std::path::Path::new) != Some(req.project.as_path()) {
+                return Err(Error::Container(format!(
+                    "container {name} belongs to project {}, not {}; run `wsfs down {}` (and \
+                     remove it if it is persistent) or choose another workspace name",
+                    project.map_or("?", |p| p.as_str()),
+                    req.project.display(),
+                    req.workspace
+                )));
+            }
+        }
         let (user, uid, gid) = cfg.code_user(&req.host_user);
         match existing {
             Some(c) => {
