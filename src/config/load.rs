@@ -67,18 +67,28 @@ pub fn load_files(user_file: Option<&Path>, project_root: Option<&Path>) -> Resu
 /// Parses one configuration text (named `origin` in errors) into a [`Config`].
 pub fn parse_str(text: &str, origin: &str) -> Result<Config> {
     let table = parse_layer(text, origin, false)?;
-    let cfg: Config = toml::Value::Table(table)
+    toml::Value::Table(table)
         .try_into()
-        .map_err(|e: toml::de::Error| Error::Config(format!("{origin}: {e}")))?;
-    cfg.validate()
-        .map_err(|e| Error::Config(format!("{origin}: {e}")))?;
-    Ok(cfg)
+        .map_err(|e: toml::de::Error| Error::Config(format!("{origin}: {e}")))
 }
 
 /// Checks a layer against the schema (with line numbers) and returns it as a table.
 fn parse_layer(text: &str, origin: &str, project: bool) -> Result<toml::Table> {
-    if let Err(e) = toml::from_str::<Config>(text) {
-        return Err(Error::Config(format_toml_error(text, origin, &e)));
+    match toml::from_str::<Config>(text) {
+        Err(e) => return Err(Error::Config(format_toml_error(text, origin, &e))),
+        Ok(cfg) => {
+            if let Err(e) = cfg.validate() {
+                // Messages start with the dotted key (`defaults.memory: ...`).
+                let msg = e.to_string();
+                let key = msg.split(':').next().unwrap_or("");
+                let leaf = key.rsplit('.').next().unwrap_or(key);
+                let line = find_line(text, leaf);
+                return Err(Error::Config(format!(
+                    "{origin}:{line}: key `{key}`{}",
+                    &msg[key.len()..]
+                )));
+            }
+        }
     }
     let table: toml::Table = toml::from_str(text)
         .map_err(|e: toml::de::Error| Error::Config(format_toml_error(text, origin, &e)))?;
