@@ -688,6 +688,21 @@ async fn exec_options_tty_logs_and_moved_image_tag() {
         format!("{}\nextra-value\n0\ntty", d.project.join("sub").display())
     );
 
+    // Io::Terminal (the CLI's mode) streams to the process's own stdout/stderr; no TTY here.
+    let req = wsfs::controller::ExecRequest {
+        cmd: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "echo terminal-mode-output; exit 9".into(),
+        ],
+        io: Io::Terminal,
+        tty: Some(false),
+        ..Default::default()
+    };
+    let out = ctl.exec_with(&ws, &req).await.unwrap();
+    assert_eq!(out.exit_code, 9);
+    assert!(out.stdout.is_empty(), "not captured in terminal mode");
+
     let mut logs = Vec::new();
     ctl.logs(&ws, false, &mut |_, b| logs.extend_from_slice(b))
         .await
