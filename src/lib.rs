@@ -15,6 +15,8 @@ pub mod api;
 pub mod bytes_serde;
 pub mod client;
 pub mod commit;
+pub mod config;
+pub mod controller;
 pub mod copy;
 pub mod diff;
 pub mod error;

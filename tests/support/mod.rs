@@ -1,0 +1,137 @@
+//! Docker test support: reaching dockerd (skip loudly, or fail under CI), and an offline test
+//! image built from `busybox-static` with a user of the tests' choosing.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
+use wsfs::controller::tar::{Meta, TarBuilder};
+use wsfs::controller::Controller;
+
+/// The test user in the image.
+pub const AGENT: &str = "agent";
+/// Its uid and gid.
+pub const AGENT_UID: u32 = 4242;
+/// Repository of the test image.
+pub const IMAGE_REPO: &str = "wsfs-test-busybox";
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+agent:x:4242:4242:wsfs test agent:/home/agent:/bin/sh\n\
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nagent:x:4242:\nnogroup:x:65534:\n";
+
+/// Connects to dockerd, or returns `None` after a loud SKIP message. Under `CI` a missing
+/// daemon is a failure, never a skip.
+pub async fn docker(test: &str) -> Option<Controller> {
+    match Controller::connect().await {
+        Ok(c) => Some(c),
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("{test}: CI is set and Docker is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIP {test}: no Docker daemon reachable ({e})");
+            None
+        }
+    }
+}
+
+static IMAGE: OnceCell<String> = OnceCell::const_new();
+
+/// The test image tag, imported once (skipped when the tag already exists).
+pub async fn test_image(ctl: &Controller) -> String {
+    IMAGE
+        .get_or_init(|| async { import_image(ctl).await })
+        .await
+        .clone()
+}
+
+fn busybox() -> std::path::PathBuf {
+    for p in ["/bin/busybox", "/usr/bin/busybox"] {
+        if Path::new(p).exists() {
+            return p.into();
+        }
+    }
+    panic!("busybox not found: install busybox-static (the test image is built from it)");
+}
+
+async fn import_image(ctl: &Controller) -> String {
+    let bb_path = busybox();
+    let bb = std::fs::read(&bb_path).expect("read busybox");
+    let mut h = blake3::Hasher::new();
+    h.update(&bb)
+        .update(PASSWD.as_bytes())
+        .update(GROUP.as_bytes());
+    let tag = h.finalize().to_hex()[..12].to_string();
+    let image = format!("{IMAGE_REPO}:{tag}");
+    if ctl.image_id(&image).await.expect("inspect").is_some() {
+        return image;
+    }
+    let out = std::process::Command::new(&bb_path)
+        .arg("--list")
+        .output()
+        .expect("busybox --list");
+    let root = Meta {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+    };
+    let mut t = TarBuilder::new();
+    for d in ["bin", "etc", "root", "home", "proc", "sys", "dev"] {
+        t.dir(d, root);
+    }
+    t.dir(
+        "tmp",
+        Meta {
+            mode: 0o1777,
+            ..root
+        },
+    );
+    t.dir(
+        "home/agent",
+        Meta {
+            uid: AGENT_UID,
+            gid: AGENT_UID,
+            ..root
+        },
+    );
+    t.file("bin/busybox", &bb, root);
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        if applet != "busybox" && !applet.is_empty() {
+            t.symlink(&format!("bin/{applet}"), b"busybox", root);
+        }
+    }
+    t.file(
+        "etc/passwd",
+        PASSWD.as_bytes(),
+        Meta {
+            mode: 0o644,
+            ..root
+        },
+    );
+    t.file(
+        "etc/group",
+        GROUP.as_bytes(),
+        Meta {
+            mode: 0o644,
+            ..root
+        },
+    );
+    let opts = CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(IMAGE_REPO)
+        .tag(&tag)
+        .build();
+    let body = bollard::body_full(bytes::Bytes::from(t.finish()));
+    let mut s = ctl.docker().create_image(Some(opts), Some(body), None);
+    while let Some(item) = s.next().await {
+        item.expect("docker import of the test image");
+    }
+    assert!(
+        ctl.image_id(&image).await.unwrap().is_some(),
+        "imported {image}"
+    );
+    image
+}
