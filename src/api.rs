@@ -261,3 +261,11 @@ pub enum CommitEvent {
         error: ApiError,
     },
 }
+
+/// `POST /v1/workspaces/{name}/image` body: the image content id the controller started the
+/// workspace's container from (shown by `wsfs ps` and `wsfs list`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRecord {
+    /// `sha256:...`.
+    pub image_id: String,
+}

@@ -163,6 +163,19 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/workspaces/{name}/image`: records the container image id.
+    pub async fn record_image(
+        &self,
+        name: &str,
+        image_id: &str,
+    ) -> ClientResult<api::WorkspaceInfo> {
+        let body = api::ImageRecord {
+            image_id: image_id.to_string(),
+        };
+        self.call(Method::POST, &ws(name, "image"), Some(&body))
+            .await
+    }
+
     /// `GET /v1/workspaces/{name}/status`.
     pub async fn status(&self, name: &str) -> ClientResult<Vec<api::Change>> {
         self.call(Method::GET, &ws(name, "status"), None::<&()>)

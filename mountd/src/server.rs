@@ -11,6 +11,7 @@
 //! | `GET /v1/workspaces/{name}` | `WorkspaceInfo` |
 //! | `DELETE /v1/workspaces/{name}` | `DiscardReport` (unmounted, state deleted) |
 //! | `POST /v1/workspaces/{name}/unmount` | `WorkspaceInfo` |
+//! | `POST /v1/workspaces/{name}/image` ([`ImageRecord`]) | `WorkspaceInfo` |
 //! | `GET /v1/workspaces/{name}/status` | `[Change]` |
 //! | `POST /v1/workspaces/{name}/diff` ([`PathsRequest`]) | `[FileDiff]` |
 //! | `POST /v1/workspaces/{name}/commit` ([`CommitRequest`]) | NDJSON stream of [`CommitEvent`] |
@@ -37,7 +38,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::UnixListener;
 use tracing::warn;
-use wsfs::api::{ApiError, CommitEvent, CommitRequest, DaemonInfo, MountRequest, PathsRequest};
+use wsfs::api::{
+    ApiError, CommitEvent, CommitRequest, DaemonInfo, ImageRecord, MountRequest, PathsRequest,
+};
 
 use crate::registry::{Failure, Registry};
 
@@ -77,6 +80,7 @@ impl Connected<IncomingStream<'_, UnixListener>> for Peer {
 pub fn router(shared: AppState) -> Router {
     let ws = Router::new()
         .route("/unmount", post(unmount))
+        .route("/image", post(record_image))
         .route("/status", get(status))
         .route("/diff", post(diff))
         .route("/commit", post(commit))
@@ -212,6 +216,25 @@ async fn remove(State(s): State<AppState>, Path(name): Path<String>) -> Response
 
 async fn unmount(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     blocking(move || s.registry.unmount(&name)).await
+}
+
+async fn record_image(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let req: ImageRecord = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || {
+        let entry = s.registry.get(&name)?;
+        entry
+            .ws
+            .update_meta(&|m| m.image_id = Some(req.image_id.clone()))?;
+        Ok(entry.ws.info())
+    })
+    .await
 }
 
 async fn status(State(s): State<AppState>, Path(name): Path<String>) -> Response {

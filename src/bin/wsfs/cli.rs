@@ -127,6 +127,65 @@ pub enum Command {
         /// Workspace name.
         name: String,
     },
+    /// Mount the workspace (through mountd) and start its container with the workspace at the
+    /// project's own absolute path (mirror mode). Without CMD the container stays up for
+    /// `exec`/`shell`; with CMD, runs it attached and exits with its code.
+    Up {
+        /// The host project directory [default: the current directory].
+        project: Option<PathBuf>,
+        /// Workspace name [default: the directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        flags: ContainerFlags,
+        /// Command to run (after `--`).
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
+    /// Run a command in the workspace's container, as the code user, in the workspace
+    /// directory; exits with the command's code.
+    Exec {
+        /// Workspace name.
+        name: String,
+        /// The command (after `--`, or directly).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Interactive shell in the workspace's container.
+    Shell {
+        /// Workspace name.
+        name: Option<String>,
+    },
+    /// Workspaces with their container: state, image id, uptime, pending changes.
+    Ps,
+    /// Stop and remove the workspace's container (persistent ones are only stopped) and
+    /// unmount. The overlay is kept unless --discard.
+    Down {
+        /// Workspace name.
+        name: Option<String>,
+        /// Commit first; stop (exit 3) if the commit is refused.
+        #[arg(long, conflicts_with = "discard")]
+        commit: bool,
+        /// Drop the workspace's changes.
+        #[arg(long)]
+        discard: bool,
+    },
+    /// The container's output.
+    Logs {
+        /// Workspace name.
+        name: Option<String>,
+        /// Keep streaming until the container stops.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Without Docker: run CMD on the host in a private mount namespace where the project's
+    /// path shows the workspace (same path, same user); the rest of the host sees nothing.
+    /// `wsfs run [PROJECT_DIR] [--] CMD...`; PROJECT_DIR defaults to the current directory.
+    Run {
+        /// [PROJECT_DIR] CMD...
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<OsString>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -153,4 +212,43 @@ pub enum Color {
     Always,
     /// Never colour.
     Never,
+}
+
+/// Container options of `wsfs up` (each overrides the config files).
+#[derive(Args, Debug, Default)]
+pub struct ContainerFlags {
+    /// Image to run.
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Network: bridge, none, or a named network.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// Code user's name in the image.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Code user's uid.
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Code user's gid.
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Keep the container between `up`s.
+    #[arg(long)]
+    pub persistent: bool,
+    /// Workspace path in the container (empty = the host's absolute path; `/workspace` for
+    /// the legacy layout).
+    #[arg(long)]
+    pub workspace_path: Option<String>,
+    /// Memory limit, e.g. 4g.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// CPU limit, e.g. 1.5.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Process limit.
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// Where to mount the workspace on the host [default: <state-dir>/mnt/<name>].
+    #[arg(long)]
+    pub mountpoint: Option<PathBuf>,
 }

@@ -22,6 +22,8 @@ pub enum Outcome {
     Refused,
     /// The command ran but found problems it reported (e.g. `verify`).
     Failed,
+    /// A command run in the workspace ended with this exit code.
+    Exit(i64),
 }
 
 /// Runs the parsed command line.
@@ -192,6 +194,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::Failed);
             }
         }
+        Command::Up {
+            project,
+            name,
+            flags,
+            command,
+        } => return crate::containers::up(&client, project, name, &flags, command, json).await,
+        Command::Exec { name, command } => return crate::containers::exec(&name, &command).await,
+        Command::Shell { name } => return crate::containers::shell(&client, name.as_deref()).await,
+        Command::Ps => return crate::containers::ps(&client, json).await,
+        Command::Down {
+            name,
+            commit,
+            discard,
+        } => return crate::containers::down(&client, name.as_deref(), commit, discard).await,
+        Command::Logs { name, follow } => {
+            return crate::containers::logs(&client, name.as_deref(), follow).await
+        }
+        Command::Run { args } => return crate::containers::run(&client, args).await,
         Command::Remove { name } => {
             let report = client.remove(&name).await?;
             if json {
@@ -256,7 +276,7 @@ fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
         .join(p))
 }
 
-fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+pub fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut *out, value)?;
     writeln!(out)?;
     Ok(())

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod containers;
 mod render;
 mod resolve;
 
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
         Ok(commands::Outcome::Failed) => ExitCode::FAILURE,
+        Ok(commands::Outcome::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("wsfs: {e:#}");
             ExitCode::FAILURE
