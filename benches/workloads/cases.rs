@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::systems::{Mount, SystemKind, Systems};
 use crate::tree::{Trees, BUILD_DIR};
@@ -514,5 +514,12 @@ fn wsfs_commit_run(ctx: &Ctx, host: &Path, files: &[PathBuf], line: &str) -> Res
     cli.commit(m.name())?;
     let elapsed = t.elapsed();
     m.unmount()?;
+    for f in [files.first(), files.last()].into_iter().flatten() {
+        let p = host.join(f);
+        let data = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        if !data.ends_with(line.as_bytes()) {
+            bail!("wsfs commit returned but {} lacks the change", p.display());
+        }
+    }
     Ok(elapsed)
 }

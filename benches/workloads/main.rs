@@ -168,6 +168,7 @@ fn bench(cfg: &Config) -> Result<()> {
     remove_all(&run_dir)?;
     fs::create_dir_all(&run_dir)?;
     let _cleanup = RemoveOnDrop(run_dir.clone());
+    util::install_stop_handler();
     preflight(cfg);
 
     let trees = tree::prepare(&cfg.tree_spec(), &cfg.dir.join("cache"))?;
@@ -200,8 +201,12 @@ fn bench(cfg: &Config) -> Result<()> {
     );
 
     let mut results = Results::default();
-    for w in cases::all().into_iter().filter(|w| cfg.selects(w.name)) {
+    'all: for w in cases::all().into_iter().filter(|w| cfg.selects(w.name)) {
         for &sys in &cfg.systems {
+            if util::stop_requested() {
+                eprintln!("workloads: interrupted: cleaning up, partial report");
+                break 'all;
+            }
             measure_cell(&ctx, &w, sys, wsfs_skip.is_some(), &mut results);
         }
     }

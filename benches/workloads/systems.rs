@@ -88,14 +88,19 @@ impl WsfsCli {
         Ok(())
     }
 
-    /// `wsfs commit NAME` (every change of the workspace).
+    /// `wsfs commit NAME --include-scratch`: every change, also those under git-ignored paths
+    /// (Debian's linux tree ignores `/*`, which would make every path scratch).
     pub fn commit(&self, name: &str) -> Result<()> {
-        run(self.command().args(["commit", name]))
+        run(self.command().args(["commit", name, "--include-scratch"]))
     }
 
-    /// `wsfs unmount NAME`.
+    /// `wsfs unmount NAME`, then `wsfs remove NAME` (best effort) to free its upper layer.
     pub fn unmount(&self, name: &str) -> Result<()> {
-        run(self.command().args(["unmount", name]))
+        run(self.command().args(["unmount", name]))?;
+        if let Err(e) = run(self.command().args(["remove", name])) {
+            eprintln!("workloads: {e:#}");
+        }
+        Ok(())
     }
 }
 
@@ -265,6 +270,9 @@ impl Mount {
     /// Unmounts now, reporting errors (Drop only retries lazily and logs).
     pub fn unmount(mut self) -> Result<()> {
         let r = self.unmount_inner();
+        if r.is_err() && is_mounted(&self.root) {
+            let _ = run(cmd("umount", ["-l".as_ref(), self.root.as_os_str()]));
+        }
         self.kind = SystemKind::Native; // nothing left for Drop to unmount
         if let Some(l) = self.layers.take() {
             remove_all(&l)?;
