@@ -30,6 +30,9 @@ pub struct WorkspaceInfo {
     /// Container image id recorded by the controller, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// Why the daemon could not open or mount it, if it could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// How a path differs from the host.
@@ -206,4 +209,55 @@ pub struct ApiError {
     /// For refused commits: the report with the conflict list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<CommitReport>,
+}
+
+/// `GET /v1/daemon`: who is answering, and what it could not recover at start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    /// [`API_VERSION`] of the daemon.
+    pub api: u32,
+    /// wsfs version of the daemon.
+    pub version: String,
+    /// Daemon process id.
+    pub pid: u32,
+    /// Its state directory.
+    pub state_dir: PathBuf,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Workspaces it could not recover or remount at start, with the reason.
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+/// Body of `diff` and `discard`: paths to act on (and everything below them); empty = all.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathsRequest {
+    /// Workspace-relative paths.
+    #[serde(default)]
+    pub paths: Vec<RelPath>,
+}
+
+/// One line of the commit response stream (`application/x-ndjson`): zero or more
+/// `progress` lines, then exactly one `done` or `error`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum CommitEvent {
+    /// `done` of `total` paths applied so far.
+    Progress {
+        /// Paths applied.
+        done: u64,
+        /// Paths to apply.
+        total: u64,
+    },
+    /// The commit finished (or was refused: then `report.conflicts` is non-empty and nothing
+    /// was applied unless forced).
+    Done {
+        /// The result.
+        report: CommitReport,
+    },
+    /// The commit failed; the error says why and what to do.
+    Error {
+        /// The error.
+        error: ApiError,
+    },
 }

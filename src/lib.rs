@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod bytes_serde;
+pub mod client;
 pub mod commit;
 pub mod copy;
 pub mod diff;

@@ -17,6 +17,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The control socket of `mountd`: `WSFS_SOCKET`, else `/run/wsfs/mountd.sock` for root, else
+/// `$XDG_RUNTIME_DIR/wsfs/mountd.sock` (falling back to the state root when that is unset).
+pub fn default_socket(state: &StateRoot) -> PathBuf {
+    if let Some(s) = std::env::var_os("WSFS_SOCKET") {
+        return PathBuf::from(s);
+    }
+    if crate::sys::geteuid() == 0 {
+        return PathBuf::from("/run/wsfs/mountd.sock");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(run) => PathBuf::from(run).join("wsfs/mountd.sock"),
+        None => state.path().join("mountd.sock"),
+    }
+}
+
 /// The state root directory.
 #[derive(Clone, Debug)]
 pub struct StateRoot {

@@ -149,6 +149,7 @@ impl Workspace {
             mountpoint: if m.mounted { m.mountpoint } else { None },
             pending: self.status().map(|s| s.len() as u64).unwrap_or(0),
             image_id: m.image_id,
+            problem: None,
         }
     }
 
@@ -169,8 +170,12 @@ impl Workspace {
             if !paths.is_empty() && !paths.iter().any(|p| change.path.starts_with(p)) {
                 continue;
             }
-            let old_path = change.from.clone().unwrap_or_else(|| change.path.clone());
-            let old = read_side(self.overlay.lower_root().as_fd(), &old_path, &change.base);
+            // A renamed entry diffs against the host content it was renamed from.
+            let (old_path, old_state) = match &change.from {
+                Some(from) => (from.clone(), self.overlay.lower_state(from)?),
+                None => (change.path.clone(), change.base.clone()),
+            };
+            let old = read_side(self.overlay.lower_root().as_fd(), &old_path, &old_state);
             let new = read_side(
                 self.overlay.upper_root().as_fd(),
                 &change.path,

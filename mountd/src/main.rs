@@ -1,4 +1,48 @@
-#[allow(dead_code, unused_imports)] // until main() calls fuse::mount
-mod fuse;
+//! `mountd` binary: parses options, sets up logging, runs the daemon.
 
-fn main() {}
+use std::path::PathBuf;
+
+use clap::Parser;
+use wsfs::state::{default_socket, StateRoot};
+
+/// wsfs daemon: serves each workspace as a FUSE mount and answers `wsfs` on a Unix socket.
+///
+/// Runs in the foreground and logs to stderr (`RUST_LOG=debug` for more). SIGTERM or SIGINT
+/// flush every journal, unmount cleanly and exit 0; on the next start every workspace is
+/// recovered and those that were mounted are mounted again.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// State directory (workspaces, journals, upper layers).
+    /// Default: /var/lib/wsfs as root, else $XDG_DATA_HOME/wsfs.
+    #[arg(long, env = "WSFS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Control socket. Default: /run/wsfs/mountd.sock as root, else
+    /// $XDG_RUNTIME_DIR/wsfs/mountd.sock.
+    #[arg(long, env = "WSFS_SOCKET")]
+    socket: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let args = Args::parse();
+    let state = match args.state_dir {
+        Some(d) => StateRoot::new(d),
+        None => StateRoot::default_location(),
+    };
+    let socket = args.socket.unwrap_or_else(|| default_socket(&state));
+    match mountd::daemon::run(state, socket) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mountd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,44 @@
-fn main() {}
+//! `wsfs`, the command line: talks to `mountd` over its control socket.
+//!
+//! Exit codes: 0 ok, 1 error, 2 usage (clap), 3 commit refused.
+
+mod cli;
+mod commands;
+mod render;
+mod resolve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit status of a refused commit.
+const EXIT_REFUSED: u8 = 3;
+
+fn main() -> ExitCode {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wsfs: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(commands::Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
+        Ok(commands::Outcome::Failed) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("wsfs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! `mountd`, the wsfs daemon: serves each workspace as a FUSE mount and answers the control API
+//! on a Unix socket.
+//!
+//! - [`fuse`]: the FUSE adapter (kernel ⇄ overlay);
+//! - [`registry`]: the workspaces this daemon serves, their mounts, recovery and shutdown;
+//! - [`server`]: the HTTP/JSON control API (axum) with the peer-credential check;
+//! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown.
+
+pub mod daemon;
+pub mod fuse;
+pub mod registry;
+pub mod server;

@@ -1,0 +1,341 @@
+//! The workspaces this daemon serves: opened (recovered) workspaces and their mounts.
+//!
+//! Every method blocks (journal replay, FUSE mount/unmount, commits): the control server calls
+//! them from `spawn_blocking`. Workspaces are independent: a per-workspace lock serialises mount
+//! changes of one workspace, never two workspaces; one that fails to open is reported and the
+//! others keep working.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use tracing::{error, info, warn};
+use wsfs::api::{MountRequest, WorkspaceInfo};
+use wsfs::state::{check_workspace_name, name_from_project, StateRoot};
+use wsfs::workspace::Workspace;
+
+use crate::fuse::{self, MountHandle};
+
+/// Why a registry operation failed; the server maps each kind to an HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// No such workspace.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request cannot be served as asked (bad path, name taken, ...).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something failed inside the daemon.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<wsfs::Error> for Failure {
+    fn from(e: wsfs::Error) -> Self {
+        match e {
+            wsfs::Error::Workspace(m) => Failure::BadRequest(m),
+            other => Failure::Internal(other.to_string()),
+        }
+    }
+}
+
+/// One open workspace and its mount, if mounted.
+pub struct Entry {
+    /// The workspace (overlay, journal, commit engine).
+    pub ws: Arc<Workspace>,
+    mount: Mutex<Option<MountHandle>>,
+}
+
+/// All workspaces of one state directory.
+pub struct Registry {
+    state: StateRoot,
+    entries: DashMap<String, Arc<Entry>>,
+    /// Workspaces that could not be opened, with the reason (listed, not served).
+    broken: DashMap<String, String>,
+    /// Serialises workspace creation (name choice); never held during mounts.
+    create: Mutex<()>,
+}
+
+impl Registry {
+    /// An empty registry over `state`.
+    pub fn new(state: StateRoot) -> Self {
+        Registry {
+            state,
+            entries: DashMap::new(),
+            broken: DashMap::new(),
+            create: Mutex::new(()),
+        }
+    }
+
+    /// The state root.
+    pub fn state(&self) -> &StateRoot {
+        &self.state
+    }
+
+    /// Opens every workspace of the state dir (journal replay, interrupted commits rolled
+    /// forward) and remounts those that were mounted. Returns what could not be recovered.
+    pub fn recover_all(&self) -> Vec<String> {
+        let names = match self.state.list() {
+            Ok(n) => n,
+            Err(e) => return vec![format!("listing workspaces: {e}")],
+        };
+        let mut problems = Vec::new();
+        for name in names {
+            let ws = match Workspace::open(&self.state, &name) {
+                Ok(ws) => ws,
+                Err(e) => {
+                    error!(workspace = %name, error = %e, "cannot recover workspace");
+                    let msg = format!("{name}: cannot open: {e}");
+                    self.broken.insert(name, e.to_string());
+                    problems.push(msg);
+                    continue;
+                }
+            };
+            let meta = ws.meta();
+            let entry = self.insert(ws);
+            if meta.mounted {
+                let mp = meta
+                    .mountpoint
+                    .clone()
+                    .unwrap_or_else(|| self.state.default_mountpoint(&name));
+                if let Err(e) = self.mount_entry(&entry, &mp) {
+                    error!(workspace = %name, error = %e, "cannot remount workspace");
+                    problems.push(format!(
+                        "{name}: cannot remount at {}: {e}; run `wsfs mount` again",
+                        mp.display()
+                    ));
+                }
+            }
+            info!(workspace = %name, mounted = meta.mounted, "recovered workspace");
+        }
+        problems
+    }
+
+    fn insert(&self, ws: Arc<Workspace>) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            ws,
+            mount: Mutex::new(None),
+        });
+        self.broken.remove(entry.ws.name());
+        self.entries
+            .insert(entry.ws.name().to_string(), entry.clone());
+        entry
+    }
+
+    /// The open workspace `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Entry>, Failure> {
+        if let Some(e) = self.entries.get(name) {
+            return Ok(e.clone());
+        }
+        if let Some(why) = self.broken.get(name) {
+            return Err(Failure::BadRequest(format!(
+                "workspace {name:?} could not be opened: {}",
+                why.value()
+            )));
+        }
+        Err(Failure::NotFound(format!(
+            "no workspace named {name:?}; see `wsfs list`"
+        )))
+    }
+
+    /// Every workspace, sorted by name (broken ones with their `problem`).
+    pub fn list(&self) -> Vec<WorkspaceInfo> {
+        let mut out: Vec<WorkspaceInfo> = self.entries.iter().map(|e| e.ws.info()).collect();
+        for b in self.broken.iter() {
+            out.push(WorkspaceInfo {
+                name: b.key().clone(),
+                project: PathBuf::new(),
+                mountpoint: None,
+                pending: 0,
+                image_id: None,
+                problem: Some(b.value().clone()),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Creates or reopens the workspace for `req.project` and mounts it (idempotent when it
+    /// is already mounted where asked).
+    pub fn mount(&self, req: &MountRequest) -> Result<WorkspaceInfo, Failure> {
+        let project = std::fs::canonicalize(&req.project).map_err(|e| {
+            Failure::BadRequest(format!(
+                "project directory {}: {e}; pass an existing directory",
+                req.project.display()
+            ))
+        })?;
+        if !project.is_dir() {
+            return Err(Failure::BadRequest(format!(
+                "project {} is not a directory",
+                project.display()
+            )));
+        }
+        self.refuse_nested(&project)?;
+        let entry = self.entry_for(&project, req.name.as_deref())?;
+        let meta = entry.ws.meta();
+        let mp = match &req.mountpoint {
+            Some(m) => absolute(m)?,
+            None => meta
+                .mountpoint
+                .clone()
+                .unwrap_or_else(|| self.state.default_mountpoint(entry.ws.name())),
+        };
+        self.mount_entry(&entry, &mp)?;
+        Ok(entry.ws.info())
+    }
+
+    /// A project inside a workspace mountpoint (or the state dir) would stack overlays.
+    fn refuse_nested(&self, project: &Path) -> Result<(), Failure> {
+        if project.starts_with(self.state.path()) {
+            return Err(Failure::BadRequest(format!(
+                "{} is inside the wsfs state directory {}; pass the host project directory",
+                project.display(),
+                self.state.path().display()
+            )));
+        }
+        for e in self.entries.iter() {
+            if let Some(mp) = e
+                .mount
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|h| h.mountpoint().to_owned())
+            {
+                if project.starts_with(&mp) {
+                    return Err(Failure::BadRequest(format!(
+                        "{} is inside the mountpoint {} of workspace {:?}; pass the host project directory ({})",
+                        project.display(),
+                        mp.display(),
+                        e.ws.name(),
+                        e.ws.meta().project.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The existing workspace for `project` (by name, or the one on that project), or a new one.
+    fn entry_for(&self, project: &Path, name: Option<&str>) -> Result<Arc<Entry>, Failure> {
+        let _guard = self.create.lock().unwrap();
+        if let Some(name) = name {
+            check_workspace_name(name)?;
+            if let Ok(entry) = self.get(name) {
+                let existing = entry.ws.meta().project;
+                if existing != project {
+                    return Err(Failure::BadRequest(format!(
+                        "workspace {name:?} belongs to {}, not {}; pick another --name",
+                        existing.display(),
+                        project.display()
+                    )));
+                }
+                return Ok(entry);
+            }
+            if let Some(why) = self.broken.get(name) {
+                return Err(Failure::BadRequest(format!(
+                    "workspace {name:?} exists but could not be opened: {}",
+                    why.value()
+                )));
+            }
+            return Ok(self.insert(Workspace::create(&self.state, name, project)?));
+        }
+        if let Some(e) = self.entries.iter().find(|e| e.ws.meta().project == project) {
+            return Ok(e.clone());
+        }
+        let base = name_from_project(project);
+        let name = (1..)
+            .map(|i| {
+                if i == 1 {
+                    base.clone()
+                } else {
+                    format!("{base}-{i}")
+                }
+            })
+            .find(|n| {
+                !self.entries.contains_key(n)
+                    && !self.broken.contains_key(n)
+                    && !self.state.workspace_dir(n).exists()
+            })
+            .expect("an unused name exists");
+        Ok(self.insert(Workspace::create(&self.state, &name, project)?))
+    }
+
+    fn mount_entry(&self, entry: &Entry, mp: &Path) -> Result<(), Failure> {
+        let mut slot = entry.mount.lock().unwrap();
+        if let Some(h) = slot.as_ref() {
+            let want = mp.canonicalize().unwrap_or_else(|_| mp.to_owned());
+            if h.mountpoint() == want {
+                return Ok(());
+            }
+            return Err(Failure::BadRequest(format!(
+                "workspace {:?} is already mounted at {}; run `wsfs unmount {}` first",
+                entry.ws.name(),
+                h.mountpoint().display(),
+                entry.ws.name()
+            )));
+        }
+        let project = entry.ws.meta().project;
+        let handle = fuse::mount(entry.ws.overlay().clone(), &project, mp)
+            .map_err(|e| Failure::Internal(format!("mounting at {}: {e:#}", mp.display())))?;
+        let mounted_at = handle.mountpoint().to_owned();
+        *slot = Some(handle);
+        entry.ws.update_meta(&|m| {
+            m.mounted = true;
+            m.mountpoint = Some(mounted_at.clone());
+        })?;
+        Ok(())
+    }
+
+    /// Unmounts `name`; the overlay and journal stay, and mounting again resumes them.
+    pub fn unmount(&self, name: &str) -> Result<WorkspaceInfo, Failure> {
+        let entry = self.get(name)?;
+        let handle = entry.mount.lock().unwrap().take();
+        if let Some(h) = handle {
+            entry.ws.overlay().sync_all()?;
+            h.unmount()
+                .map_err(|e| Failure::Internal(format!("unmounting {name}: {e:#}")))?;
+        }
+        entry.ws.update_meta(&|m| m.mounted = false)?;
+        Ok(entry.ws.info())
+    }
+
+    /// Unmounts `name` and deletes its state: every pending change is dropped.
+    pub fn remove(&self, name: &str) -> Result<wsfs::api::DiscardReport, Failure> {
+        let entry = self.get(name)?;
+        let dropped = entry.ws.status()?.into_iter().map(|c| c.path).collect();
+        self.unmount(name)?;
+        let default_mp = self.state.default_mountpoint(name);
+        self.entries.remove(name);
+        drop(entry);
+        Workspace::destroy(&self.state, name)?;
+        let _ = std::fs::remove_dir(default_mp);
+        Ok(wsfs::api::DiscardReport { discarded: dropped })
+    }
+
+    /// Daemon shutdown: flush every journal and upper layer, unmount everything. Workspaces
+    /// stay marked mounted, so the next start remounts them.
+    pub fn shutdown(&self) {
+        for e in self.entries.iter() {
+            if let Err(err) = e.ws.overlay().sync_all() {
+                warn!(workspace = %e.ws.name(), error = %err, "flush at shutdown failed");
+            }
+            let handle = e.mount.lock().unwrap().take();
+            if let Some(h) = handle {
+                if let Err(err) = h.unmount() {
+                    warn!(workspace = %e.ws.name(), error = %format!("{err:#}"), "unmount at shutdown failed");
+                }
+            }
+        }
+    }
+}
+
+fn absolute(p: &Path) -> Result<PathBuf, Failure> {
+    if p.is_absolute() {
+        Ok(p.to_owned())
+    } else {
+        Err(Failure::BadRequest(format!(
+            "mountpoint {} must be an absolute path",
+            p.display()
+        )))
+    }
+}

@@ -1,0 +1,288 @@
+//! The control API: HTTP/JSON over the daemon's Unix socket (axum).
+//!
+//! Routes (all under `/v1`, bodies and answers are the `wsfs::api` types; errors are
+//! [`ApiError`] with a 4xx/5xx status):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /v1/daemon` | [`DaemonInfo`] |
+//! | `GET /v1/workspaces` | `[WorkspaceInfo]` |
+//! | `POST /v1/workspaces` ([`MountRequest`]) | `WorkspaceInfo` (created or reopened, mounted) |
+//! | `GET /v1/workspaces/{name}` | `WorkspaceInfo` |
+//! | `DELETE /v1/workspaces/{name}` | `DiscardReport` (unmounted, state deleted) |
+//! | `POST /v1/workspaces/{name}/unmount` | `WorkspaceInfo` |
+//! | `GET /v1/workspaces/{name}/status` | `[Change]` |
+//! | `POST /v1/workspaces/{name}/diff` ([`PathsRequest`]) | `[FileDiff]` |
+//! | `POST /v1/workspaces/{name}/commit` ([`CommitRequest`]) | NDJSON stream of [`CommitEvent`] |
+//! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
+//! | `GET /v1/workspaces/{name}/log` | `[Record]` |
+//! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
+//!
+//! Every connection's peer credentials are checked: only root and the daemon's own uid may act.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixListener;
+use tracing::warn;
+use wsfs::api::{ApiError, CommitEvent, CommitRequest, DaemonInfo, MountRequest, PathsRequest};
+
+use crate::registry::{Failure, Registry};
+
+/// Largest request body accepted (requests are small JSON documents).
+const BODY_LIMIT: usize = 16 << 20;
+
+/// What handlers share.
+pub struct Shared {
+    /// The workspaces.
+    pub registry: Arc<Registry>,
+    /// Static daemon facts and start-up problems.
+    pub info: DaemonInfo,
+    /// The uid allowed besides root (the daemon's own).
+    pub owner_uid: u32,
+}
+
+type AppState = Arc<Shared>;
+
+/// Peer credentials of a control connection (`SO_PEERCRED`).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    uid: Option<u32>,
+    pid: Option<i32>,
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        let cred = stream.io().peer_cred().ok();
+        Peer {
+            uid: cred.map(|c| c.uid()),
+            pid: cred.and_then(|c| c.pid()),
+        }
+    }
+}
+
+/// The router with every route and the peer check.
+pub fn router(shared: AppState) -> Router {
+    let ws = Router::new()
+        .route("/unmount", post(unmount))
+        .route("/status", get(status))
+        .route("/diff", post(diff))
+        .route("/commit", post(commit))
+        .route("/discard", post(discard))
+        .route("/log", get(log))
+        .route("/verify", get(verify));
+    Router::new()
+        .route("/v1/daemon", get(daemon))
+        .route("/v1/workspaces", get(list).post(mount))
+        .route("/v1/workspaces/{name}", get(workspace_info).delete(remove))
+        .nest("/v1/workspaces/{name}", ws)
+        .fallback(|| async {
+            api_error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; this mountd speaks API v1 (see docs/api.md)".into(),
+            )
+        })
+        .layer(middleware::from_fn_with_state(shared.clone(), check_peer))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: UnixListener,
+    shared: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(shared).into_make_service_with_connect_info::<Peer>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn check_peer(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match peer.uid {
+        Some(0) => next.run(req).await,
+        Some(uid) if uid == s.owner_uid => next.run(req).await,
+        other => {
+            warn!(uid = ?other, pid = ?peer.pid, "refused control connection");
+            api_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "uid {} may not use this mountd (it belongs to uid {}); run as root or as uid {}, or start your own mountd with WSFS_SOCKET and WSFS_STATE_DIR",
+                    other.map_or("unknown".into(), |u| u.to_string()),
+                    s.owner_uid,
+                    s.owner_uid
+                ),
+            )
+        }
+    }
+}
+
+fn api_error(status: StatusCode, code: &str, message: String) -> Response {
+    (
+        status,
+        Json(ApiError {
+            code: code.into(),
+            message,
+            commit: None,
+        }),
+    )
+        .into_response()
+}
+
+fn failure(f: Failure) -> Response {
+    match f {
+        Failure::NotFound(m) => api_error(StatusCode::NOT_FOUND, "not_found", m),
+        Failure::BadRequest(m) => api_error(StatusCode::BAD_REQUEST, "bad_request", m),
+        Failure::Internal(m) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+    }
+}
+
+/// Parses a JSON body; an empty body is the type's default.
+fn parse<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Failure::BadRequest(format!(
+            "malformed request body: {e}; see docs/api.md for the schema"
+        ))
+    })
+}
+
+/// Runs blocking registry work off the async threads and answers with its JSON.
+async fn blocking<T, F>(f: F) -> Response
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce() -> Result<T, Failure> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(e)) => failure(e),
+        Err(e) => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("request handler failed: {e}; see the mountd log"),
+        ),
+    }
+}
+
+async fn daemon(State(s): State<AppState>) -> Response {
+    Json(s.info.clone()).into_response()
+}
+
+async fn list(State(s): State<AppState>) -> Response {
+    blocking(move || Ok(s.registry.list())).await
+}
+
+async fn mount(State(s): State<AppState>, body: Bytes) -> Response {
+    let req: MountRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || s.registry.mount(&req)).await
+}
+
+async fn workspace_info(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.info())).await
+}
+
+async fn remove(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || s.registry.remove(&name)).await
+}
+
+async fn unmount(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || s.registry.unmount(&name)).await
+}
+
+async fn status(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.status()?)).await
+}
+
+async fn diff(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: PathsRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.diff(&req.paths)?)).await
+}
+
+async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: PathsRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.discard(&req.paths)?)).await
+}
+
+async fn log(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.log()?)).await
+}
+
+async fn verify(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.verify()?)).await
+}
+
+/// Commits in a blocking task and streams [`CommitEvent`] lines: progress (at most ~10 per
+/// second), then the result.
+async fn commit(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: CommitRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    let entry = match s.registry.get(&name) {
+        Ok(e) => e,
+        Err(f) => return failure(f),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<CommitEvent>();
+    tokio::task::spawn_blocking(move || {
+        let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
+        let progress = |done: u64, total: u64| {
+            let mut last = last.lock().unwrap();
+            if done == total || last.elapsed() >= Duration::from_millis(100) {
+                *last = Instant::now();
+                let _ = tx.send(CommitEvent::Progress { done, total });
+            }
+        };
+        let event = match entry.ws.commit(&req, &progress) {
+            Ok(report) => CommitEvent::Done { report },
+            Err(e) => CommitEvent::Error {
+                error: ApiError {
+                    code: "internal".into(),
+                    message: format!("commit of {name} failed: {e}"),
+                    commit: None,
+                },
+            },
+        };
+        let _ = tx.send(event);
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let event = rx.recv().await?;
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, Infallible>(Bytes::from(line)), rx))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from_stream(stream))
+        .unwrap_or_else(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}

@@ -1,0 +1,156 @@
+//! Command-line syntax (clap).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Workspace names: a command that takes [NAME] may omit it when the current directory is inside \
+the workspace's project directory or its mountpoint. For diff/commit/discard the first argument \
+is taken as the name when a workspace of that name exists, else as a path (or use -w NAME).
+
+Paths are relative to the current directory when it is inside the workspace, else to the \
+project root; absolute paths inside the project or the mountpoint are accepted.
+
+Output is for humans by default; --json prints the documented JSON schema (docs/api.md). \
+File names that are not UTF-8 are printed with \\xNN escapes, and in JSON as {\"b64\": \"...\"}.
+
+Exit codes: 0 ok, 1 error, 2 usage error, 3 commit refused (conflicts or protected paths; \
+nothing was applied).
+
+mountd is started in the background when it is not running (same --state-dir and --socket); \
+pass --no-autostart to refuse.";
+
+/// wsfs: copy-on-write workspaces for coding agents. The container writes into an overlay;
+/// the host project changes only when you commit.
+#[derive(Parser, Debug)]
+#[command(version, after_long_help = AFTER_HELP, after_help = "Exit codes: 0 ok, 1 error, 2 usage, 3 commit refused. `wsfs help <command>` for details.")]
+pub struct Cli {
+    /// mountd's control socket [default: /run/wsfs/mountd.sock as root, else
+    /// $XDG_RUNTIME_DIR/wsfs/mountd.sock].
+    #[arg(long, env = "WSFS_SOCKET", global = true)]
+    pub socket: Option<PathBuf>,
+    /// State directory given to an auto-started mountd [default: /var/lib/wsfs as root, else
+    /// $XDG_DATA_HOME/wsfs].
+    #[arg(long, env = "WSFS_STATE_DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Do not start mountd when it is not running.
+    #[arg(long, global = true)]
+    pub no_autostart: bool,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Mount a project as a workspace (created on first use, resumed afterwards); prints the
+    /// mountpoint.
+    Mount {
+        /// The host project directory (the read-only lower layer).
+        project: PathBuf,
+        /// Workspace name [default: the directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to mount [default: <state-dir>/mnt/<name>].
+        #[arg(long)]
+        mountpoint: Option<PathBuf>,
+    },
+    /// Unmount a workspace; its changes stay, and `wsfs mount` resumes them.
+    Unmount {
+        /// Workspace name.
+        name: Option<String>,
+    },
+    /// List workspaces.
+    List,
+    /// Pending changes, like `git status --short` (A added, M modified, D deleted,
+    /// R renamed, T type changed).
+    Status {
+        /// Workspace name.
+        name: Option<String>,
+    },
+    /// Unified diff of pending changes against the host project.
+    Diff {
+        #[command(flatten)]
+        target: Target,
+        /// Summary of changed lines per file instead of the diff.
+        #[arg(long)]
+        stat: bool,
+        /// Colour: auto (when stdout is a terminal and NO_COLOR is unset), always, never.
+        #[arg(long, default_value = "auto")]
+        color: Color,
+    },
+    /// Apply pending changes to the host project, atomically per file. Refused (exit 3, nothing
+    /// applied) when a host file changed since the workspace read it, or a path is protected.
+    Commit {
+        #[command(flatten)]
+        target: Target,
+        /// Show what would be applied; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Overwrite conflicting host files (each is backed up first; the backup dir is printed).
+        #[arg(long)]
+        force: bool,
+        /// Allow changes to protected paths (.git/hooks, .git/config, ...).
+        #[arg(long)]
+        allow_protected: bool,
+        /// Also commit scratch paths (build output, caches, .gitignored files).
+        #[arg(long)]
+        include_scratch: bool,
+        /// Keep setuid/setgid bits (stripped otherwise).
+        #[arg(long)]
+        keep_setid: bool,
+    },
+    /// Drop pending changes (all, or those at or below PATHs); the host project is untouched.
+    Discard {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The workspace's change journal, oldest first.
+    Log {
+        /// Workspace name.
+        name: Option<String>,
+    },
+    /// Check the journal's hash chain and that upper files match their recorded hashes.
+    Verify {
+        /// Workspace name.
+        name: Option<String>,
+    },
+    /// Unmount a workspace and delete it with all its pending changes.
+    #[command(alias = "rm")]
+    Remove {
+        /// Workspace name.
+        name: String,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A workspace and paths within it.
+#[derive(Args, Debug)]
+pub struct Target {
+    /// The workspace (instead of giving it as the first argument).
+    #[arg(short = 'w', long = "workspace")]
+    pub workspace: Option<String>,
+    /// [NAME] [PATH...]: the workspace (optional), then paths (and everything below them).
+    pub args: Vec<OsString>,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Color {
+    /// Colour when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}

@@ -1,0 +1,276 @@
+//! One function per command: resolve the workspace, call mountd, print.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::CommandFactory;
+use serde::Serialize;
+use wsfs::api::{CommitRequest, MountRequest, PathsRequest, WorkspaceInfo};
+use wsfs::client::{Autostart, Client};
+use wsfs::state::{default_socket, StateRoot};
+
+use crate::cli::{Cli, Color, Command, Target};
+use crate::render;
+use crate::resolve;
+
+/// How a command ended (errors are returned as `Err`).
+pub enum Outcome {
+    /// Success.
+    Ok,
+    /// A commit was refused (conflicts or protected paths).
+    Refused,
+    /// The command ran but found problems it reported (e.g. `verify`).
+    Failed,
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = Cli::command();
+        clap_complete::generate(shell, &mut cmd, "wsfs", &mut std::io::stdout());
+        return Ok(Outcome::Ok);
+    }
+    let client = connect(&cli).await?;
+    let json = cli.json;
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Mount {
+            project,
+            name,
+            mountpoint,
+        } => {
+            let project = absolute(project)?;
+            let mountpoint = mountpoint.map(absolute).transpose()?;
+            let info = client
+                .mount(&MountRequest {
+                    project,
+                    name,
+                    mountpoint,
+                })
+                .await?;
+            if json {
+                print_json(&mut out, &info)?;
+            } else {
+                let mp = info.mountpoint.clone().unwrap_or_default();
+                eprintln!(
+                    "workspace {}: {} mounted at {} ({} pending change{})",
+                    info.name,
+                    info.project.display(),
+                    mp.display(),
+                    info.pending,
+                    if info.pending == 1 { "" } else { "s" }
+                );
+                writeln!(out, "{}", mp.display())?;
+            }
+        }
+        Command::Unmount { name } => {
+            let ws = pick(&client, name.as_deref()).await?;
+            let info = client.unmount(&ws.name).await?;
+            if json {
+                print_json(&mut out, &info)?;
+            } else {
+                eprintln!(
+                    "unmounted {}; {} pending change{} kept (`wsfs mount {}` resumes)",
+                    info.name,
+                    info.pending,
+                    if info.pending == 1 { "" } else { "s" },
+                    info.project.display()
+                );
+            }
+        }
+        Command::List => {
+            let list = client.list().await?;
+            if json {
+                print_json(&mut out, &list)?;
+            } else {
+                render::list(&mut out, &list)?;
+            }
+        }
+        Command::Status { name } => {
+            let ws = pick(&client, name.as_deref()).await?;
+            let changes = client.status(&ws.name).await?;
+            if json {
+                print_json(&mut out, &changes)?;
+            } else {
+                render::status(&mut out, &changes)?;
+            }
+        }
+        Command::Diff {
+            target,
+            stat,
+            color,
+        } => {
+            let (ws, paths) = target_paths(&client, &target).await?;
+            let diffs = client.diff(&ws.name, &PathsRequest { paths }).await?;
+            let pal = render::Palette::new(match color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+                }
+            });
+            if json {
+                print_json(&mut out, &diffs)?;
+            } else if stat {
+                render::diff_stat(&mut out, &diffs, pal)?;
+            } else {
+                render::diff(&mut out, &diffs, pal)?;
+            }
+        }
+        Command::Commit {
+            target,
+            dry_run,
+            force,
+            allow_protected,
+            include_scratch,
+            keep_setid,
+        } => {
+            let (ws, paths) = target_paths(&client, &target).await?;
+            let req = CommitRequest {
+                paths,
+                dry_run,
+                force,
+                allow_protected,
+                include_scratch,
+                keep_setid,
+            };
+            let bar = progress_bar(json);
+            let report = client
+                .commit(&ws.name, &req, |done, total| {
+                    if let Some(b) = &bar {
+                        b.set_length(total);
+                        b.set_position(done);
+                    }
+                })
+                .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let report = report?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                render::commit(&mut out, &report)?;
+            }
+            if !report.conflicts.is_empty() {
+                return Ok(Outcome::Refused);
+            }
+        }
+        Command::Discard { target } => {
+            let (ws, paths) = target_paths(&client, &target).await?;
+            let report = client.discard(&ws.name, &PathsRequest { paths }).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else if report.discarded.is_empty() {
+                writeln!(out, "nothing to discard")?;
+            } else {
+                for p in &report.discarded {
+                    writeln!(out, "discarded  {p}")?;
+                }
+            }
+        }
+        Command::Log { name } => {
+            let ws = pick(&client, name.as_deref()).await?;
+            let records = client.log(&ws.name).await?;
+            if json {
+                print_json(&mut out, &records)?;
+            } else {
+                render::log(&mut out, &records)?;
+            }
+        }
+        Command::Verify { name } => {
+            let ws = pick(&client, name.as_deref()).await?;
+            let report = client.verify(&ws.name).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                render::verify(&mut out, &report)?;
+            }
+            if !report.chain_ok || !report.problems.is_empty() {
+                return Ok(Outcome::Failed);
+            }
+        }
+        Command::Remove { name } => {
+            let report = client.remove(&name).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                eprintln!(
+                    "removed workspace {name} and {} pending change{}",
+                    report.discarded.len(),
+                    if report.discarded.len() == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// Connects to mountd, starting it unless `--no-autostart`.
+async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    let state = match &cli.state_dir {
+        Some(d) => StateRoot::new(d),
+        None => StateRoot::default_location(),
+    };
+    let socket = cli.socket.clone().unwrap_or_else(|| default_socket(&state));
+    let autostart = (!cli.no_autostart).then(|| Autostart {
+        program: mountd_program(),
+        state_dir: state.path().to_owned(),
+        log: state.path().join("mountd.log"),
+    });
+    Ok(Client::connect_or_start(socket, autostart.as_ref()).await?)
+}
+
+/// `mountd` next to this executable, else from PATH.
+fn mountd_program() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("mountd")))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("mountd"))
+}
+
+async fn pick(client: &Client, name: Option<&str>) -> anyhow::Result<WorkspaceInfo> {
+    let list = client.list().await?;
+    resolve::workspace(&list, name)
+}
+
+async fn target_paths(
+    client: &Client,
+    target: &Target,
+) -> anyhow::Result<(WorkspaceInfo, Vec<wsfs::relpath::RelPath>)> {
+    let list = client.list().await?;
+    let (ws, args) = resolve::split_target(&list, target.workspace.as_deref(), &target.args)?;
+    let paths = resolve::paths(&ws, &args)?;
+    Ok((ws, paths))
+}
+
+fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p);
+    }
+    Ok(std::env::current_dir()
+        .context("reading the current directory")?
+        .join(p))
+}
+
+fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A progress bar on stderr for interactive, human-output commits.
+fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("committing {bar:40} {pos}/{len} files {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}

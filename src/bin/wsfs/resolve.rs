@@ -1,0 +1,168 @@
+//! Which workspace and which paths a command means: names inferred from the current
+//! directory, path arguments turned into workspace-relative byte paths.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{bail, Context};
+use wsfs::api::WorkspaceInfo;
+use wsfs::relpath::RelPath;
+
+/// The workspace whose project directory or mountpoint contains `dir` (the deepest one).
+fn containing<'a>(list: &'a [WorkspaceInfo], dir: &Path) -> Option<(&'a WorkspaceInfo, PathBuf)> {
+    let mut best: Option<(&WorkspaceInfo, PathBuf)> = None;
+    for ws in list {
+        let roots = std::iter::once(&ws.project).chain(ws.mountpoint.as_ref());
+        for root in roots {
+            if root.as_os_str().is_empty() || !dir.starts_with(root) {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_none_or(|(_, r)| root.as_os_str().len() > r.as_os_str().len())
+            {
+                best = Some((ws, root.clone()));
+            }
+        }
+    }
+    best
+}
+
+fn cwd() -> anyhow::Result<PathBuf> {
+    std::env::current_dir().context("reading the current directory")
+}
+
+/// The workspace named `name`, or the one the current directory is in.
+pub fn workspace(list: &[WorkspaceInfo], name: Option<&str>) -> anyhow::Result<WorkspaceInfo> {
+    if let Some(name) = name {
+        return list
+            .iter()
+            .find(|w| w.name == name)
+            .cloned()
+            .with_context(|| format!("no workspace named {name:?}; see `wsfs list`"));
+    }
+    let dir = cwd()?;
+    match containing(list, &dir) {
+        Some((ws, _)) => Ok(ws.clone()),
+        None => bail!(
+            "{} is not inside a workspace's project or mountpoint; pass a workspace name (see `wsfs list`)",
+            dir.display()
+        ),
+    }
+}
+
+/// Splits `[NAME] [PATH...]`: the first argument is the name when a workspace has that name.
+pub fn split_target(
+    list: &[WorkspaceInfo],
+    flag: Option<&str>,
+    args: &[OsString],
+) -> anyhow::Result<(WorkspaceInfo, Vec<OsString>)> {
+    if let Some(name) = flag {
+        return Ok((workspace(list, Some(name))?, args.to_vec()));
+    }
+    if let Some(first) = args.first().and_then(|a| a.to_str()) {
+        if list.iter().any(|w| w.name == first) {
+            return Ok((workspace(list, Some(first))?, args[1..].to_vec()));
+        }
+    }
+    Ok((workspace(list, None)?, args.to_vec()))
+}
+
+/// Turns path arguments into workspace-relative paths: absolute ones must lie in the project
+/// or the mountpoint; relative ones are taken from the current directory when it is inside
+/// the workspace, else from the project root.
+pub fn paths(ws: &WorkspaceInfo, args: &[OsString]) -> anyhow::Result<Vec<RelPath>> {
+    let dir = cwd()?;
+    let here = containing(std::slice::from_ref(ws), &dir)
+        .map(|(_, root)| dir.strip_prefix(&root).map(Path::to_owned))
+        .transpose()?;
+    args.iter()
+        .map(|arg| {
+            let arg = Path::new(arg);
+            let rel = if arg.is_absolute() {
+                let roots = std::iter::once(&ws.project).chain(ws.mountpoint.as_ref());
+                roots
+                    .filter_map(|r| arg.strip_prefix(r).ok())
+                    .next()
+                    .map(Path::to_owned)
+                    .with_context(|| {
+                        format!(
+                            "{} is outside workspace {:?} (project {})",
+                            arg.display(),
+                            ws.name,
+                            ws.project.display()
+                        )
+                    })?
+            } else {
+                here.clone().unwrap_or_default().join(arg)
+            };
+            normalize(&rel).with_context(|| format!("path {}", arg.display()))
+        })
+        .collect()
+}
+
+/// Lexical normalisation inside the workspace root: `.` dropped, `..` pops, never above root.
+fn normalize(p: &Path) -> anyhow::Result<RelPath> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => parts.push(n.as_bytes()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    bail!("leads above the workspace root");
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+    Ok(RelPath::new(parts.join(&b'/'))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(name: &str, project: &str, mp: Option<&str>) -> WorkspaceInfo {
+        WorkspaceInfo {
+            name: name.into(),
+            project: project.into(),
+            mountpoint: mp.map(Into::into),
+            pending: 0,
+            image_id: None,
+            problem: None,
+        }
+    }
+
+    #[test]
+    fn deepest_root_wins() {
+        let list = [
+            info("outer", "/p", None),
+            info("inner", "/p/sub", Some("/m/inner")),
+        ];
+        assert_eq!(
+            containing(&list, Path::new("/p/sub/x")).unwrap().0.name,
+            "inner"
+        );
+        assert_eq!(
+            containing(&list, Path::new("/p/other")).unwrap().0.name,
+            "outer"
+        );
+        assert_eq!(
+            containing(&list, Path::new("/m/inner/a")).unwrap().0.name,
+            "inner"
+        );
+        assert!(containing(&list, Path::new("/elsewhere")).is_none());
+        assert!(containing(&list, Path::new("/pp")).is_none());
+    }
+
+    #[test]
+    fn normalize_stays_inside() {
+        assert_eq!(
+            normalize(Path::new("a/./b/../c")).unwrap().as_bytes(),
+            b"a/c"
+        );
+        assert!(normalize(Path::new("../x")).is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! Client of the `mountd` control API (HTTP/JSON over its Unix socket), used by the `wsfs` CLI
+//! and the controller.
+//!
+//! One connection per request: requests are rare and small, and a fresh connection keeps the
+//! client free of pooling state. [`Client::connect_or_start`] starts `mountd` in the
+//! background when nothing answers on the socket.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixStream;
+
+use crate::api::{self, ApiError, CommitEvent, CommitReport, CommitRequest};
+
+/// Why a control request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers on the socket.
+    #[error("mountd is not reachable on {socket}: {source}; start it with `mountd` (or let `wsfs` start it: drop --no-autostart)")]
+    Unreachable {
+        /// The socket tried.
+        socket: PathBuf,
+        /// The connect error.
+        source: std::io::Error,
+    },
+    /// The socket exists but this user may not use it.
+    #[error("permission denied on {socket}: this mountd belongs to another user; run as root or as the socket's owner, or set WSFS_SOCKET to your own daemon's socket")]
+    Forbidden {
+        /// The socket tried.
+        socket: PathBuf,
+    },
+    /// The daemon answered with an error.
+    #[error("{}", .0.message)]
+    Api(Box<ApiError>),
+    /// Starting the daemon failed.
+    #[error("could not start mountd ({program}): {message}")]
+    Autostart {
+        /// The program run.
+        program: PathBuf,
+        /// What went wrong, and where its log is.
+        message: String,
+    },
+    /// The daemon's answer was not understood.
+    #[error("bad answer from mountd on {socket}: {message}")]
+    Protocol {
+        /// The socket.
+        socket: PathBuf,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+/// Result of client calls.
+pub type ClientResult<T> = std::result::Result<T, ClientError>;
+
+/// A handle on one daemon's socket.
+#[derive(Clone, Debug)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+/// How to start `mountd` when it is not running.
+#[derive(Clone, Debug)]
+pub struct Autostart {
+    /// The `mountd` executable.
+    pub program: PathBuf,
+    /// State directory to pass (`--state-dir`).
+    pub state_dir: PathBuf,
+    /// Where the daemon's log goes.
+    pub log: PathBuf,
+}
+
+impl Client {
+    /// A client of the daemon listening on `socket` (no connection yet).
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        Client {
+            socket: socket.into(),
+        }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Checks the daemon answers; with `autostart`, starts it first when nothing answers and
+    /// waits (up to 15 s) until it does.
+    pub async fn connect_or_start(
+        socket: impl Into<PathBuf>,
+        autostart: Option<&Autostart>,
+    ) -> ClientResult<Client> {
+        let client = Client::new(socket);
+        match client.daemon().await {
+            Ok(_) => return Ok(client),
+            Err(ClientError::Unreachable { .. }) if autostart.is_some() => {}
+            Err(e) => return Err(e),
+        }
+        let a = autostart.expect("checked above");
+        let mut child = spawn_daemon(a, &client.socket)?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            match client.daemon().await {
+                Ok(_) => return Ok(client),
+                Err(ClientError::Unreachable { .. }) if Instant::now() < deadline => {}
+                Err(e) => return Err(e),
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(ClientError::Autostart {
+                    program: a.program.clone(),
+                    message: format!("it exited with {status}; see {}", a.log.display()),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Autostart {
+                    program: a.program.clone(),
+                    message: format!("it did not answer within 15 s; see {}", a.log.display()),
+                });
+            }
+        }
+    }
+
+    /// `GET /v1/daemon`.
+    pub async fn daemon(&self) -> ClientResult<api::DaemonInfo> {
+        self.call(Method::GET, "/v1/daemon", None::<&()>).await
+    }
+
+    /// `GET /v1/workspaces`.
+    pub async fn list(&self) -> ClientResult<Vec<api::WorkspaceInfo>> {
+        self.call(Method::GET, "/v1/workspaces", None::<&()>).await
+    }
+
+    /// `POST /v1/workspaces`: creates (or reopens) and mounts a workspace.
+    pub async fn mount(&self, req: &api::MountRequest) -> ClientResult<api::WorkspaceInfo> {
+        self.call(Method::POST, "/v1/workspaces", Some(req)).await
+    }
+
+    /// `POST /v1/workspaces/{name}/unmount`: unmounts; the overlay stays.
+    pub async fn unmount(&self, name: &str) -> ClientResult<api::WorkspaceInfo> {
+        self.call(Method::POST, &ws(name, "unmount"), None::<&()>)
+            .await
+    }
+
+    /// `DELETE /v1/workspaces/{name}`: unmounts and deletes the workspace and its changes.
+    pub async fn remove(&self, name: &str) -> ClientResult<api::DiscardReport> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/workspaces/{name}"),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// `GET /v1/workspaces/{name}`.
+    pub async fn info(&self, name: &str) -> ClientResult<api::WorkspaceInfo> {
+        self.call(Method::GET, &format!("/v1/workspaces/{name}"), None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/workspaces/{name}/status`.
+    pub async fn status(&self, name: &str) -> ClientResult<Vec<api::Change>> {
+        self.call(Method::GET, &ws(name, "status"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/workspaces/{name}/diff`.
+    pub async fn diff(
+        &self,
+        name: &str,
+        req: &api::PathsRequest,
+    ) -> ClientResult<Vec<api::FileDiff>> {
+        self.call(Method::POST, &ws(name, "diff"), Some(req)).await
+    }
+
+    /// `POST /v1/workspaces/{name}/discard`.
+    pub async fn discard(
+        &self,
+        name: &str,
+        req: &api::PathsRequest,
+    ) -> ClientResult<api::DiscardReport> {
+        self.call(Method::POST, &ws(name, "discard"), Some(req))
+            .await
+    }
+
+    /// `GET /v1/workspaces/{name}/log`.
+    pub async fn log(&self, name: &str) -> ClientResult<Vec<crate::journal::record::Record>> {
+        self.call(Method::GET, &ws(name, "log"), None::<&()>).await
+    }
+
+    /// `GET /v1/workspaces/{name}/verify`.
+    pub async fn verify(&self, name: &str) -> ClientResult<api::VerifyReport> {
+        self.call(Method::GET, &ws(name, "verify"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/workspaces/{name}/commit`: streams progress to `on_progress(done, total)` and
+    /// returns the report (refused commits included: check `report.conflicts`).
+    pub async fn commit(
+        &self,
+        name: &str,
+        req: &CommitRequest,
+        mut on_progress: impl FnMut(u64, u64),
+    ) -> ClientResult<CommitReport> {
+        let mut body = self
+            .send(Method::POST, &ws(name, "commit"), Some(req))
+            .await?;
+        let mut pending = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| self.protocol(format!("reading the commit stream: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            pending.extend_from_slice(&data);
+            while let Some(nl) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=nl).collect();
+                let event: CommitEvent = serde_json::from_slice(&line)
+                    .map_err(|e| self.protocol(format!("commit event: {e}")))?;
+                match event {
+                    CommitEvent::Progress { done, total } => on_progress(done, total),
+                    CommitEvent::Done { report } => return Ok(report),
+                    CommitEvent::Error { error } => return Err(ClientError::Api(Box::new(error))),
+                }
+            }
+        }
+        Err(self.protocol("the commit stream ended without a result; run `wsfs status` and `wsfs verify`: an interrupted commit is completed when mountd restarts".into()))
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<T> {
+        let body = self.send(method, path, body).await?;
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|e| self.protocol(format!("reading the answer to {path}: {e}")))?
+            .to_bytes();
+        serde_json::from_slice(&bytes).map_err(|e| self.protocol(format!("answer to {path}: {e}")))
+    }
+
+    /// Sends one request; a non-2xx answer becomes [`ClientError::Api`].
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ClientResult<hyper::body::Incoming> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ClientError::Forbidden {
+                    socket: self.socket.clone(),
+                }
+            } else {
+                ClientError::Unreachable {
+                    socket: self.socket.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| self.protocol(format!("handshake: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let payload = match body {
+            Some(b) => serde_json::to_vec(b).map_err(|e| self.protocol(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "mountd")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(payload)))
+            .map_err(|e| self.protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| self.protocol(format!("{path}: {e}")))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp.into_body());
+        }
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.protocol(e.to_string()))?
+            .to_bytes();
+        match serde_json::from_slice::<ApiError>(&bytes) {
+            Ok(err) => Err(ClientError::Api(Box::new(err))),
+            Err(_) => Err(ClientError::Api(Box::new(ApiError {
+                code: code_for(status).into(),
+                message: format!("{path}: {status}: {}", String::from_utf8_lossy(&bytes)),
+                commit: None,
+            }))),
+        }
+    }
+
+    fn protocol(&self, message: String) -> ClientError {
+        ClientError::Protocol {
+            socket: self.socket.clone(),
+            message,
+        }
+    }
+}
+
+fn ws(name: &str, action: &str) -> String {
+    format!("/v1/workspaces/{name}/{action}")
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::CONFLICT => "conflict",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    }
+}
+
+/// Starts `mountd` detached (own session, log file) so it outlives the CLI.
+fn spawn_daemon(a: &Autostart, socket: &Path) -> ClientResult<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let fail = |message: String| ClientError::Autostart {
+        program: a.program.clone(),
+        message,
+    };
+    if let Some(dir) = a.log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&a.log)
+        .map_err(|e| fail(format!("{}: {e}", a.log.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| fail(format!("{}: {e}", a.log.display())))?;
+    std::process::Command::new(&a.program)
+        .arg("--state-dir")
+        .arg(&a.state_dir)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(format!("{e}; install mountd next to wsfs or on PATH")))
+}
