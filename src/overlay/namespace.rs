@@ -230,19 +230,33 @@ impl Overlay {
         op: Op,
         perm: Option<u32>,
     ) -> Result<(Attr, Arc<Node>)> {
-        let (uid, gid) = self.new_owner(req, ufd);
-        sys::lchownat(ufd.as_fd(), name, uid, gid).ctx("chown", &path)?;
-        if let Some(perm) = perm {
-            // Exactly the mode asked for (after chown, which may clear set-id bits): the
-            // daemon's own umask must not apply a second time.
-            let fd = sys::openat(ufd.as_fd(), name, libc::O_PATH, 0).ctx("open", &path)?;
-            sys::chmod_fd(fd.as_fd(), perm).ctx("chmod", &path)?;
-        }
-        let st = sys::lstatat(ufd.as_fd(), name).ctx("lstat", &path)?;
-        let hash_new = st.st_mode & libc::S_IFMT == libc::S_IFREG;
-        let new = state_of(ufd.as_fd(), name, &st, &path, hash_new)?;
-        let base = self.base_for(&path)?;
-        self.record(Draft::new(op, path.clone(), base, new))?;
+        let is_dir = op == Op::Mkdir;
+        let recorded = (|| {
+            let (uid, gid) = self.new_owner(req, ufd);
+            sys::lchownat(ufd.as_fd(), name, uid, gid).ctx("chown", &path)?;
+            if let Some(perm) = perm {
+                // Exactly the mode asked for (after chown, which may clear set-id bits): the
+                // daemon's own umask must not apply a second time.
+                let fd = sys::openat(ufd.as_fd(), name, libc::O_PATH, 0).ctx("open", &path)?;
+                sys::chmod_fd(fd.as_fd(), perm).ctx("chmod", &path)?;
+            }
+            let st = sys::lstatat(ufd.as_fd(), name).ctx("lstat", &path)?;
+            let hash_new = st.st_mode & libc::S_IFMT == libc::S_IFREG;
+            let new = state_of(ufd.as_fd(), name, &st, &path, hash_new)?;
+            let base = self.base_for(&path)?;
+            self.record(Draft::new(op, path.clone(), base, new))?;
+            Ok(st)
+        })();
+        let st = match recorded {
+            Ok(st) => st,
+            Err(e) => {
+                // The entry was created just now (the name was free): an operation that fails
+                // (e.g. ENOSPC appending its journal record) must leave nothing behind, or it
+                // would show through the mount and be adopted as a change on the next open.
+                let _ = sys::unlinkat(ufd.as_fd(), name, is_dir);
+                return Err(e);
+            }
+        };
         let node = self.node_for(dir, name, path, &st, Layer::Upper);
         node.lookups.fetch_add(1, Ordering::AcqRel);
         Ok((self.attr_of(node.ino, &st), node))

@@ -83,6 +83,52 @@ impl Live {
         live
     }
 
+    /// Like [`Live::new`], but with the daemon's state directory at `state` (for example on a
+    /// small tmpfs the test mounted). The caller owns `state` and cleans it up.
+    pub fn new_with_state(files: &[(&str, &str)], state: PathBuf) -> Live {
+        let root = tempfile::tempdir().unwrap();
+        let project = root.path().join("project");
+        std::fs::create_dir(&project).unwrap();
+        for (p, c) in files {
+            let full = project.join(p);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, c).unwrap();
+        }
+        let mut live = Live {
+            state,
+            socket: root.path().join("run/mountd.sock"),
+            project,
+            root,
+            daemon: None,
+            extra_env: Vec::new(),
+        };
+        live.start();
+        live
+    }
+
+    /// Mounts `project` as workspace `name` at `<root>/<name>.mnt`; returns the mountpoint.
+    pub fn mount_as(&self, project: &Path, name: &str) -> PathBuf {
+        let mp = self.root.path().join(format!("{name}.mnt"));
+        let out = self.ok([
+            OsStr::new("mount"),
+            project.as_os_str(),
+            OsStr::new("--name"),
+            OsStr::new(name),
+            OsStr::new("--mountpoint"),
+            mp.as_os_str(),
+        ]);
+        assert_eq!(out.trim(), mp.to_str().unwrap());
+        mp
+    }
+
+    /// True while the daemon process is alive.
+    pub fn daemon_alive(&mut self) -> bool {
+        match self.daemon.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
     /// Starts mountd (with `env` added) and waits until it answers.
     pub fn start_with(&mut self, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
