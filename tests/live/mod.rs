@@ -193,6 +193,12 @@ impl Live {
         wait_timeout(&mut child, Duration::from_secs(20))
     }
 
+    /// Adds `key=value` to the environment of every later `wsfs` command.
+    pub fn set_env(&mut self, key: &str, value: &Path) {
+        self.extra_env
+            .push((key.to_owned(), value.to_string_lossy().into_owned()));
+    }
+
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.path().join("mountd.log")).unwrap_or_default()
@@ -214,8 +220,9 @@ impl Live {
         S: AsRef<OsStr>,
     {
         let mut cmd = Command::new(wsfs_bin());
-        cmd.args(args)
-            .arg("--no-autostart")
+        // Global flag first: `run`/`exec` take everything after their command verbatim.
+        cmd.arg("--no-autostart")
+            .args(args)
             .current_dir(dir)
             .env("WSFS_SOCKET", &self.socket)
             .env("WSFS_STATE_DIR", &self.state)
