@@ -3,7 +3,6 @@
 //! command or container land in the overlay, never in the host project, until a commit.
 
 mod live;
-#[allow(dead_code)]
 mod support;
 
 use std::ffi::OsStr;
