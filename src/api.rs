@@ -103,6 +103,7 @@ pub struct FileDiff {
 
 /// `POST /v1/workspaces/{name}/commit` body.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// Paths to commit (and everything below them); empty = all.
     #[serde(default)]
@@ -188,6 +189,7 @@ pub struct VerifyReport {
 
 /// `POST /v1/workspaces` body: mount a project.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MountRequest {
     /// Absolute host project directory.
     pub project: PathBuf,
@@ -231,6 +233,7 @@ pub struct DaemonInfo {
 
 /// Body of `diff` and `discard`: paths to act on (and everything below them); empty = all.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PathsRequest {
     /// Workspace-relative paths.
     #[serde(default)]
@@ -265,6 +268,7 @@ pub enum CommitEvent {
 /// `POST /v1/workspaces/{name}/image` body: the image content id the controller started the
 /// workspace's container from (shown by `wsfs ps` and `wsfs list`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImageRecord {
     /// `sha256:...`.
     pub image_id: String,

@@ -173,6 +173,19 @@ fn parse<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, Failure> {
     })
 }
 
+/// Like [`parse`], but an empty body is refused: on the routes that change state (commit,
+/// discard) an empty request must not mean "everything".
+fn parse_required<T: DeserializeOwned + Default>(body: &Bytes) -> Result<T, Failure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::BadRequest(
+            "empty request body: this route changes the workspace, send a JSON object \
+             (`{}` for all paths); see docs/api.md"
+                .into(),
+        ));
+    }
+    parse(body)
+}
+
 /// Runs blocking registry work off the async threads and answers with its JSON.
 async fn blocking<T, F>(f: F) -> Response
 where
@@ -250,7 +263,7 @@ async fn diff(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) 
 }
 
 async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    let req: PathsRequest = match parse(&body) {
+    let req: PathsRequest = match parse_required(&body) {
         Ok(r) => r,
         Err(f) => return failure(f),
     };
@@ -268,7 +281,7 @@ async fn verify(State(s): State<AppState>, Path(name): Path<String>) -> Response
 /// Commits in a blocking task and streams [`CommitEvent`] lines: progress (at most ~10 per
 /// second), then the result.
 async fn commit(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    let req: CommitRequest = match parse(&body) {
+    let req: CommitRequest = match parse_required(&body) {
         Ok(r) => r,
         Err(f) => return failure(f),
     };
