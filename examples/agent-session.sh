@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A whole wsfs session on PROJECT_DIR (default: a scratch copy of this repository's docs):
-# mount it as a workspace, let an "agent" edit through the mount, review, commit.
+# let an "agent" edit it through `wsfs run` (a workspace mounted by mountd, shown at the
+# project's own path in a private mount namespace), review, commit.
 # Uses the binaries from `cargo build --release --workspace` and a private state dir, so it
 # never touches your other workspaces. Needs root, or fusermount3 (apt-get install fuse3).
 set -euo pipefail
@@ -23,16 +24,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== wsfs mount $project"
-mnt=$(wsfs mount "$project")
-echo "   mounted at $mnt (mountd log: $WSFS_STATE_DIR/mountd.log)"
-
-echo "== the agent edits through the mount"
-first=$(cd "$mnt" && find . -type f -name '*.md' | head -1)
-[ -n "$first" ] || first=./NOTES.md
-echo "edited by the agent at $(date -u +%T)" >> "$mnt/$first"
-echo "a new file" > "$mnt/AGENT_NOTES.txt"
-echo "   host copy of $first unchanged: $(cmp -s "$project/$first" "$mnt/$first" && echo no || echo yes)"
+echo "== wsfs run: an \"agent\" edits $project in a private mount namespace"
+# Inside, the project's own path shows the workspace; the rest of the host sees nothing.
+# (With Docker: `wsfs up $project --image IMG` then `wsfs exec NAME -- CMD`, same paths.)
+wsfs run "$project" -- sh -c '
+    first=$(find . -type f -name "*.md" | sort | head -1); first=${first:-./NOTES.md}
+    echo "edited by the agent at $(date -u +%T)" >> "$first"
+    echo "a new file" > AGENT_NOTES.txt
+    echo "   agent edited $first and wrote AGENT_NOTES.txt in $(pwd)"'
+first=$(cd "$project" && find . -type f -name '*.md' | sort | head -1)
+echo "   host project untouched: AGENT_NOTES.txt on host? $([ -e "$project/AGENT_NOTES.txt" ] && echo yes || echo no)"
 
 echo "== wsfs status"; (cd "$project" && wsfs status)
 echo "== wsfs diff --stat"; (cd "$project" && wsfs diff --stat)
