@@ -457,3 +457,33 @@ fn user_xattrs_are_kept_and_acls_are_unsupported() {
         .unwrap_err();
     assert!(other.is_errno(libc::EPERM));
 }
+
+#[test]
+fn renaming_over_a_hard_linked_file_keeps_its_other_name() {
+    let f = Fixture::new(&[]);
+    write(f.ov(), b"src", b"source");
+    write(f.ov(), b"dst", b"old");
+    let (dir, _) = parent_and_name(f.ov(), b"dlink");
+    let old = ino(f.ov(), b"dst").unwrap();
+    f.ov()
+        .link(old, dir, std::ffi::OsStr::from_bytes(b"dlink"))
+        .unwrap();
+    rename(f.ov(), b"src", b"dst", 0).unwrap();
+    // The kernel keeps using the inode number it knows for dlink, without a new lookup.
+    let attr = f.ov().getattr(old, None).unwrap();
+    assert_eq!((attr.nlink, attr.size), (1, 3));
+    assert_eq!(read(f.ov(), b"dst").unwrap(), b"source");
+    assert_eq!(read(f.ov(), b"dlink").unwrap(), b"old");
+    assert_eq!(ino(f.ov(), b"dlink").unwrap(), old);
+    // Two names of one file: rename does nothing (POSIX).
+    f.ov()
+        .link(
+            ino(f.ov(), b"dst").unwrap(),
+            dir,
+            std::ffi::OsStr::from_bytes(b"again"),
+        )
+        .unwrap();
+    rename(f.ov(), b"dst", b"again", 0).unwrap();
+    assert_eq!(read(f.ov(), b"dst").unwrap(), b"source");
+    assert_eq!(read(f.ov(), b"again").unwrap(), b"source");
+}

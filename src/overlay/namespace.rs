@@ -519,10 +519,15 @@ impl Overlay {
                 _ => {}
             }
             let n = self.node_for(&ddir, newname, dpath.clone(), &dst_st, dlayer);
+            if n.ino == snode.ino {
+                // Two names of one file: POSIX rename does nothing.
+                return Ok(());
+            }
             if d_is_dir && !self.is_empty_dir(&n)? {
                 return Err(Error::posix(libc::ENOTEMPTY, &dpath));
             }
-            dnode = Some(n);
+            let last_link = dst_st.st_nlink <= 1 || dlayer == Layer::Lower;
+            dnode = Some((n, last_link));
         }
         // Bases first (before anything moves), then the physical move in the upper layer.
         let sbase = self.base_for(&spath)?;
@@ -541,11 +546,6 @@ impl Overlay {
             .upper_dir_fd(&sdir)
             .ok_or_else(|| Error::posix(libc::EIO, &spath))?;
         let dfd = self.ensure_upper_dir(&ddir)?;
-        if let Some(d) = &dnode {
-            if !d.is_upper() && d.kind == Kind::Dir {
-                // Only the lower layer has it: nothing physical to replace.
-            }
-        }
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, 0).ctx("rename", &spath)?;
         let st = sys::lstatat(dfd.as_fd(), newname).ctx("lstat", &dpath)?;
         let new = self.keep_known_hash(&spath, state_of(dfd.as_fd(), newname, &st, &dpath, false)?);
@@ -580,9 +580,12 @@ impl Overlay {
             self.record(d)?;
         }
         // Move the nodes.
-        if let Some(d) = dnode {
-            d.unlinked.store(true, Ordering::Release);
-            d.set_upper(false);
+        if let Some((d, last_link)) = dnode {
+            // A replaced file with other hard links lives on under them.
+            self.detach(d.ino, &ddir, newname, last_link);
+            if last_link {
+                d.set_upper(false);
+            }
         }
         let moved = if s_is_dir {
             self.nodes.under(&spath)
