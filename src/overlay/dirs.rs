@@ -1,13 +1,15 @@
 //! Merged directory listings with stable offsets.
 //!
-//! `opendir` takes one snapshot of the merged listing (upper entries, then lower entries not
-//! shadowed, whited out or hidden); `readdir` serves it by index, so offsets stay stable for
-//! the life of the handle whatever happens to the directory meanwhile.
+//! The first `readdir` of a handle takes one snapshot of the merged listing (upper entries, then
+//! lower entries not shadowed, whited out or hidden); `readdir` serves it by index, so offsets
+//! stay stable for the life of the handle whatever happens to the directory meanwhile. The
+//! snapshot is not taken at `opendir`: when the kernel serves the directory from its own readdir
+//! cache, no `readdir` arrives and the listing is never needed.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::node::Node;
 use super::{Attr, DirEntry, Fh, Ino, Kind, Layer, Overlay, ROOT_INO};
@@ -22,9 +24,10 @@ pub(crate) struct MergedEntry {
     pub st_ino: u64,
 }
 
-/// An open directory: a snapshot of its merged listing.
+/// An open directory: a snapshot of its merged listing, taken at the first `readdir`.
 pub(crate) struct DirHandle {
-    entries: Vec<DirEntry>,
+    ino: Ino,
+    entries: Mutex<Option<Arc<Vec<DirEntry>>>>,
 }
 
 fn kind_of_dtype(d: u8) -> Option<Kind> {
@@ -123,12 +126,26 @@ impl Overlay {
         Ok(true)
     }
 
-    /// Opens a directory: snapshots its merged listing.
+    /// Opens a directory (the listing is taken at the first `readdir`).
     pub fn opendir(&self, ino: Ino) -> Result<Fh> {
         let dir = self.node(ino)?;
         if dir.kind != Kind::Dir {
             return Err(Error::posix(libc::ENOTDIR, &dir.path()));
         }
+        let fh = self.new_fh();
+        self.dir_handles.insert(
+            fh,
+            Arc::new(DirHandle {
+                ino,
+                entries: Mutex::new(None),
+            }),
+        );
+        Ok(fh)
+    }
+
+    /// The snapshot of directory `ino`'s merged listing, with `.` and `..`.
+    fn dir_snapshot(&self, ino: Ino) -> Result<Vec<DirEntry>> {
+        let dir = self.node(ino)?;
         let parent_ino = dir.loc().parent.as_ref().map(|p| p.ino).unwrap_or(ROOT_INO);
         let mut entries = vec![
             DirEntry {
@@ -158,9 +175,19 @@ impl Overlay {
                 name: e.name,
             });
         }
-        let fh = self.new_fh();
-        self.dir_handles.insert(fh, Arc::new(DirHandle { entries }));
-        Ok(fh)
+        Ok(entries)
+    }
+
+    /// The entries of handle `fh`, snapshotting them on first use.
+    fn dir_entries(&self, fh: Fh) -> Result<Arc<Vec<DirEntry>>> {
+        let h = self.dir_handle(fh)?;
+        let mut slot = h.entries.lock().unwrap();
+        if let Some(e) = &*slot {
+            return Ok(e.clone());
+        }
+        let e = Arc::new(self.dir_snapshot(h.ino)?);
+        *slot = Some(e.clone());
+        Ok(e)
     }
 
     fn dir_handle(&self, fh: Fh) -> Result<Arc<DirHandle>> {
@@ -178,8 +205,8 @@ impl Overlay {
         offset: u64,
         fill: &mut dyn FnMut(&DirEntry) -> bool,
     ) -> Result<()> {
-        let h = self.dir_handle(fh)?;
-        for e in h.entries.iter().skip(offset as usize) {
+        let entries = self.dir_entries(fh)?;
+        for e in entries.iter().skip(offset as usize) {
             if !fill(e) {
                 break;
             }
@@ -195,8 +222,8 @@ impl Overlay {
         offset: u64,
         fill: &mut dyn FnMut(&DirEntry, &Attr) -> bool,
     ) -> Result<()> {
-        let h = self.dir_handle(fh)?;
-        for e in h.entries.iter().skip(offset as usize) {
+        let entries = self.dir_entries(fh)?;
+        for e in entries.iter().skip(offset as usize) {
             if e.name == "." || e.name == ".." {
                 let attr = self.getattr(e.ino, None)?;
                 if !fill(e, &attr) {

@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -31,14 +32,18 @@ pub(super) struct WsfsFs {
     /// FUSE passthrough was negotiated in `init`.
     passthrough: bool,
     io: IoModes,
+    /// Every visible host directory is watched (set by the watcher): host changes invalidate
+    /// the kernel's caches, so `opendir` may let the kernel keep its cached listing.
+    host_watched: Arc<AtomicBool>,
 }
 
 impl WsfsFs {
-    pub(super) fn new(ov: Arc<Overlay>) -> WsfsFs {
+    pub(super) fn new(ov: Arc<Overlay>, host_watched: Arc<AtomicBool>) -> WsfsFs {
         WsfsFs {
             ov,
             passthrough: false,
             io: IoModes::default(),
+            host_watched,
         }
     }
 }
@@ -82,7 +87,14 @@ fn reply_xattr(data: &[u8], size: u32, reply: ReplyXattr) {
     }
 }
 
-/// Flags of a non-passthrough open.
+/// Flags of a passthrough open. `FOPEN_NOFLUSH` also for writers: `flush` has no work in the
+/// overlay (content is settled at `release`), data and shared mappings go straight to the
+/// backing file so the kernel has no dirty FUSE pages to write back at close, and POSIX locks
+/// are the kernel's own. Saves one synchronous round trip per `close` of a written file.
+const PASSTHROUGH_FLAGS: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
+/// Flags of a non-passthrough open. Writers keep `FLUSH`: the kernel writes dirty pages of
+/// shared mappings back on it.
 fn cached_flags(opened: &Opened, read_only: bool) -> FopenFlags {
     let mut f = FopenFlags::empty();
     if opened.keep_cache {
@@ -292,14 +304,7 @@ impl Filesystem for WsfsFs {
         match self.io.open(ino.0, opened.fh, want, || {
             reply.open_backing(&*opened.backing)
         }) {
-            Some(id) => {
-                let f = if read_only {
-                    FopenFlags::FOPEN_NOFLUSH
-                } else {
-                    FopenFlags::empty()
-                };
-                reply.opened_passthrough(fh, f, &id);
-            }
+            Some(id) => reply.opened_passthrough(fh, PASSTHROUGH_FLAGS, &id),
             None => reply.opened(fh, cached_flags(&opened, read_only)),
         }
     }
@@ -325,7 +330,7 @@ impl Filesystem for WsfsFs {
         match self.io.open(a.ino, opened.fh, want, || {
             reply.open_backing(&*opened.backing)
         }) {
-            Some(id) => reply.created_passthrough(&TTL, &attr, GEN, fh, FopenFlags::empty(), &id),
+            Some(id) => reply.created_passthrough(&TTL, &attr, GEN, fh, PASSTHROUGH_FLAGS, &id),
             None => reply.created(&TTL, &attr, GEN, fh, cached_flags(&opened, read_only)),
         }
     }
@@ -402,8 +407,17 @@ impl Filesystem for WsfsFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // FOPEN_CACHE_DIR: the kernel caches the listing. Without FOPEN_KEEP_CACHE it drops
+        // that cache at every opendir, so each walk would read every directory again. Changes
+        // through the mount reset it in the kernel (directory version and mtime); host changes
+        // do through the watcher's inval_inode of the directory, so keep it only while the
+        // watcher covers the whole project.
+        let mut flags = FopenFlags::FOPEN_CACHE_DIR;
+        if self.host_watched.load(Ordering::Acquire) {
+            flags |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
         match self.ov.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
+            Ok(fh) => reply.opened(FileHandle(fh), flags),
             Err(e) => reply.error(fail("opendir", &e)),
         }
     }

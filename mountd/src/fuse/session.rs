@@ -2,6 +2,7 @@
 //! one workspace mount.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -101,7 +102,9 @@ pub fn mount(
 
 fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Running> {
     // Mounts and runs the INIT handshake; dropping `session` on an error below unmounts.
-    let mut session = Session::new(WsfsFs::new(overlay.clone()), mp, &config())
+    let host_watched = Arc::new(AtomicBool::new(false));
+    let fs = WsfsFs::new(overlay.clone(), host_watched.clone());
+    let mut session = Session::new(fs, mp, &config())
         .with_context(|| format!("mounting FUSE at {}", mp.display()))?;
     let unmounter = session.unmount_callable();
     let (notify, inval) =
@@ -112,7 +115,7 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Run
         .spawn(move || session.run())
         .context("starting the FUSE session")?;
     let dev = mount_dev(mp);
-    let watcher = match Watcher::start(overlay, project, dev) {
+    let watcher = match Watcher::start(overlay, project, dev, host_watched) {
         Ok(w) => Some(w),
         Err(e) => {
             warn!(project = %project.display(), error = %e,

@@ -52,11 +52,14 @@ pub(super) struct Watcher {
 
 impl Watcher {
     /// Starts watching `project` for `ov`, skipping directories whose `st_dev` is `own_dev`
-    /// (the wsfs mount). The initial scan runs on the watcher thread.
+    /// (the wsfs mount). The initial scan runs on the watcher thread. `complete` is set once
+    /// every visible directory is watched and cleared when that stops being true (watch limit
+    /// reached, watcher ended).
     pub(super) fn start(
         ov: Arc<Overlay>,
         project: &Path,
         own_dev: Option<u64>,
+        complete: Arc<AtomicBool>,
     ) -> io::Result<Watcher> {
         let root = wsfs::sys::open_root(project)?;
         if std::env::var_os("NOWATCH").is_some() {
@@ -74,6 +77,7 @@ impl Watcher {
             pending: BTreeSet::new(),
             overflow: false,
             limit_warned: false,
+            complete,
         };
         let flag = stop.clone();
         let join = std::thread::Builder::new()
@@ -148,12 +152,20 @@ struct Tree {
     /// The kernel dropped events: rescan everything at the next flush.
     overflow: bool,
     limit_warned: bool,
+    /// Shared with the FUSE adapter: every visible directory is watched.
+    complete: Arc<AtomicBool>,
 }
 
 impl Tree {
     fn run(&mut self, stop: &AtomicBool) {
+        self.watch(stop);
+        self.complete.store(false, Ordering::Release);
+    }
+
+    fn watch(&mut self, stop: &AtomicBool) {
         let started = Instant::now();
         self.walk(RelPath::root(), false);
+        self.complete.store(!self.limit_warned, Ordering::Release);
         info!(
             project = %self.project.display(),
             dirs = self.wds.len(),
@@ -313,6 +325,7 @@ impl Tree {
                 true
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                self.complete.store(false, Ordering::Release);
                 if !std::mem::replace(&mut self.limit_warned, true) {
                     warn!(
                         path = %rel,
