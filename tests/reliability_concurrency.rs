@@ -161,14 +161,11 @@ fn writer_during_commit(test: &str, rewrite: bool, complete_only: bool) {
 }
 
 /// A commit during writes applies, per file, a state the file really passed through, loses
-/// nothing written during or after it, and status then shows the later writes. Fails today
-/// with DATA LOSS (docs/reliability.md, known bugs): after a commit removes committed files
-/// from the upper layer, a file created concurrently is journaled under a committed file's
-/// path (`write f0` with the new file's content), and the next commit deletes that committed
-/// file from the host. Likely cause: the upper inode number of the removed file is reused by
-/// the new upper file and the overlay maps it to the old node/path.
+/// nothing written during or after it, and status then shows the later writes. (Was a
+/// data-loss bug: the upper inode number of a file a commit removed from the upper layer was
+/// reused by a file created concurrently, and the overlay attached the new file to the old
+/// node and path, so its close was journaled as a write of the committed file.)
 #[test]
-#[ignore = "bug (data loss): files committed while a writer creates new files vanish from host and mount at the next commit; a new file's close is journaled under a committed file's path (upper inode reuse after finish_commit?)"]
 fn writer_keeps_writing_while_a_commit_runs() {
     writer_during_commit("writer_keeps_writing_while_a_commit_runs", false, false);
 }

@@ -500,7 +500,7 @@ fn status_problems(live: &Live, mp: &Path) -> Vec<String> {
         if host.get(k) != seen.get(k) {
             let is_dir = host.get(k).or(seen.get(k)).map(|v| &v[..]) == Some(&b"<dir>"[..]);
             // A directory that only holds listed changes need not be listed itself.
-            if is_dir && (host.get(k).is_some() == seen.get(k).is_some()) {
+            if is_dir && (host.contains_key(k) == seen.contains_key(k)) {
                 continue;
             }
             if !listed.contains(k) {

@@ -25,6 +25,8 @@ mod namespace;
 mod node;
 mod revert;
 mod state;
+#[cfg(test)]
+pub(crate) mod tests;
 pub mod types;
 mod xattr;
 
@@ -263,12 +265,14 @@ impl Overlay {
         };
         let mut ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
         let kind = Kind::from_mode(st.st_mode);
-        if layer == Layer::Lower {
-            if let Some(n) = self.nodes.get(ino) {
+        if let Some(n) = self.nodes.get(ino) {
+            if layer == Layer::Lower {
                 let taken = n.is_upper() && !n.unlinked.load(Ordering::Acquire) && n.path() != path;
                 if taken {
                     ino = self.nodes.remap_lower(dev, st.st_ino);
                 }
+            } else if self.upper_id_is_stale(&n, &path, st) {
+                ino = self.nodes.remap_upper(dev, st.st_ino);
             }
         }
         let make = || {
@@ -303,6 +307,30 @@ impl Overlay {
             node.set_upper(layer == Layer::Upper);
         }
         node
+    }
+
+    /// True if `node`, the node the id map gives for the upper entry `path` (stat `st`), is
+    /// not that entry: its upper file was removed behind the kernel's back (a commit or
+    /// discard reverted it, or the container unlinked it) and the filesystem reused the inode
+    /// number for the entry now found. A hard link (same inode, another name of a live node)
+    /// is not stale. Reusing such a node would attach a new file to the old path, so writes to
+    /// the new file would be journaled under the old one.
+    fn upper_id_is_stale(&self, node: &Node, path: &RelPath, st: &Stat) -> bool {
+        if node.unlinked.load(Ordering::Acquire) {
+            return true;
+        }
+        let loc = node.loc();
+        if loc.path == *path {
+            return false;
+        }
+        // Another name: a hard link only if the node's own path still holds this inode.
+        let Some(parent) = loc.parent.as_ref() else {
+            return true;
+        };
+        let Some(fd) = self.upper_dir_fd(parent) else {
+            return true;
+        };
+        !matches!(sys::lstatat(fd.as_fd(), &loc.name), Ok(own) if own.st_ino == st.st_ino)
     }
 
     fn attr_of(&self, ino: Ino, st: &Stat) -> Attr {

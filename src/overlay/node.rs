@@ -169,6 +169,14 @@ impl NodeTable {
         id
     }
 
+    /// Gives an upper entry a fresh id: its inode number is mapped to a node whose upper
+    /// entry is gone (the filesystem reused the number for a new file).
+    pub fn remap_upper(&self, dev: u64, st_ino: u64) -> Ino {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.ids.insert((true, dev, st_ino), id);
+        id
+    }
+
     /// Makes `(dev, st_ino)` resolve to `ino` (a copied-up file keeps its id).
     pub fn alias_id(&self, dev: u64, st_ino: u64, ino: Ino) {
         self.ids.insert((true, dev, st_ino), ino);
