@@ -171,11 +171,50 @@ fn writer_keeps_writing_while_a_commit_runs() {
 }
 
 /// Stronger: a commit never applies a file the container still has open for writing (half
-/// written). Fails today (see docs/reliability.md, known bugs).
+/// written): such a path is left pending and reported busy (docs/reliability.md).
 #[test]
-#[ignore = "bug: commit applies files still open for writing (e.g. just truncated by O_TRUNC, or half written), so the host can get a version the container never finished; commit does not consult the overlay's dirty (open-for-write) set"]
 fn commit_never_applies_a_half_written_file() {
     writer_during_commit("commit_never_applies_a_half_written_file", false, true);
+}
+
+/// The chosen behaviour, deterministically: a file open for writing in the mount is not
+/// committed; the commit succeeds with the other paths, lists it as busy, leaves it pending,
+/// and a commit after the writer closed it applies it.
+#[test]
+fn commit_leaves_files_open_for_writing_pending() {
+    if !can_mount("commit_leaves_files_open_for_writing_pending") {
+        return;
+    }
+    let live = Live::new(&[("host.txt", "host\n")]);
+    let mp = live.mount();
+    std::fs::write(mp.join("done"), "finished\n").unwrap();
+    let mut open = std::fs::File::create(mp.join("half")).unwrap();
+    open.write_all(b"half wri").unwrap();
+    let report = live.json(["commit", "w"]);
+    assert_eq!(report["applied"], serde_json::json!(["done"]), "{report}");
+    assert_eq!(report["busy"], serde_json::json!(["half"]), "{report}");
+    assert!(
+        !live.project.join("half").exists(),
+        "half-written file committed"
+    );
+    let human = live.ok(["status", "w"]);
+    assert!(
+        human.contains("half"),
+        "busy path no longer pending: {human}"
+    );
+    open.write_all(b"tten\n").unwrap();
+    drop(open);
+    // The close reaches the daemon asynchronously (FUSE release).
+    let committed = eventually(Duration::from_secs(10), || {
+        let r = live.json(["commit", "w"]);
+        r["applied"] == serde_json::json!(["half"])
+    });
+    assert!(committed.is_some(), "closed file never committed");
+    assert_eq!(
+        std::fs::read(live.project.join("half")).unwrap(),
+        b"half written\n"
+    );
+    assert_eq!(live.ok(["status", "w"]), "");
 }
 
 /// The writer rewrites the very files the commits apply. Fails today (docs/reliability.md,

@@ -456,6 +456,20 @@ impl Overlay {
         self.nodes.forget(ino, nlookup);
     }
 
+    /// Paths a container has open for writing (or written and not yet settled by the last
+    /// close): their content is not final, so commit leaves them pending.
+    pub fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
+        self.nodes
+            .all()
+            .into_iter()
+            .filter(|n| {
+                !n.unlinked.load(Ordering::Acquire)
+                    && (n.writers.load(Ordering::Acquire) > 0 || n.dirty.load(Ordering::Acquire))
+            })
+            .map(|n| n.path())
+            .collect()
+    }
+
     /// Number of live nodes (diagnostics).
     pub fn node_count(&self) -> usize {
         self.nodes.len()

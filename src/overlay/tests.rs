@@ -34,6 +34,10 @@ impl Fx {
         self.ws.overlay()
     }
 
+    pub fn host(&self, name: &str) -> std::path::PathBuf {
+        self._project.path().join(name)
+    }
+
     pub fn upper(&self, name: &str) -> std::path::PathBuf {
         self.ws.state_dir().join("upper").join(name)
     }
