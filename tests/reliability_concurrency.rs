@@ -217,12 +217,11 @@ fn commit_leaves_files_open_for_writing_pending() {
     assert_eq!(live.ok(["status", "w"]), "");
 }
 
-/// The writer rewrites the very files the commits apply. Fails today (docs/reliability.md,
-/// known bugs): the writer's `open(O_CREAT|O_TRUNC)` can fail with ENOENT while a commit
-/// drops the path from the overlay, and a rewrite racing the commit can record a stale base,
-/// so the next commit reports the workspace's own earlier commit as a host conflict.
+/// The writer rewrites the very files the commits apply: it never gets an error (a node a
+/// commit took out of the overlay answers ESTALE, so the kernel looks the name up again; before,
+/// `open(O_CREAT|O_TRUNC)` could fail with ENOENT), and the base recorded after each commit is
+/// what the host really got, so no later commit conflicts with the workspace's own commits.
 #[test]
-#[ignore = "bug: commit racing a writer of the same file: writer gets ENOENT on open(O_CREAT|O_TRUNC); a stale base is recorded, so the next commit conflicts with the workspace's own commit"]
 fn writer_rewrites_files_while_commits_apply_them() {
     writer_during_commit(
         "writer_rewrites_files_while_commits_apply_them",

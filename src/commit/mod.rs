@@ -724,4 +724,35 @@ mod tests {
         assert_eq!(r.busy, vec![p("a")]);
         assert!(!fx.host("a").exists());
     }
+
+    /// After a commit took a file out of the overlay, the kernel's old node answers ESTALE
+    /// (the kernel then looks the name up again); the fresh node can be rewritten, and its
+    /// base is what was committed, so the next commit is no conflict.
+    #[test]
+    fn reverted_node_is_stale_and_the_rewrite_commits_cleanly() {
+        let fx = Fx::new(&[]);
+        let ov = fx.ov();
+        let old = create(ov, "a", b"v1\n");
+        assert_eq!(commit_all(&fx).applied, vec![p("a")]);
+        let err = ov
+            .open(&Req::root(), old, libc::O_WRONLY | libc::O_TRUNC)
+            .unwrap_err();
+        assert!(err.is_errno(libc::ESTALE), "{err}");
+        let (_, open) = ov
+            .create(
+                &Req::root(),
+                ROOT_INO,
+                OsStr::new("a"),
+                0o644,
+                0,
+                libc::O_WRONLY | libc::O_TRUNC,
+            )
+            .unwrap();
+        ov.write(open.fh, 0, b"v2\n").unwrap();
+        ov.release(open.fh).unwrap();
+        let r = commit_all(&fx);
+        assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+        assert_eq!(r.applied, vec![p("a")]);
+        assert_eq!(std::fs::read(fx.host("a")).unwrap(), b"v2\n");
+    }
 }

@@ -69,6 +69,10 @@ pub struct Overlay {
     record_lock: Mutex<()>,
     /// Serialises renames (they rewrite node paths), like the kernel's rename mutex.
     rename_lock: Mutex<()>,
+    /// Writable opens, truncates and last closes hold it shared; a commit or discard holds it
+    /// exclusively while it takes paths out of the overlay, so no writer can open (or finish
+    /// closing) a file between the busy check and the removal of its upper copy.
+    revert_gate: RwLock<()>,
     invalidator: RwLock<Option<Arc<dyn Invalidator>>>,
     /// FICLONE failed once: stop trying.
     no_reflink: AtomicBool,
@@ -121,6 +125,7 @@ impl Overlay {
             policy,
             record_lock: Mutex::new(()),
             rename_lock: Mutex::new(()),
+            revert_gate: RwLock::new(()),
             invalidator: RwLock::new(None),
             no_reflink: AtomicBool::new(false),
             tmp_counter: AtomicU64::new(0),
@@ -162,6 +167,7 @@ impl Overlay {
 
     /// Flushes journal and upper data (daemon shutdown).
     pub fn sync_all(&self) -> Result<()> {
+        let _gate = self.revert_gate.read().unwrap();
         for h in self.handles.iter() {
             if h.writable {
                 let _ = self.finish_write(h.value(), false);
@@ -295,6 +301,7 @@ impl Overlay {
             // follow it to where it was just found.
             if node.unlinked.load(Ordering::Acquire) || !node.is_upper() {
                 node.unlinked.store(false, Ordering::Release);
+                node.reverted.store(false, Ordering::Release);
                 node.set_loc(Loc {
                     parent: Some(dir.clone()),
                     name: name.to_owned(),
