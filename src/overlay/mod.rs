@@ -10,10 +10,12 @@
 //!
 //! Every change is first made in the upper layer, then appended to the journal and applied to
 //! the [`ChangeSet`] under one short lock, so the journal order is the change order. A crash
-//! between the two leaves an upper entry the journal does not know; [`Overlay::new`] adopts
-//! such entries (reconcile) so nothing the container wrote is ever invisible to `status`.
+//! between the two leaves the journal behind the upper layer; [`Overlay::new`] reconciles them
+//! (appends records for what the upper layer really holds) so nothing the container wrote is
+//! ever invisible to `status` or stale in `verify`.
 //!
-//! Submodules: `node` (inodes and ids), `changes` (change set), `copy_up`, `namespace`
+//! Submodules: `node` (inodes and ids), `changes` (change set), `copy_up`, `reconcile`
+//! (recovery: the journal brought in line with the upper layer), `namespace`
 //! (create/remove/rename/link), `files` (handles and I/O), `dirs` (merged listings),
 //! `xattr`, `state` (reading entry states for the journal and status).
 
@@ -23,6 +25,7 @@ mod dirs;
 mod files;
 mod namespace;
 mod node;
+mod reconcile;
 mod revert;
 mod state;
 #[cfg(test)]
@@ -131,7 +134,7 @@ impl Overlay {
             tmp_counter: AtomicU64::new(0),
         });
         ov.clean_work_dir();
-        ov.reconcile()?;
+        ov.reconcile(replay)?;
         Ok(ov)
     }
 
