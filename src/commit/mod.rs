@@ -164,6 +164,9 @@ pub fn commit(
     req: &CommitRequest,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
+    // Never commit from a journal that no longer verifies (edited behind our back while the
+    // workspace is open): the change set in memory may not be what the journal says.
+    ov.journal().check_unchanged()?;
     let (selected, busy) = split_busy(select(ov, req)?, &ov.busy_paths());
     let deleted: HashSet<RelPath> = selected
         .iter()
