@@ -163,6 +163,10 @@ pub struct CommitReport {
     /// Where overwritten host files were saved (forced commits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_dir: Option<PathBuf>,
+    /// Paths left pending because the workspace had them open for writing (or they changed
+    /// while the commit ran): their content was not final. Commit them once they are closed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub busy: Vec<RelPath>,
     /// True for a dry run.
     pub dry_run: bool,
 }

@@ -623,11 +623,9 @@ fn sigkill_during_random_workload_keeps_fsynced_data() {
 }
 
 /// After a SIGKILL and restart, `wsfs verify` finds no problem and `wsfs status` matches the
-/// mount. Fails today: see docs/reliability.md, "Known bugs" (reconcile on open only adopts
-/// upper entries the journal never mentioned; it does not re-record a path whose upper entry
-/// changed, was renamed or was removed after its last journal record).
+/// mount: recovery re-records paths whose upper entry changed, was renamed or was removed after
+/// their last journal record (docs/reliability.md).
 #[test]
-#[ignore = "bug: after kill -9, a write/rename/unlink done in the upper layer but not journaled (or a file written since its last close) leaves journal and upper disagreeing; verify reports problems and status shows stale hashes (reconcile in src/overlay/copy_up.rs skips covered paths)"]
 fn journal_matches_upper_after_sigkill() {
     kill_loop("journal_matches_upper_after_sigkill", true);
 }

@@ -9,6 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::error::{Error, IoContext, Result};
+use crate::hash::ContentHash;
 use crate::relpath::RelPath;
 use crate::sys;
 
@@ -32,7 +33,8 @@ pub fn tmp_name(id: &str, n: usize) -> OsString {
     OsString::from(format!("{TMP_PREFIX}{id}-{n}"))
 }
 
-/// Writes `src` (an upper-layer file) into a new temporary file `tmp` in `dir`.
+/// Writes `src` (an upper-layer file) into a new temporary file `tmp` in `dir`; returns the
+/// content hash of what the temporary file holds.
 pub fn write_tmp(
     src: BorrowedFd<'_>,
     dir: BorrowedFd<'_>,
@@ -40,7 +42,7 @@ pub fn write_tmp(
     mode: u32,
     owner: (u32, u32),
     path: &RelPath,
-) -> Result<()> {
+) -> Result<ContentHash> {
     let _ = sys::unlinkat(dir, tmp, false);
     let out = sys::openat(
         dir,
@@ -53,7 +55,8 @@ pub fn write_tmp(
     crate::copy::copy_sparse(src, out.as_fd(), size).ctx("copy", path)?;
     sys::lchownat(out.as_fd(), OsStr::new(""), owner.0, owner.1).ctx("chown", path)?;
     sys::chmod_fd(out.as_fd(), mode).ctx("chmod", path)?;
-    Ok(())
+    let written = sys::reopen(out.as_fd(), libc::O_RDONLY).ctx("open", path)?;
+    crate::hash::hash_fd(written.as_fd()).ctx("hash", path)
 }
 
 /// Removes a host entry (file or empty dir) if present.

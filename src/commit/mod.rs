@@ -139,14 +139,35 @@ fn check(
     Ok(None)
 }
 
-/// Commits the changes `req` selects.
+/// Splits `selected` into the changes to apply and the paths left pending because the
+/// workspace has them open for writing (`busy`). A rename's source stays with a busy
+/// destination, so the host never loses the old file before it gets the new one.
+fn split_busy(selected: Vec<Change>, busy: &HashSet<RelPath>) -> (Vec<Change>, BTreeSet<RelPath>) {
+    let mut skipped: BTreeSet<RelPath> = BTreeSet::new();
+    for c in selected.iter().filter(|c| busy.contains(&c.path)) {
+        skipped.insert(c.path.clone());
+        skipped.extend(c.from.clone());
+    }
+    let ready = selected
+        .into_iter()
+        .filter(|c| !skipped.contains(&c.path))
+        .collect();
+    (ready, skipped)
+}
+
+/// Commits the changes `req` selects. Paths the workspace has open for writing are not
+/// committed (their content is not final): they stay pending and are listed in
+/// [`CommitReport::busy`].
 pub fn commit(
     ov: &Overlay,
     backups_root: &Path,
     req: &CommitRequest,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
-    let selected = select(ov, req)?;
+    // Never commit from a journal that no longer verifies (edited behind our back while the
+    // workspace is open): the change set in memory may not be what the journal says.
+    ov.journal().check_unchanged()?;
+    let (selected, busy) = split_busy(select(ov, req)?, &ov.busy_paths());
     let deleted: HashSet<RelPath> = selected
         .iter()
         .filter(|c| c.current.is_absent())
@@ -165,6 +186,7 @@ pub fn commit(
     }
     let mut report = CommitReport {
         dry_run: req.dry_run,
+        busy: busy.into_iter().collect(),
         ..Default::default()
     };
     if !conflicts.is_empty() {
@@ -189,7 +211,12 @@ pub fn commit(
         }))?;
     crate::fault::commit_step("after commit_begin");
     let backup_dir = backups_root.join(&id);
-    let backed_up = apply(ov, &id, &selected, req, &backup_dir, progress)?;
+    let (backed_up, changed) = apply(ov, &id, &selected, req, &backup_dir, progress)?;
+    if !changed.is_empty() {
+        report.applied.retain(|p| !changed.contains(p));
+        report.busy.extend(changed);
+        report.busy.sort();
+    }
     // Paths the workspace touched but left as the host had them leave the overlay too, so a
     // commit leaves nothing that shadows later host edits.
     ov.finish_commit(&id, &noops, &|| {})?;
@@ -241,7 +268,9 @@ struct Staged {
     change: Change,
 }
 
-/// Applies checked changes. Returns whether anything was backed up.
+/// Applies checked changes. Returns whether anything was backed up, and the files left
+/// pending because their upper content no longer matched the state being committed (a writer
+/// changed them after the busy check).
 fn apply(
     ov: &Overlay,
     id: &str,
@@ -249,7 +278,7 @@ fn apply(
     req: &CommitRequest,
     backup_dir: &Path,
     progress: &dyn Fn(u64, u64),
-) -> Result<bool> {
+) -> Result<(bool, HashSet<RelPath>)> {
     let host_root = ov.lower_root().as_fd();
     let total = changes.len() as u64;
     let mut backed_up = false;
@@ -384,27 +413,21 @@ fn apply(
     // 2. one sync makes every staged file durable, then rename them into place.
     // Write the temporary files in parallel: each is independent, and the disk, not the CPU,
     // is what they wait on.
-    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+    let results: Vec<Result<Vec<usize>>> = std::thread::scope(|scope| {
         let per = jobs.len().div_ceil(8).max(1);
         let staged = &staged;
         let handles: Vec<_> = jobs
             .chunks(per)
             .map(|chunk| {
-                scope.spawn(move || -> Result<()> {
+                scope.spawn(move || -> Result<Vec<usize>> {
+                    let mut changed = Vec::new();
                     for (i, mode, owner) in chunk {
-                        let s = &staged[*i];
-                        let src = open_upper(ov, &s.change.path)?;
-                        host::write_tmp(
-                            src.as_fd(),
-                            s.dir.as_fd(),
-                            &s.tmp,
-                            *mode,
-                            *owner,
-                            &s.change.path,
-                        )?;
+                        if !stage_file(ov, &staged[*i], *mode, *owner)? {
+                            changed.push(*i);
+                        }
                         crate::fault::commit_step("after a temporary file");
                     }
-                    Ok(())
+                    Ok(changed)
                 })
             })
             .collect();
@@ -413,9 +436,26 @@ fn apply(
             .map(|h| h.join().expect("writer thread"))
             .collect()
     });
+    let mut changed_idx = HashSet::new();
     for r in results {
-        r?;
+        changed_idx.extend(r?);
     }
+    let mut changed: HashSet<RelPath> = changed_idx
+        .iter()
+        .map(|i| staged[*i].change.path.clone())
+        .collect();
+    // The source of a rename whose destination was left pending stays on the host too.
+    let kept_origins: Vec<RelPath> = changed_idx
+        .iter()
+        .filter_map(|i| staged[*i].change.from.clone())
+        .collect();
+    changed.extend(kept_origins);
+    let staged: Vec<Staged> = staged
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !changed_idx.contains(i))
+        .map(|(_, s)| s)
+        .collect();
     if !staged.is_empty() {
         sys::syncfs(host_root).ctx("syncfs", &RelPath::root())?;
         crate::fault::commit_step("after syncfs");
@@ -451,7 +491,10 @@ fn apply(
         }
     }
     // 3. deletions, deepest first.
-    let mut deletions: Vec<&Change> = changes.iter().filter(|c| c.current.is_absent()).collect();
+    let mut deletions: Vec<&Change> = changes
+        .iter()
+        .filter(|c| c.current.is_absent() && !changed.contains(&c.path))
+        .collect();
     deletions.sort_by(|a, b| b.path.cmp(&a.path));
     for c in deletions {
         if !moved_away.contains(&c.path) {
@@ -487,7 +530,27 @@ fn apply(
         done.set(done.get() + 1);
         progress(done.get(), total);
     })?;
-    Ok(backed_up)
+    Ok((backed_up, changed))
+}
+
+/// Writes the upper content of a staged file into its temporary host file and checks it is
+/// exactly the state being committed. `Ok(false)` (temporary file removed) when the upper
+/// file is gone or its content differs: a writer changed it after the commit selected it, so
+/// it is left pending rather than committed half written or under a stale record.
+fn stage_file(ov: &Overlay, s: &Staged, mode: u32, owner: (u32, u32)) -> Result<bool> {
+    let path = &s.change.path;
+    let src = match open_upper(ov, path) {
+        Ok(fd) => fd,
+        Err(e) if e.is_errno(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let written = host::write_tmp(src.as_fd(), s.dir.as_fd(), &s.tmp, mode, owner, path)?;
+    if hash_of(&s.change.current) == Some(written) {
+        return Ok(true);
+    }
+    tracing::info!(path = %path, "changed while committing: left pending");
+    let _ = sys::unlinkat(s.dir.as_fd(), &s.tmp, false);
+    Ok(false)
 }
 
 fn open_upper(ov: &Overlay, path: &RelPath) -> Result<OwnedFd> {
@@ -595,4 +658,104 @@ pub fn discard(ov: &Overlay, paths: &[RelPath]) -> Result<DiscardReport> {
 /// The backups folder of a workspace state dir.
 pub fn backups_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("backups")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use crate::api::CommitRequest;
+    use crate::overlay::tests::{create, p, Fx};
+    use crate::overlay::{Req, ROOT_INO};
+
+    fn commit_all(fx: &Fx) -> crate::api::CommitReport {
+        fx.ws.commit(&CommitRequest::default(), &|_, _| {}).unwrap()
+    }
+
+    /// A file the workspace still has open for writing is not committed: it is reported busy,
+    /// stays pending, and is committed once closed.
+    #[test]
+    fn files_open_for_writing_are_left_pending() {
+        let fx = Fx::new(&[]);
+        let ov = fx.ov();
+        create(ov, "done", b"finished\n");
+        let (_, open) = ov
+            .create(
+                &Req::root(),
+                ROOT_INO,
+                OsStr::new("half"),
+                0o644,
+                0,
+                libc::O_WRONLY,
+            )
+            .unwrap();
+        ov.write(open.fh, 0, b"half wri").unwrap();
+        let r = commit_all(&fx);
+        assert_eq!(r.applied, vec![p("done")]);
+        assert_eq!(r.busy, vec![p("half")]);
+        assert!(
+            !fx.host("half").exists(),
+            "a half-written file reached the host"
+        );
+        let pending: Vec<_> = fx
+            .ws
+            .status()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
+        assert_eq!(pending, vec![p("half")]);
+        ov.write(open.fh, 8, b"tten\n").unwrap();
+        ov.release(open.fh).unwrap();
+        let r = commit_all(&fx);
+        assert_eq!((r.applied, r.busy), (vec![p("half")], vec![]));
+        assert_eq!(std::fs::read(fx.host("half")).unwrap(), b"half written\n");
+    }
+
+    /// Content that differs from the state the commit selected (a writer through FUSE
+    /// passthrough rewrote it after its record; simulated by writing the upper file directly,
+    /// same size, so the selection still carries the recorded hash) is left pending, never
+    /// committed under the older record.
+    #[test]
+    fn content_changed_since_its_record_is_left_pending() {
+        let fx = Fx::new(&[]);
+        create(fx.ov(), "a", b"recorded\n");
+        assert_eq!(b"recorded\n".len(), b"REWRITTEN".len());
+        std::fs::write(fx.upper("a"), b"REWRITTEN").unwrap();
+        let r = commit_all(&fx);
+        assert!(r.applied.is_empty(), "{r:?}");
+        assert_eq!(r.busy, vec![p("a")]);
+        assert!(!fx.host("a").exists());
+    }
+
+    /// After a commit took a file out of the overlay, the kernel's old node answers ESTALE
+    /// (the kernel then looks the name up again); the fresh node can be rewritten, and its
+    /// base is what was committed, so the next commit is no conflict.
+    #[test]
+    fn reverted_node_is_stale_and_the_rewrite_commits_cleanly() {
+        let fx = Fx::new(&[]);
+        let ov = fx.ov();
+        let old = create(ov, "a", b"v1\n");
+        assert_eq!(commit_all(&fx).applied, vec![p("a")]);
+        let err = ov
+            .open(&Req::root(), old, libc::O_WRONLY | libc::O_TRUNC)
+            .unwrap_err();
+        assert!(err.is_errno(libc::ESTALE), "{err}");
+        let (_, open) = ov
+            .create(
+                &Req::root(),
+                ROOT_INO,
+                OsStr::new("a"),
+                0o644,
+                0,
+                libc::O_WRONLY | libc::O_TRUNC,
+            )
+            .unwrap();
+        ov.write(open.fh, 0, b"v2\n").unwrap();
+        ov.release(open.fh).unwrap();
+        let r = commit_all(&fx);
+        assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+        assert_eq!(r.applied, vec![p("a")]);
+        assert_eq!(std::fs::read(fx.host("a")).unwrap(), b"v2\n");
+    }
 }

@@ -187,6 +187,38 @@ fn scan_chunk(data: &[u8], range: std::ops::Range<usize>) -> Chunk {
     out
 }
 
+/// Validates the lines of `data[start..]` (`start` is a line start) as the continuation of a
+/// chain whose last record has seq `prev_seq` and payload hash `prev_hash`. Returns the seq
+/// and hash of the last line, or the first problem (its line counted from `start`).
+pub(crate) fn scan_continuation(
+    data: &[u8],
+    start: usize,
+    prev_seq: u64,
+    prev_hash: ContentHash,
+) -> std::result::Result<(u64, ContentHash), Problem> {
+    let chunk = scan_chunk(data, start..data.len());
+    if let Some(first) = chunk.records.first() {
+        if let Some(what) = link_problem(first, &prev_hash, prev_seq) {
+            return Err(Problem {
+                line: 1,
+                what,
+                torn_tail: false,
+            });
+        }
+    }
+    if let Some((what, torn_tail)) = chunk.problem {
+        return Err(Problem {
+            line: chunk.good_lines + 1,
+            what,
+            torn_tail,
+        });
+    }
+    Ok(match chunk.records.last() {
+        Some(r) => (r.seq, chunk.last_hash),
+        None => (prev_seq, prev_hash),
+    })
+}
+
 /// Checks that `record` follows the record whose payload hash is `prev_hash` and seq `prev_seq`.
 fn link_problem(record: &Record, prev_hash: &ContentHash, prev_seq: u64) -> Option<String> {
     if record.prev != *prev_hash {

@@ -78,12 +78,27 @@ impl Tail {
     }
 }
 
+/// The part of the file known to be intact: checked by [`Journal::open`] or by the last
+/// [`Journal::check_unchanged`].
+struct Verified {
+    /// Bytes from the start of the file.
+    len: u64,
+    /// blake3 state over exactly those bytes.
+    digest: blake3::Hasher,
+    /// Seq of the last record in them (0 when none).
+    seq: u64,
+    /// Payload hash of that record (zeros when none).
+    hash: ContentHash,
+}
+
 /// One workspace's journal. `Send + Sync`: appends from many threads are serialized by a mutex.
 pub struct Journal {
     /// Where the file is (for errors).
     path: PathBuf,
     /// Append state.
     tail: Mutex<Tail>,
+    /// The verified prefix; also serialises [`Journal::check_unchanged`].
+    verified: Mutex<Verified>,
     /// A second descriptor of the same file, so `sync` does not hold up appends.
     sync_file: File,
 }
@@ -210,8 +225,17 @@ impl Journal {
         let sync_file = file
             .try_clone()
             .map_err(|e| io_err("journal open", path, e))?;
+        let mut digest = blake3::Hasher::new();
+        digest.update(&data[..scan.good_len as usize]);
+        let verified = Verified {
+            len: scan.good_len,
+            digest,
+            seq: scan.records.last().map_or(0, |r| r.seq),
+            hash: scan.last_hash,
+        };
         let journal = Journal {
             path: path.to_path_buf(),
+            verified: Mutex::new(verified),
             tail: Mutex::new(Tail {
                 file,
                 seq: scan.records.last().map_or(0, |r| r.seq),
@@ -297,6 +321,101 @@ impl Journal {
     /// Seq of the last record appended (0 when empty).
     pub fn last_seq(&self) -> u64 {
         self.lock().seq
+    }
+
+    /// Checks that the file still holds exactly the chain this journal wrote: the prefix
+    /// verified last time is byte-for-byte unchanged (one blake3 pass, no decoding), and the
+    /// lines appended since then decode and chain on to it, ending at the last record this
+    /// process appended. Cheap enough to run before every commit; the verified point then moves
+    /// to the end. Anything else (a line edited, dropped or added behind wsfs' back while the
+    /// workspace is open) is [`Error::JournalCorrupt`], naming the line where possible.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        let (len, seq, hash) = self.settled_tail()?;
+        let data = self.read_prefix(len)?;
+        let mut prefix = blake3::Hasher::new();
+        prefix.update(&data[..v.len as usize]);
+        if prefix.finalize() != v.digest.finalize() {
+            return Err(self.changed_behind_our_back(&data, "a line wsfs had already verified"));
+        }
+        let lines_before = data[..v.len as usize]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        let (last_seq, last_hash) = codec::scan_continuation(&data, v.len as usize, v.seq, v.hash)
+            .map_err(|p| {
+                let line = lines_before + p.line;
+                corrupt(
+                    &self.path,
+                    format!(
+                        "changed behind wsfs' back while the workspace was open: line {line}: {}",
+                        p.what
+                    ),
+                )
+            })?;
+        if (last_seq, last_hash) != (seq, hash) {
+            return Err(self.changed_behind_our_back(&data, "its last record"));
+        }
+        let start = v.len as usize;
+        v.digest.update(&data[start..]);
+        v.len = len;
+        v.seq = seq;
+        v.hash = hash;
+        Ok(())
+    }
+
+    /// Length, last seq and last hash of what this process appended, after cutting a partial
+    /// line a failed append left; an error if the file's size says someone else wrote to it.
+    fn settled_tail(&self) -> Result<(u64, u64, ContentHash)> {
+        let mut t = self.lock();
+        if t.dirty {
+            t.rollback()
+                .map_err(|e| io_err("journal check", &self.path, e))?;
+        }
+        let size = sys::fstat(t.file.as_fd())
+            .map_err(|e| io_err("journal check", &self.path, e))?
+            .st_size as u64;
+        if size != t.len {
+            return Err(corrupt(
+                &self.path,
+                format!(
+                    "changed behind wsfs' back while the workspace was open: it is {size} bytes, wsfs wrote {}",
+                    t.len
+                ),
+            ));
+        }
+        Ok((t.len, t.seq, t.hash))
+    }
+
+    /// The first `len` bytes of the file.
+    fn read_prefix(&self, len: u64) -> Result<Vec<u8>> {
+        let mut data = vec![0u8; len as usize];
+        let mut done = 0;
+        while done < data.len() {
+            let n = sys::pread(self.sync_file.as_fd(), &mut data[done..], done as u64)
+                .map_err(|e| io_err("journal read", &self.path, e))?;
+            if n == 0 {
+                return Err(corrupt(
+                    &self.path,
+                    format!("changed behind wsfs' back while the workspace was open: cut to {done} bytes"),
+                ));
+            }
+            done += n;
+        }
+        Ok(data)
+    }
+
+    /// The error for a journal that no longer holds what wsfs wrote; `what` says where, and
+    /// a full scan names the first bad line when the chain itself is broken.
+    fn changed_behind_our_back(&self, data: &[u8], what: &str) -> Error {
+        let detail = match codec::scan(data).problem {
+            Some(p) => p.to_string(),
+            None => format!("{what} was rewritten (the chain was recomputed)"),
+        };
+        corrupt(
+            &self.path,
+            format!("changed behind wsfs' back while the workspace was open: {detail}"),
+        )
     }
 
     /// Reads all records of a journal file without opening it for append and without changing

@@ -567,3 +567,58 @@ proptest! {
         }
     }
 }
+
+fn check_err(j: &Journal, needle: &str) {
+    match j.check_unchanged() {
+        Err(Error::JournalCorrupt { reason, .. }) => {
+            assert!(reason.contains(needle), "{reason:?} lacks {needle:?}")
+        }
+        Err(e) => panic!("expected JournalCorrupt, got {e}"),
+        Ok(()) => panic!("a journal changed behind our back passed the check"),
+    }
+}
+
+/// The check before a commit: passes while only this journal appends (and moves its verified
+/// point on), fails on any change behind its back — an edited early line, a foreign line
+/// appended, a cut.
+#[test]
+fn check_unchanged_catches_changes_behind_our_back() {
+    let t = tempfile::tempdir().unwrap();
+    let (path, _) = journal_with(t.path(), 4);
+    let (j, _) = Journal::open(&path).unwrap();
+    j.check_unchanged().unwrap();
+    j.append(file_draft(b"more", 1)).unwrap();
+    j.check_unchanged().unwrap();
+    j.append(file_draft(b"again", 2)).unwrap();
+    j.check_unchanged().unwrap();
+
+    // A flipped byte in line 2 (verified long ago).
+    let clean = std::fs::read(&path).unwrap();
+    let mut data = clean.clone();
+    let second = line_ends(&data)[0];
+    data[second + 30] ^= 1;
+    std::fs::write(&path, &data).unwrap();
+    check_err(&j, "line 2");
+    std::fs::write(&path, &clean).unwrap();
+    j.check_unchanged().unwrap();
+
+    // A flipped byte in a line appended since the last check.
+    j.append(file_draft(b"new", 3)).unwrap();
+    let clean = std::fs::read(&path).unwrap();
+    let mut data = clean.clone();
+    let ends = line_ends(&data);
+    data[ends[ends.len() - 2] + 30] ^= 1;
+    std::fs::write(&path, &data).unwrap();
+    check_err(&j, &format!("line {}", ends.len()));
+    std::fs::write(&path, &clean).unwrap();
+
+    // A line appended by someone else, and a cut.
+    let mut grown = clean.clone();
+    grown.extend_from_slice(&clean[..ends[0]]);
+    std::fs::write(&path, &grown).unwrap();
+    check_err(&j, "bytes");
+    std::fs::write(&path, &clean[..ends[ends.len() - 2]]).unwrap();
+    check_err(&j, "bytes");
+    std::fs::write(&path, &clean).unwrap();
+    j.check_unchanged().unwrap();
+}

@@ -243,62 +243,6 @@ impl Overlay {
             }
         }
     }
-
-    /// Adopts upper entries the journal does not know (a crash between the upper change and
-    /// its record): each becomes a change with the host's current state as base.
-    pub(crate) fn reconcile(&self) -> Result<()> {
-        let mut stack = vec![RelPath::root()];
-        while let Some(dir) = stack.pop() {
-            let fd = match sys::walk_dirs(self.upper_root.as_fd(), &dir) {
-                Ok(fd) => fd,
-                Err(_) => continue,
-            };
-            for e in sys::read_dir(fd.as_fd()).ctx("readdir", &dir)? {
-                let path = dir.join(&e.name)?;
-                let st = sys::lstatat(fd.as_fd(), &e.name).ctx("lstat", &path)?;
-                let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                let covered = self.changes.contains(&path) || self.under_new_dir(&path);
-                if !covered {
-                    let lower = self.lower_state(&path)?;
-                    // A directory that also exists in the lower layer was copied up to hold
-                    // children: not a change by itself.
-                    if !(is_dir && lower.is_dir()) {
-                        let new = super::state::state_of(fd.as_fd(), &e.name, &st, &path, true)?;
-                        if crate::commit::status::same_state(&new, &lower) {
-                            // Left behind by a commit that had already applied it.
-                            let _ = sys::unlinkat(fd.as_fd(), &e.name, false);
-                            continue;
-                        }
-                        tracing::warn!(path = %path, "adopting an upper entry the journal missed");
-                        let op = if is_dir { Op::Mkdir } else { Op::Write };
-                        self.record(Draft::new(op, path.clone(), Some(lower), new))?;
-                    }
-                }
-                if is_dir {
-                    stack.push(path);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// True if some ancestor of `path` is a directory change that owns its whole subtree
-    /// (created in the overlay, or opaque).
-    pub(crate) fn under_new_dir(&self, path: &RelPath) -> bool {
-        let mut cur = path.split_last().map(|(p, _)| p);
-        while let Some(p) = cur {
-            if p.is_root() {
-                return false;
-            }
-            if let Some(c) = self.changes.get(&p) {
-                if c.opaque || c.base.is_absent() || !c.base.is_dir() {
-                    return true;
-                }
-            }
-            cur = p.split_last().map(|(pp, _)| pp);
-        }
-        false
-    }
 }
 
 /// Copies `user.*` xattrs; failures are ignored (a filesystem without xattrs loses nothing else).

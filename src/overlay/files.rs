@@ -60,12 +60,22 @@ fn wants_write(flags: i32) -> bool {
 }
 
 impl Overlay {
-    /// Opens `ino`. Write access copies the file up first.
-    pub fn open(&self, _req: &Req, ino: Ino, flags: i32) -> Result<Opened> {
+    /// Opens `ino`. Write access copies the file up first. A node a commit or discard took
+    /// out of the overlay answers `ESTALE`: the kernel then looks the name up again.
+    pub fn open(&self, req: &Req, ino: Ino, flags: i32) -> Result<Opened> {
+        let _gate = wants_write(flags).then(|| self.revert_gate.read().unwrap());
+        self.open_gated(req, ino, flags)
+    }
+
+    /// `open` for a caller that already holds the revert gate when writing.
+    fn open_gated(&self, _req: &Req, ino: Ino, flags: i32) -> Result<Opened> {
         let node = self.node(ino)?;
         let path = node.path();
         if node.kind == Kind::Dir {
             return Err(Error::posix(libc::EISDIR, &path));
+        }
+        if node.reverted.load(Ordering::Acquire) {
+            return Err(Error::posix(libc::ESTALE, &path));
         }
         let writable = wants_write(flags);
         if writable {
@@ -143,6 +153,7 @@ impl Overlay {
         umask: u32,
         flags: i32,
     ) -> Result<(Attr, Opened)> {
+        let _gate = self.revert_gate.read().unwrap();
         let dir = self.node(parent)?;
         let path = dir.path().join(name)?;
         if dir.kind != Kind::Dir {
@@ -156,7 +167,7 @@ impl Overlay {
                 return Err(Error::posix(libc::EEXIST, &path));
             }
             let attr = self.lookup(parent, name)?;
-            let opened = self.open(req, attr.ino, flags)?;
+            let opened = self.open_gated(req, attr.ino, flags)?;
             return Ok((self.getattr(attr.ino, Some(opened.fh))?, opened));
         }
         let ufd = self.ensure_upper_dir(&dir)?;
@@ -245,6 +256,8 @@ impl Overlay {
             return Ok(());
         };
         if h.writable {
+            // The writer count drops and the new content is recorded as one step for commit.
+            let _gate = self.revert_gate.read().unwrap();
             let left = h.node.writers.fetch_sub(1, Ordering::AcqRel) - 1;
             if left == 0 {
                 return self.finish_write(&h, false);
@@ -288,6 +301,7 @@ impl Overlay {
         let fd = h.fd();
         sys::fsync(fd.as_fd(), datasync).ctx("fsync", &h.node.path())?;
         if h.writable {
+            let _gate = self.revert_gate.read().unwrap();
             self.finish_write(&h, true)
         } else {
             Ok(())

@@ -10,10 +10,12 @@
 //!
 //! Every change is first made in the upper layer, then appended to the journal and applied to
 //! the [`ChangeSet`] under one short lock, so the journal order is the change order. A crash
-//! between the two leaves an upper entry the journal does not know; [`Overlay::new`] adopts
-//! such entries (reconcile) so nothing the container wrote is ever invisible to `status`.
+//! between the two leaves the journal behind the upper layer; [`Overlay::new`] reconciles them
+//! (appends records for what the upper layer really holds) so nothing the container wrote is
+//! ever invisible to `status` or stale in `verify`.
 //!
-//! Submodules: `node` (inodes and ids), `changes` (change set), `copy_up`, `namespace`
+//! Submodules: `node` (inodes and ids), `changes` (change set), `copy_up`, `reconcile`
+//! (recovery: the journal brought in line with the upper layer), `namespace`
 //! (create/remove/rename/link), `files` (handles and I/O), `dirs` (merged listings),
 //! `xattr`, `state` (reading entry states for the journal and status).
 
@@ -23,8 +25,11 @@ mod dirs;
 mod files;
 mod namespace;
 mod node;
+mod reconcile;
 mod revert;
 mod state;
+#[cfg(test)]
+pub(crate) mod tests;
 pub mod types;
 mod xattr;
 
@@ -67,6 +72,10 @@ pub struct Overlay {
     record_lock: Mutex<()>,
     /// Serialises renames (they rewrite node paths), like the kernel's rename mutex.
     rename_lock: Mutex<()>,
+    /// Writable opens, truncates and last closes hold it shared; a commit or discard holds it
+    /// exclusively while it takes paths out of the overlay, so no writer can open (or finish
+    /// closing) a file between the busy check and the removal of its upper copy.
+    revert_gate: RwLock<()>,
     invalidator: RwLock<Option<Arc<dyn Invalidator>>>,
     /// FICLONE failed once: stop trying.
     no_reflink: AtomicBool,
@@ -119,12 +128,13 @@ impl Overlay {
             policy,
             record_lock: Mutex::new(()),
             rename_lock: Mutex::new(()),
+            revert_gate: RwLock::new(()),
             invalidator: RwLock::new(None),
             no_reflink: AtomicBool::new(false),
             tmp_counter: AtomicU64::new(0),
         });
         ov.clean_work_dir();
-        ov.reconcile()?;
+        ov.reconcile(replay)?;
         Ok(ov)
     }
 
@@ -160,6 +170,7 @@ impl Overlay {
 
     /// Flushes journal and upper data (daemon shutdown).
     pub fn sync_all(&self) -> Result<()> {
+        let _gate = self.revert_gate.read().unwrap();
         for h in self.handles.iter() {
             if h.writable {
                 let _ = self.finish_write(h.value(), false);
@@ -263,12 +274,14 @@ impl Overlay {
         };
         let mut ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
         let kind = Kind::from_mode(st.st_mode);
-        if layer == Layer::Lower {
-            if let Some(n) = self.nodes.get(ino) {
+        if let Some(n) = self.nodes.get(ino) {
+            if layer == Layer::Lower {
                 let taken = n.is_upper() && !n.unlinked.load(Ordering::Acquire) && n.path() != path;
                 if taken {
                     ino = self.nodes.remap_lower(dev, st.st_ino);
                 }
+            } else if self.upper_id_is_stale(&n, &path, st) {
+                ino = self.nodes.remap_upper(dev, st.st_ino);
             }
         }
         let make = || {
@@ -291,6 +304,7 @@ impl Overlay {
             // follow it to where it was just found.
             if node.unlinked.load(Ordering::Acquire) || !node.is_upper() {
                 node.unlinked.store(false, Ordering::Release);
+                node.reverted.store(false, Ordering::Release);
                 node.set_loc(Loc {
                     parent: Some(dir.clone()),
                     name: name.to_owned(),
@@ -303,6 +317,30 @@ impl Overlay {
             node.set_upper(layer == Layer::Upper);
         }
         node
+    }
+
+    /// True if `node`, the node the id map gives for the upper entry `path` (stat `st`), is
+    /// not that entry: its upper file was removed behind the kernel's back (a commit or
+    /// discard reverted it, or the container unlinked it) and the filesystem reused the inode
+    /// number for the entry now found. A hard link (same inode, another name of a live node)
+    /// is not stale. Reusing such a node would attach a new file to the old path, so writes to
+    /// the new file would be journaled under the old one.
+    fn upper_id_is_stale(&self, node: &Node, path: &RelPath, st: &Stat) -> bool {
+        if node.unlinked.load(Ordering::Acquire) {
+            return true;
+        }
+        let loc = node.loc();
+        if loc.path == *path {
+            return false;
+        }
+        // Another name: a hard link only if the node's own path still holds this inode.
+        let Some(parent) = loc.parent.as_ref() else {
+            return true;
+        };
+        let Some(fd) = self.upper_dir_fd(parent) else {
+            return true;
+        };
+        !matches!(sys::lstatat(fd.as_fd(), &loc.name), Ok(own) if own.st_ino == st.st_ino)
     }
 
     fn attr_of(&self, ino: Ino, st: &Stat) -> Attr {
@@ -426,6 +464,20 @@ impl Overlay {
     /// Applies a kernel `forget`.
     pub fn forget(&self, ino: Ino, nlookup: u64) {
         self.nodes.forget(ino, nlookup);
+    }
+
+    /// Paths a container has open for writing (or written and not yet settled by the last
+    /// close): their content is not final, so commit leaves them pending.
+    pub fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
+        self.nodes
+            .all()
+            .into_iter()
+            .filter(|n| {
+                !n.unlinked.load(Ordering::Acquire)
+                    && (n.writers.load(Ordering::Acquire) > 0 || n.dirty.load(Ordering::Acquire))
+            })
+            .map(|n| n.path())
+            .collect()
     }
 
     /// Number of live nodes (diagnostics).

@@ -70,6 +70,7 @@ impl Overlay {
         if set.size.is_some() && node.kind == Kind::Dir {
             return Err(Error::posix(libc::EISDIR, &path));
         }
+        let _gate = set.size.is_some().then(|| self.revert_gate.read().unwrap());
         let via_handle = set
             .fh
             .and_then(|fh| self.handles.get(&fh).map(|h| h.clone()));

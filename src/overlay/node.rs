@@ -39,6 +39,10 @@ pub(crate) struct Node {
     upper: AtomicBool,
     /// Removed from the namespace (still alive while open).
     pub unlinked: AtomicBool,
+    /// A commit or discard took this entry out of the overlay behind the kernel's back: the
+    /// kernel may still hold it under its old name until the invalidation arrives. Opening it
+    /// answers `ESTALE`, so the kernel looks the name up again and opens what is there now.
+    pub reverted: AtomicBool,
     /// Kernel lookup count.
     pub lookups: AtomicU64,
     /// Serialises copy-up of this node.
@@ -66,6 +70,7 @@ impl Node {
             loc: RwLock::new(loc),
             upper: AtomicBool::new(upper),
             unlinked: AtomicBool::new(false),
+            reverted: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             copy_up_lock: Mutex::new(()),
             lower_dir: Mutex::new(None),
@@ -107,6 +112,14 @@ impl Node {
         if !v {
             *self.upper_dir.lock().unwrap() = None;
         }
+    }
+
+    /// Marks the node as taken out of the overlay by a commit or discard (see `reverted`).
+    pub fn mark_reverted(&self) {
+        self.set_upper(false);
+        self.forget_lower_fd();
+        self.unlinked.store(true, Ordering::Release);
+        self.reverted.store(true, Ordering::Release);
     }
 
     /// Drops cached lower fds (the host may have moved things).
@@ -166,6 +179,14 @@ impl NodeTable {
     pub fn remap_lower(&self, dev: u64, st_ino: u64) -> Ino {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         self.ids.insert((false, dev, st_ino), id);
+        id
+    }
+
+    /// Gives an upper entry a fresh id: its inode number is mapped to a node whose upper
+    /// entry is gone (the filesystem reused the number for a new file).
+    pub fn remap_upper(&self, dev: u64, st_ino: u64) -> Ino {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.ids.insert((true, dev, st_ino), id);
         id
     }
 

@@ -4,7 +4,6 @@
 use std::collections::{HashMap, HashSet};
 
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
 
 use super::Overlay;
 use crate::error::{IoContext, Result};
@@ -23,13 +22,11 @@ impl Overlay {
         applied: &[(RelPath, EntryState)],
         each: &dyn Fn(),
     ) -> Result<()> {
-        let busy: HashSet<RelPath> = self
-            .nodes
-            .all()
-            .into_iter()
-            .filter(|n| n.writers.load(Ordering::Acquire) > 0)
-            .map(|n| n.path())
-            .collect();
+        // No writer may open, truncate or finish closing a file until its path is settled:
+        // one that slipped in between the busy check and the removal of the upper copy would
+        // write into a removed file (data loss) or hit ENOENT.
+        let _gate = self.revert_gate.write().unwrap();
+        let busy = self.busy_paths();
         let mut reverted = Vec::new();
         for (path, committed) in applied {
             let mut d = Draft::new(
@@ -84,9 +81,7 @@ impl Overlay {
                 self.invalidate_inode(node.ino);
             }
             if node.ino != super::ROOT_INO && covered(&path) {
-                node.set_upper(false);
-                node.forget_lower_fd();
-                node.unlinked.store(true, Ordering::Release);
+                node.mark_reverted();
                 self.invalidate_inode(node.ino);
             }
         }
@@ -113,6 +108,7 @@ impl Overlay {
 
     /// Drops every change at or below `paths` (everything when empty), durably.
     pub fn discard_paths(&self, paths: &[RelPath]) -> Result<()> {
+        let _gate = self.revert_gate.write().unwrap();
         let targets: Vec<RelPath> = if paths.is_empty() {
             vec![RelPath::root()]
         } else {
@@ -148,9 +144,7 @@ impl Overlay {
         if all.iter().any(|t| t.is_root()) {
             for n in self.nodes.all() {
                 if n.ino != super::ROOT_INO {
-                    n.set_upper(false);
-                    n.forget_lower_fd();
-                    n.unlinked.store(true, Ordering::Release);
+                    n.mark_reverted();
                     self.invalidate_inode(n.ino);
                 }
             }

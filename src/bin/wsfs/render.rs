@@ -216,7 +216,7 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
     for p in &r.applied {
         writeln!(out, "{verb}  {p}")?;
     }
-    if r.applied.is_empty() {
+    if r.applied.is_empty() && r.busy.is_empty() {
         writeln!(out, "nothing to commit")?;
     } else if !r.dry_run {
         writeln!(
@@ -229,6 +229,21 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
     }
     if let Some(b) = &r.backup_dir {
         writeln!(out, "overwritten host files were saved in {}", b.display())?;
+    }
+    for p in &r.busy {
+        writeln!(
+            out,
+            "busy     {p}: open for writing in the workspace, not committed (still pending)"
+        )?;
+    }
+    if !r.busy.is_empty() {
+        writeln!(
+            out,
+            "{} busy path{} left pending; commit again once the writer has closed {}",
+            r.busy.len(),
+            if r.busy.len() == 1 { "" } else { "s" },
+            if r.busy.len() == 1 { "it" } else { "them" }
+        )?;
     }
     Ok(())
 }
