@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long a SIGTERMed mountd may take to flush, unmount and exit (generous: a loaded
+/// 2-core CI machine).
+const STOP_LIMIT: Duration = Duration::from_secs(60);
+
 /// The `wsfs` binary under test.
 pub fn wsfs_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_wsfs"))
@@ -177,7 +181,7 @@ impl Live {
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.daemon.take().expect("daemon running");
         unsafe_free_kill(child.id(), libc::SIGTERM);
-        wait_timeout(&mut child, Duration::from_secs(20))
+        wait_timeout(&mut child, STOP_LIMIT)
     }
 
     /// SIGKILL, as in a crash.
@@ -306,7 +310,7 @@ impl Drop for Live {
     fn drop(&mut self) {
         if let Some(mut child) = self.daemon.take() {
             unsafe_free_kill(child.id(), libc::SIGTERM);
-            let status = wait_timeout(&mut child, Duration::from_secs(20));
+            let status = wait_timeout(&mut child, STOP_LIMIT);
             if !status.success() && !std::thread::panicking() {
                 panic!("mountd did not stop cleanly ({status}):\n{}", self.log());
             }
@@ -335,6 +339,14 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
             return s;
         }
         if Instant::now() > deadline {
+            // Where is it stuck? (gdb is optional; the backtrace goes into the failure.)
+            let bt = Command::new("gdb")
+                .args(["-p", &child.id().to_string(), "-batch", "-ex"])
+                .arg("thread apply all bt")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            eprintln!("backtraces of process {}:\n{bt}", child.id());
             let _ = child.kill();
             let s = child.wait().unwrap();
             panic!(
