@@ -76,17 +76,18 @@ pub fn hash_reader(mut reader: impl Read) -> io::Result<ContentHash> {
 }
 
 /// Hashes a whole file given an fd opened for reading (uses `pread`, so the fd offset is kept).
-/// Large files are memory-mapped by blake3's reader path for speed.
 pub fn hash_fd(fd: BorrowedFd<'_>) -> io::Result<ContentHash> {
-    let st = sys::fstat(fd)?;
-    if st.st_size as u64 >= 16 * 1024 * 1024 {
-        let file = std::fs::File::from(fd.try_clone_to_owned()?);
-        let mut hasher = blake3::Hasher::new();
-        hasher.update_mmap_rayon_free(&file)?;
-        return Ok(ContentHash(*hasher.finalize().as_bytes()));
-    }
+    hash_fd_len(fd).map(|(hash, _)| hash)
+}
+
+/// Hashes a whole file and returns the number of bytes hashed with the hash: the size that
+/// belongs to this content even if a writer changes the file's length meanwhile.
+pub fn hash_fd_len(fd: BorrowedFd<'_>) -> io::Result<(ContentHash, u64)> {
+    let size = sys::fstat(fd)?.st_size.max(0) as u64;
+    // A buffer sized to the file (small files are the common case), at most 1 MiB.
+    let cap = size.clamp(4096, 1024 * 1024) as usize;
+    let mut buf = vec![0u8; cap];
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 128 * 1024];
     let mut off = 0u64;
     loop {
         let n = sys::pread(fd, &mut buf, off)?;
@@ -96,30 +97,7 @@ pub fn hash_fd(fd: BorrowedFd<'_>) -> io::Result<ContentHash> {
         hasher.update(&buf[..n]);
         off += n as u64;
     }
-    Ok(ContentHash(*hasher.finalize().as_bytes()))
-}
-
-/// Small extension so large files hash from an mmap without pulling in rayon.
-trait MmapUpdate {
-    fn update_mmap_rayon_free(&mut self, file: &std::fs::File) -> io::Result<()>;
-}
-
-impl MmapUpdate for blake3::Hasher {
-    fn update_mmap_rayon_free(&mut self, file: &std::fs::File) -> io::Result<()> {
-        // blake3's `update_reader` with a large buffer is within a few % of mmap on one core and
-        // needs no unsafe; keep it simple.
-        let mut buf = vec![0u8; 1024 * 1024];
-        let mut off = 0u64;
-        use std::os::fd::AsFd;
-        loop {
-            let n = sys::pread(file.as_fd(), &mut buf, off)?;
-            if n == 0 {
-                return Ok(());
-            }
-            self.update(&buf[..n]);
-            off += n as u64;
-        }
-    }
+    Ok((ContentHash(*hasher.finalize().as_bytes()), off))
 }
 
 #[cfg(test)]

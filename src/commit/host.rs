@@ -3,7 +3,7 @@
 //! Every host path is reached by walking from the project root with `O_NOFOLLOW`: if any parent
 //! component is (or became) a symlink or is not a directory, the path is refused with
 //! [`Error::UnsafeHostPath`]. Files are replaced atomically: a temporary file in the same
-//! directory, written and later fsynced in one batch, then renamed over the target.
+//! directory, written and made durable (each fsynced, or one `syncfs` for a large batch), then renamed over the target.
 
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -34,7 +34,8 @@ pub fn tmp_name(id: &str, n: usize) -> OsString {
 }
 
 /// Writes `src` (an upper-layer file) into a new temporary file `tmp` in `dir`; returns the
-/// content hash of what the temporary file holds.
+/// content hash and length of what the temporary file holds. With `fsync`, the temporary file is made
+/// durable here (otherwise the caller syncs the whole filesystem once for all of them).
 pub fn write_tmp(
     src: BorrowedFd<'_>,
     dir: BorrowedFd<'_>,
@@ -42,7 +43,8 @@ pub fn write_tmp(
     mode: u32,
     owner: (u32, u32),
     path: &RelPath,
-) -> Result<ContentHash> {
+    fsync: bool,
+) -> Result<(ContentHash, u64)> {
     let _ = sys::unlinkat(dir, tmp, false);
     let out = sys::openat(
         dir,
@@ -55,8 +57,11 @@ pub fn write_tmp(
     crate::copy::copy_sparse(src, out.as_fd(), size).ctx("copy", path)?;
     sys::lchownat(out.as_fd(), OsStr::new(""), owner.0, owner.1).ctx("chown", path)?;
     sys::chmod_fd(out.as_fd(), mode).ctx("chmod", path)?;
+    if fsync {
+        sys::fsync(out.as_fd(), false).ctx("fsync", path)?;
+    }
     let written = sys::reopen(out.as_fd(), libc::O_RDONLY).ctx("open", path)?;
-    crate::hash::hash_fd(written.as_fd()).ctx("hash", path)
+    crate::hash::hash_fd_len(written.as_fd()).ctx("hash", path)
 }
 
 /// Removes a host entry (file or empty dir) if present.

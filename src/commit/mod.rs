@@ -3,7 +3,8 @@
 //! A commit compares each selected change's *base* (the host state the overlay started from)
 //! with the host's state now. Equal: apply. Different: a conflict, and by default nothing at all
 //! is applied. Applying is crash-safe: a `CommitBegin` record lists the paths; new content goes
-//! to temporary files beside their targets; one `syncfs` makes them durable; then each is
+//! to temporary files beside their targets, made durable (an fsync each for a few regular files,
+//! one `syncfs` for a large batch); then each is
 //! renamed into place and a `CommitApplied` record written; deletions follow (deepest first);
 //! touched directories are fsynced; `CommitEnd` closes it. After a crash, [`roll_forward`]
 //! finishes the commit: a path whose host state already equals the new state is skipped, so
@@ -25,6 +26,12 @@ use crate::overlay::Overlay;
 use crate::relpath::RelPath;
 use crate::sys;
 use status::same_content;
+
+/// Up to this many staged regular files, each temporary file is fsynced on its own; above it
+/// (or with symlinks or special files staged) one `syncfs` covers them all. `syncfs` also
+/// flushes every other writer's dirty data on the disk (the overlay's upper layer often lives
+/// there), which makes it the slower choice for a small commit.
+const FSYNC_EACH_LIMIT: usize = 256;
 
 /// Selects the pending changes a request covers.
 fn select(ov: &Overlay, req: &CommitRequest) -> Result<Vec<Change>> {
@@ -410,9 +417,12 @@ fn apply(
             EntryState::Absent => {}
         }
     }
-    // 2. one sync makes every staged file durable, then rename them into place.
+    // 2. make every staged file durable, then rename them into place. A few regular files are
+    // fsynced one by one (cheap, and blind to other writers on the disk); a large batch, or
+    // one with symlinks or special files, gets one `syncfs` of the host filesystem.
     // Write the temporary files in parallel: each is independent, and the disk, not the CPU,
     // is what they wait on.
+    let fsync_each = jobs.len() == staged.len() && jobs.len() <= FSYNC_EACH_LIMIT;
     let results: Vec<Result<Vec<usize>>> = std::thread::scope(|scope| {
         let per = jobs.len().div_ceil(8).max(1);
         let staged = &staged;
@@ -422,7 +432,7 @@ fn apply(
                 scope.spawn(move || -> Result<Vec<usize>> {
                     let mut changed = Vec::new();
                     for (i, mode, owner) in chunk {
-                        if !stage_file(ov, &staged[*i], *mode, *owner)? {
+                        if !stage_file(ov, &staged[*i], *mode, *owner, fsync_each)? {
                             changed.push(*i);
                         }
                         crate::fault::commit_step("after a temporary file");
@@ -456,7 +466,7 @@ fn apply(
         .filter(|(i, _)| !changed_idx.contains(i))
         .map(|(_, s)| s)
         .collect();
-    if !staged.is_empty() {
+    if !staged.is_empty() && !fsync_each {
         sys::syncfs(host_root).ctx("syncfs", &RelPath::root())?;
         crate::fault::commit_step("after syncfs");
     }
@@ -537,15 +547,23 @@ fn apply(
 /// exactly the state being committed. `Ok(false)` (temporary file removed) when the upper
 /// file is gone or its content differs: a writer changed it after the commit selected it, so
 /// it is left pending rather than committed half written or under a stale record.
-fn stage_file(ov: &Overlay, s: &Staged, mode: u32, owner: (u32, u32)) -> Result<bool> {
+fn stage_file(ov: &Overlay, s: &Staged, mode: u32, owner: (u32, u32), fsync: bool) -> Result<bool> {
     let path = &s.change.path;
     let src = match open_upper(ov, path) {
         Ok(fd) => fd,
         Err(e) if e.is_errno(libc::ENOENT) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let written = host::write_tmp(src.as_fd(), s.dir.as_fd(), &s.tmp, mode, owner, path)?;
-    if hash_of(&s.change.current) == Some(written) {
+    let written = host::write_tmp(src.as_fd(), s.dir.as_fd(), &s.tmp, mode, owner, path, fsync)?;
+    let expected = match &s.change.current {
+        EntryState::File {
+            hash: Some(h),
+            size,
+            ..
+        } => Some((*h, *size)),
+        _ => None,
+    };
+    if expected == Some(written) {
         return Ok(true);
     }
     tracing::info!(path = %path, "changed while committing: left pending");

@@ -280,11 +280,12 @@ impl Overlay {
         let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
         // The handle may be write-only: hash through a read-only reopen of the same inode.
         let rfd = sys::reopen(fd.as_fd(), libc::O_RDONLY).ctx("open", &path)?;
-        let hash = crate::hash::hash_fd(rfd.as_fd()).ctx("hash", &path)?;
+        // Size from the bytes hashed: another handle may still be writing.
+        let (hash, size) = crate::hash::hash_fd_len(rfd.as_fd()).ctx("hash", &path)?;
         let new = crate::journal::record::EntryState::File {
             hash: Some(hash),
             mode: st.st_mode & 0o7777,
-            size: st.st_size as u64,
+            size,
         };
         let base = self.base_for(&path)?;
         let draft = Draft::new(Op::Write, path, base, new);

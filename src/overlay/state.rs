@@ -22,16 +22,22 @@ pub(crate) fn state_of(
     let mode = st.st_mode & 0o7777;
     Ok(match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => {
-            let h = if hash {
+            if hash {
+                // The size is the length hashed, not the one `st` saw: a writer may have
+                // changed the file in between, and hash and size must describe one content.
                 let fd = sys::openat(dir, name, libc::O_RDONLY, 0).ctx("open", path)?;
-                Some(hash::hash_fd(fd.as_fd()).ctx("hash", path)?)
+                let (h, size) = hash::hash_fd_len(fd.as_fd()).ctx("hash", path)?;
+                EntryState::File {
+                    hash: Some(h),
+                    mode,
+                    size,
+                }
             } else {
-                None
-            };
-            EntryState::File {
-                hash: h,
-                mode,
-                size: st.st_size as u64,
+                EntryState::File {
+                    hash: None,
+                    mode,
+                    size: st.st_size as u64,
+                }
             }
         }
         libc::S_IFDIR => EntryState::Dir { mode },
@@ -91,18 +97,31 @@ impl Overlay {
                     _ => None,
                 });
                 let dirty = self.is_dirty(path);
-                let hash = match known {
-                    Some(h) if !rehash && !dirty => h,
+                match known {
+                    Some(h) if !rehash && !dirty => Ok(EntryState::File {
+                        hash: Some(h),
+                        mode,
+                        size,
+                    }),
+                    // Hashed again: take the size from that reading too (a writer may have
+                    // changed the file since the first `stat`).
                     _ => match state_at(self.upper_root.as_fd(), path, true)? {
-                        EntryState::File { hash: Some(h), .. } => h,
-                        _ => ContentHash::default(),
+                        EntryState::File {
+                            hash: Some(h),
+                            mode,
+                            size,
+                        } => Ok(EntryState::File {
+                            hash: Some(h),
+                            mode,
+                            size,
+                        }),
+                        _ => Ok(EntryState::File {
+                            hash: Some(ContentHash::default()),
+                            mode,
+                            size,
+                        }),
                     },
-                };
-                Ok(EntryState::File {
-                    hash: Some(hash),
-                    mode,
-                    size,
-                })
+                }
             }
             other => Ok(other),
         }
