@@ -4,9 +4,11 @@
 //! - [`fuse`]: the FUSE adapter (kernel ⇄ overlay);
 //! - [`registry`]: the workspaces this daemon serves, their mounts, recovery and shutdown;
 //! - [`server`]: the HTTP/JSON control API (axum) with the peer-credential check;
-//! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown.
+//! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown;
+//! - [`memory`]: allocator settings that keep the footprint flat across mounts.
 
 pub mod daemon;
 pub mod fuse;
+pub mod memory;
 pub mod registry;
 pub mod server;

@@ -24,6 +24,7 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    mountd::memory::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -125,6 +125,11 @@ impl Live {
         mp
     }
 
+    /// The daemon's pid, while it runs.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(|c| c.id())
+    }
+
     /// True while the daemon process is alive.
     pub fn daemon_alive(&mut self) -> bool {
         match self.daemon.as_mut() {
