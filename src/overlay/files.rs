@@ -260,19 +260,16 @@ impl Overlay {
             let _gate = self.revert_gate.read().unwrap();
             let left = h.node.writers.fetch_sub(1, Ordering::AcqRel) - 1;
             if left == 0 {
-                return self.finish_write(&h, false);
+                return self.finish_write(&h);
             }
         }
         Ok(())
     }
 
-    /// Hashes the written file and records its new state; `durable` also syncs the journal.
-    pub(crate) fn finish_write(&self, h: &Handle, durable: bool) -> Result<()> {
+    /// Hashes the written file and records its new state.
+    pub(crate) fn finish_write(&self, h: &Handle) -> Result<()> {
         let node = &h.node;
         if node.unlinked.load(Ordering::Acquire) || !node.dirty.swap(false, Ordering::AcqRel) {
-            if durable {
-                self.journal.sync()?;
-            }
             return Ok(());
         }
         let path = node.path();
@@ -289,24 +286,22 @@ impl Overlay {
         };
         let base = self.base_for(&path)?;
         let draft = Draft::new(Op::Write, path, base, new);
-        self.record(draft)?;
-        if durable {
-            self.journal.sync()?;
-        }
-        Ok(())
+        self.record(draft).map(drop)
     }
 
-    /// fsync: data to disk, the content hash recorded, and the journal synced.
+    /// fsync: the data to disk and the journal synced. The new content's hash is recorded
+    /// when the last writer closes the file, not here: hashing is a full read of the file
+    /// (≈ 1 s for 2 GiB), and durability does not need it. After a crash, recovery re-hashes
+    /// and records every upper file changed since its last record (`reconcile`), so fsynced
+    /// data is never lost; `status` re-hashes files still open for writing.
     pub fn fsync(&self, fh: Fh, datasync: bool) -> Result<()> {
         let h = self.handle(fh)?;
         let fd = h.fd();
         sys::fsync(fd.as_fd(), datasync).ctx("fsync", &h.node.path())?;
         if h.writable {
-            let _gate = self.revert_gate.read().unwrap();
-            self.finish_write(&h, true)
-        } else {
-            Ok(())
+            self.journal.sync()?;
         }
+        Ok(())
     }
 
     /// fallocate (including hole punching) on a writable handle.

@@ -173,7 +173,7 @@ impl Overlay {
         let _gate = self.revert_gate.read().unwrap();
         for h in self.handles.iter() {
             if h.writable {
-                let _ = self.finish_write(h.value(), false);
+                let _ = self.finish_write(h.value());
             }
         }
         sys::syncfs(self.upper_root.as_fd()).ctx("syncfs", &RelPath::root())?;
