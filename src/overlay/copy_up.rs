@@ -98,7 +98,7 @@ impl Overlay {
         self.nodes.alias_id(self.upper_dev, ust.st_ino, node.ino);
         node.set_upper(true);
         node.version.fetch_add(1, Ordering::AcqRel);
-        // The change is pending until the file is closed or fsynced: new hash unknown yet.
+        // The change is pending until the last writer closes the file: new hash unknown yet.
         let new = super::state::state_of(upper_parent.as_fd(), &loc.name, &ust, &loc.path, false)?;
         self.record(Draft::new(Op::Write, loc.path.clone(), base, new))?;
         Ok(())
