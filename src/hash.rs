@@ -114,4 +114,19 @@ mod tests {
         use std::os::fd::AsFd;
         assert_eq!(hash_fd(f.as_fd()).unwrap(), h);
     }
+
+    /// The length returned is the number of bytes hashed, across buffer refills (a file
+    /// larger than the 1 MiB buffer) and for an empty file.
+    #[test]
+    fn hash_fd_len_reports_the_bytes_hashed() {
+        use std::os::fd::AsFd;
+        for len in [0usize, 5, 3 * 1024 * 1024 + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let t = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(t.path(), &data).unwrap();
+            let f = std::fs::File::open(t.path()).unwrap();
+            let got = hash_fd_len(f.as_fd()).unwrap();
+            assert_eq!(got, (ContentHash::of(&data), len as u64), "length {len}");
+        }
+    }
 }

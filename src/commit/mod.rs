@@ -680,11 +680,9 @@ pub fn backups_dir(state_dir: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsStr;
-
     use crate::api::CommitRequest;
-    use crate::overlay::tests::{create, p, Fx};
-    use crate::overlay::{Req, ROOT_INO};
+    use crate::overlay::tests::{create, create_open, p, Fx};
+    use crate::overlay::Req;
 
     fn commit_all(fx: &Fx) -> crate::api::CommitReport {
         fx.ws.commit(&CommitRequest::default(), &|_, _| {}).unwrap()
@@ -697,16 +695,7 @@ mod tests {
         let fx = Fx::new(&[]);
         let ov = fx.ov();
         create(ov, "done", b"finished\n");
-        let (_, open) = ov
-            .create(
-                &Req::root(),
-                ROOT_INO,
-                OsStr::new("half"),
-                0o644,
-                0,
-                libc::O_WRONLY,
-            )
-            .unwrap();
+        let (_, open) = create_open(ov, "half", libc::O_WRONLY);
         ov.write(open.fh, 0, b"half wri").unwrap();
         let r = commit_all(&fx);
         assert_eq!(r.applied, vec![p("done")]);
@@ -759,16 +748,7 @@ mod tests {
             .open(&Req::root(), old, libc::O_WRONLY | libc::O_TRUNC)
             .unwrap_err();
         assert!(err.is_errno(libc::ESTALE), "{err}");
-        let (_, open) = ov
-            .create(
-                &Req::root(),
-                ROOT_INO,
-                OsStr::new("a"),
-                0o644,
-                0,
-                libc::O_WRONLY | libc::O_TRUNC,
-            )
-            .unwrap();
+        let (_, open) = create_open(ov, "a", libc::O_WRONLY | libc::O_TRUNC);
         ov.write(open.fh, 0, b"v2\n").unwrap();
         ov.release(open.fh).unwrap();
         let r = commit_all(&fx);

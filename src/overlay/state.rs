@@ -106,15 +106,7 @@ impl Overlay {
                     // Hashed again: take the size from that reading too (a writer may have
                     // changed the file since the first `stat`).
                     _ => match state_at(self.upper_root.as_fd(), path, true)? {
-                        EntryState::File {
-                            hash: Some(h),
-                            mode,
-                            size,
-                        } => Ok(EntryState::File {
-                            hash: Some(h),
-                            mode,
-                            size,
-                        }),
+                        hashed @ EntryState::File { hash: Some(_), .. } => Ok(hashed),
                         _ => Ok(EntryState::File {
                             hash: Some(ContentHash::default()),
                             mode,

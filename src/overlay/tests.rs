@@ -47,21 +47,20 @@ pub(crate) fn p(s: &str) -> RelPath {
     RelPath::new(s).unwrap()
 }
 
+/// Creates `name` (mode 0644) in the root with open `flags` and leaves it open.
+pub(crate) fn create_open(ov: &Overlay, name: &str, flags: i32) -> (Ino, super::Opened) {
+    let (attr, opened) = ov
+        .create(&Req::root(), ROOT_INO, OsStr::new(name), 0o644, 0, flags)
+        .unwrap();
+    (attr.ino, opened)
+}
+
 /// Creates `name` in the root, writes `data`, closes it; returns its node id.
 pub(crate) fn create(ov: &Overlay, name: &str, data: &[u8]) -> Ino {
-    let (attr, opened) = ov
-        .create(
-            &Req::root(),
-            ROOT_INO,
-            OsStr::new(name),
-            0o644,
-            0,
-            libc::O_WRONLY,
-        )
-        .unwrap();
+    let (ino, opened) = create_open(ov, name, libc::O_WRONLY);
     ov.write(opened.fh, 0, data).unwrap();
     ov.release(opened.fh).unwrap();
-    attr.ino
+    ino
 }
 
 /// The upper inode number of `a` is reused for a new file `b` after `a`'s upper entry went
