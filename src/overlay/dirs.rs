@@ -1,14 +1,20 @@
 //! Merged directory listings with stable offsets.
 //!
-//! The first `readdir` of a handle takes one snapshot of the merged listing (upper entries, then
-//! lower entries not shadowed, whited out or hidden); `readdir` serves it by index, so offsets
-//! stay stable for the life of the handle whatever happens to the directory meanwhile. The
-//! snapshot is not taken at `opendir`: when the kernel serves the directory from its own readdir
-//! cache, no `readdir` arrives and the listing is never needed.
+//! A listing is the merged view of a directory (upper entries, then lower entries not
+//! shadowed, whited out or hidden) sorted by a cookie derived from each name: the offset after
+//! an entry is its cookie, so an offset names the same place in every listing of the
+//! directory, and a reader resuming from it after the directory changed skips and repeats
+//! nothing but the entries that changed.
+//!
+//! With a handle (`opendir`), the first `readdir` takes one snapshot that serves the handle
+//! for its life. Without one ([`NO_HANDLE`]: the kernel stops sending `OPENDIR` once it is
+//! refused), `readdir` at offset 0 takes a fresh listing and later offsets continue from it
+//! while it is kept; a listing that was dropped is simply taken again.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 
 use super::node::Node;
@@ -28,6 +34,34 @@ pub(crate) struct MergedEntry {
 pub(crate) struct DirHandle {
     ino: Ino,
     entries: Mutex<Option<Arc<Vec<DirEntry>>>>,
+}
+
+/// The file handle of a directory read without `opendir`.
+pub const NO_HANDLE: Fh = 0;
+
+/// Handle-less listings kept at once; past this they are dropped (and taken again if needed).
+const KEPT_LISTINGS: usize = 64;
+
+/// Offsets 1 and 2 follow `.` and `..`; names get cookies from here up.
+const FIRST_COOKIE: u64 = 3;
+
+/// The readdir offset after `name`: 62 bits of its blake3 hash (well inside `loff_t`, with
+/// room above for the rare collision, which [`assign_offsets`] resolves).
+fn name_cookie(name: &OsStr) -> u64 {
+    let h = blake3::hash(name.as_bytes());
+    let v = u64::from_le_bytes(h.as_bytes()[..8].try_into().expect("8 bytes"));
+    (v >> 2).max(FIRST_COOKIE)
+}
+
+/// Sorts `entries` by name cookie and sets each one's `next_offset` to its cookie (bumped past
+/// its predecessor's when two names collide, so offsets strictly increase).
+fn assign_offsets(entries: &mut [DirEntry]) {
+    entries.sort_by_cached_key(|e| (name_cookie(&e.name), e.name.clone()));
+    let mut last = FIRST_COOKIE - 1;
+    for e in entries {
+        last = name_cookie(&e.name).max(last + 1);
+        e.next_offset = last;
+    }
 }
 
 fn kind_of_dtype(d: u8) -> Option<Kind> {
@@ -161,21 +195,61 @@ impl Overlay {
                 name: "..".into(),
             },
         ];
-        for e in self.merged_listing(&dir)? {
-            let dev = if e.layer == Layer::Upper {
-                self.upper_dev
-            } else {
-                self.lower_dev
-            };
-            let next_offset = entries.len() as u64 + 1;
-            entries.push(DirEntry {
-                ino: self.nodes.id_for(e.layer == Layer::Upper, dev, e.st_ino),
-                next_offset,
-                kind: e.kind,
-                name: e.name,
-            });
-        }
+        let mut named: Vec<DirEntry> = self
+            .merged_listing(&dir)?
+            .into_iter()
+            .map(|e| {
+                let dev = if e.layer == Layer::Upper {
+                    self.upper_dev
+                } else {
+                    self.lower_dev
+                };
+                DirEntry {
+                    ino: self.nodes.id_for(e.layer == Layer::Upper, dev, e.st_ino),
+                    next_offset: 0,
+                    kind: e.kind,
+                    name: e.name,
+                }
+            })
+            .collect();
+        assign_offsets(&mut named);
+        entries.append(&mut named);
         Ok(entries)
+    }
+
+    /// The listing `readdir` of `ino` at `offset` serves: the handle's snapshot, or without a
+    /// handle the kept listing (a fresh one at offset 0).
+    fn listing(&self, ino: Ino, fh: Fh, offset: u64) -> Result<Arc<Vec<DirEntry>>> {
+        if fh != NO_HANDLE {
+            return self.dir_entries(fh);
+        }
+        if offset != 0 {
+            if let Some(l) = self.dir_listings.get(&ino) {
+                return Ok(l.clone());
+            }
+        }
+        let l = Arc::new(self.dir_snapshot(ino)?);
+        if self.dir_listings.len() >= KEPT_LISTINGS {
+            self.dir_listings.clear();
+        }
+        self.dir_listings.insert(ino, l.clone());
+        Ok(l)
+    }
+
+    /// The entries of `listing` after `offset`; at the end of a handle-less listing, drops it.
+    fn entries_after(
+        &self,
+        ino: Ino,
+        fh: Fh,
+        listing: &Arc<Vec<DirEntry>>,
+        offset: u64,
+    ) -> std::ops::Range<usize> {
+        let start = listing.partition_point(|e| e.next_offset <= offset);
+        if start == listing.len() && fh == NO_HANDLE {
+            self.dir_listings
+                .remove_if(&ino, |_, kept| Arc::ptr_eq(kept, listing));
+        }
+        start..listing.len()
     }
 
     /// The entries of handle `fh`, snapshotting them on first use.
@@ -200,13 +274,13 @@ impl Overlay {
     /// Entries from `offset` on; `fill` returns false when the reply buffer is full.
     pub fn readdir(
         &self,
-        _ino: Ino,
+        ino: Ino,
         fh: Fh,
         offset: u64,
         fill: &mut dyn FnMut(&DirEntry) -> bool,
     ) -> Result<()> {
-        let entries = self.dir_entries(fh)?;
-        for e in entries.iter().skip(offset as usize) {
+        let entries = self.listing(ino, fh, offset)?;
+        for e in &entries[self.entries_after(ino, fh, &entries, offset)] {
             if !fill(e) {
                 break;
             }
@@ -222,8 +296,8 @@ impl Overlay {
         offset: u64,
         fill: &mut dyn FnMut(&DirEntry, &Attr) -> bool,
     ) -> Result<()> {
-        let entries = self.dir_entries(fh)?;
-        for e in entries.iter().skip(offset as usize) {
+        let entries = self.listing(ino, fh, offset)?;
+        for e in &entries[self.entries_after(ino, fh, &entries, offset)] {
             if e.name == "." || e.name == ".." {
                 let attr = self.getattr(e.ino, None)?;
                 if !fill(e, &attr) {
@@ -262,5 +336,108 @@ impl Overlay {
             sys::fsync(f.as_fd(), false).ctx("fsync", &dir.path())?;
         }
         self.journal.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::ffi::OsStr;
+
+    use super::super::tests::{create, Fx};
+    use super::*;
+
+    /// Reads `ino` without a handle, `chunk` entries per call, running `between` after each
+    /// call; returns how often each name was returned.
+    fn read_in_chunks(
+        ov: &Overlay,
+        chunk: usize,
+        mut between: impl FnMut(usize),
+    ) -> HashMap<OsString, usize> {
+        let mut seen = HashMap::new();
+        let (mut offset, mut calls) = (0, 0);
+        loop {
+            let mut got = 0;
+            ov.readdir(ROOT_INO, NO_HANDLE, offset, &mut |e| {
+                if got == chunk {
+                    return false;
+                }
+                got += 1;
+                offset = e.next_offset;
+                *seen.entry(e.name.clone()).or_insert(0) += 1;
+                true
+            })
+            .unwrap();
+            if got == 0 {
+                return seen;
+            }
+            calls += 1;
+            between(calls);
+        }
+    }
+
+    /// A handle-less reader resuming after the directory changed (its listing dropped and taken
+    /// again) returns every entry that stayed exactly once: offsets come from names, not places.
+    #[test]
+    fn handle_less_readdir_survives_changes_between_calls() {
+        let host: Vec<(String, String)> =
+            (0..120).map(|i| (format!("h{i}"), String::new())).collect();
+        let files: Vec<(&str, &str)> = host.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
+        let fx = Fx::new(&files);
+        let ov = fx.ov();
+        for i in 0..40 {
+            create(ov, &format!("u{i}"), b"x");
+        }
+        let seen = read_in_chunks(ov, 7, |call| {
+            // Remove two entries and add one, and drop the kept listing now and then.
+            for name in [format!("h{}", call * 2), format!("u{call}")] {
+                let _ = ov.unlink(ROOT_INO, OsStr::new(&name));
+            }
+            create(ov, &format!("new{call}"), b"y");
+            if call % 3 == 0 {
+                ov.dir_listings.clear();
+            }
+        });
+        for (name, n) in &seen {
+            assert_eq!(*n, 1, "{name:?} returned {n} times");
+        }
+        let stayed = (0..120)
+            .map(|i| format!("h{i}"))
+            .chain((0..40).map(|i| format!("u{i}")))
+            .filter(|n| ov.lookup(ROOT_INO, OsStr::new(n)).is_ok());
+        for name in stayed {
+            assert!(seen.contains_key(OsStr::new(&name)), "{name} was skipped");
+        }
+        assert!(seen.contains_key(OsStr::new(".")) && seen.contains_key(OsStr::new("..")));
+        assert!(
+            ov.dir_listings.is_empty(),
+            "the listing outlived its reader"
+        );
+    }
+
+    /// Offsets increase strictly, also for names whose cookies collide.
+    #[test]
+    fn offsets_increase_strictly_through_collisions() {
+        let entry = |name: &str| DirEntry {
+            ino: 1,
+            next_offset: 0,
+            kind: Kind::File,
+            name: name.into(),
+        };
+        // The same name twice stands in for two names with one cookie.
+        let mut entries = vec![entry("b"), entry("a"), entry("a"), entry("c")];
+        assign_offsets(&mut entries);
+        assert!(entries
+            .windows(2)
+            .all(|w| w[0].next_offset < w[1].next_offset));
+        assert!(entries
+            .iter()
+            .all(|e| e.next_offset >= FIRST_COOKIE && e.next_offset < 1 << 63));
+        let a: Vec<u64> = entries
+            .iter()
+            .filter(|e| e.name == "a")
+            .map(|e| e.next_offset)
+            .collect();
+        assert_eq!(a[1], a[0] + 1);
     }
 }

@@ -43,6 +43,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dashmap::DashMap;
 
 pub use changes::{Change, ChangeSet};
+pub use dirs::NO_HANDLE;
 pub use types::*;
 
 use crate::error::{Error, IoContext, Result};
@@ -65,6 +66,8 @@ pub struct Overlay {
     changes: ChangeSet,
     handles: DashMap<Fh, Arc<Handle>>,
     dir_handles: DashMap<Fh, Arc<dirs::DirHandle>>,
+    /// Listings of directories read without a handle, kept between `readdir` calls.
+    dir_listings: DashMap<Ino, Arc<Vec<DirEntry>>>,
     next_fh: AtomicU64,
     journal: Arc<Journal>,
     policy: Arc<Policy>,
@@ -123,6 +126,7 @@ impl Overlay {
             changes: ChangeSet::replay(replay),
             handles: DashMap::new(),
             dir_handles: DashMap::new(),
+            dir_listings: DashMap::new(),
             next_fh: AtomicU64::new(1),
             journal,
             policy,

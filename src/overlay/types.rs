@@ -132,7 +132,8 @@ pub struct SetAttr {
 pub struct DirEntry {
     /// Inode number to report (for `readdirplus`, the looked-up node id).
     pub ino: Ino,
-    /// Offset of the *next* entry (stable for the life of the directory handle).
+    /// Offset of the *next* entry: derived from this entry's name, so the same in every
+    /// listing of the directory.
     pub next_offset: u64,
     /// Kind.
     pub kind: Kind,

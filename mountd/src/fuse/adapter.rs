@@ -407,17 +407,20 @@ impl Filesystem for WsfsFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // FOPEN_CACHE_DIR: the kernel caches the listing. Without FOPEN_KEEP_CACHE it drops
-        // that cache at every opendir, so each walk would read every directory again. Changes
-        // through the mount reset it in the kernel (directory version and mtime); host changes
-        // do through the watcher's inval_inode of the directory, so keep it only while the
-        // watcher covers the whole project.
-        let mut flags = FopenFlags::FOPEN_CACHE_DIR;
+        // Once the host watcher covers the whole project, refuse OPENDIR with ENOSYS: the
+        // kernel then stops sending OPENDIR/RELEASEDIR for good (one synchronous round trip
+        // less per directory walked) and keeps every directory's listing cached
+        // (`FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR`). Changes through the mount reset that cache
+        // in the kernel (directory version and mtime), host changes through the watcher's
+        // `inval_inode` of the directory; should the watcher later lose coverage (inotify
+        // limit), a directory's cache still goes when its mtime changes and its attributes
+        // expire (TTL). Until then each open gets a handle and a cache that lasts until the
+        // next open. `readdir` without a handle is served by name cookies (overlay::dirs).
         if self.host_watched.load(Ordering::Acquire) {
-            flags |= FopenFlags::FOPEN_KEEP_CACHE;
+            return reply.error(Errno::ENOSYS);
         }
         match self.ov.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), flags),
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR),
             Err(e) => reply.error(fail("opendir", &e)),
         }
     }

@@ -37,6 +37,9 @@ struct Running {
     watcher: Option<Watcher>,
     /// The connection's id under /sys/fs/fuse/connections.
     conn: Option<u64>,
+    /// Set while the watcher covers every visible host directory.
+    #[cfg(test)]
+    host_watched: Arc<AtomicBool>,
 }
 
 fn config() -> Config {
@@ -115,7 +118,7 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Run
         .spawn(move || session.run())
         .context("starting the FUSE session")?;
     let dev = mount_dev(mp);
-    let watcher = match Watcher::start(overlay, project, dev, host_watched) {
+    let watcher = match Watcher::start(overlay, project, dev, host_watched.clone()) {
         Ok(w) => Some(w),
         Err(e) => {
             warn!(project = %project.display(), error = %e,
@@ -129,6 +132,8 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Run
         notify,
         watcher,
         conn: dev.map(connection_id),
+        #[cfg(test)]
+        host_watched,
     })
 }
 
@@ -136,6 +141,14 @@ impl MountHandle {
     /// Where the workspace is mounted (absolute, resolved).
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// True while the host watcher covers every visible host directory.
+    #[cfg(test)]
+    pub(super) fn covers_host(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|r| r.host_watched.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Unmounts cleanly and joins the threads. A mount still in use (open files, a container

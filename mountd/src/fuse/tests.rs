@@ -414,6 +414,38 @@ fn host_changes_reach_the_mount() {
     env.unmount();
 }
 
+/// Once the watcher covers the project, `opendir` is refused and the kernel reads directories
+/// without handles, keeping their listings: a directory of a few thousand entries (several
+/// `readdir` calls) lists whole, follows changes from either side, and can be removed.
+#[test]
+fn large_directory_is_read_without_opendir() {
+    if !can_mount("large_directory_is_read_without_opendir") {
+        return;
+    }
+    let names: Vec<String> = (0..3000).map(|i| format!("big/file-{i:05}")).collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "x")).collect();
+    let mut env = Env::new(&files);
+    wait_for("the watcher's initial scan", || {
+        env.handle.as_ref().unwrap().covers_host()
+    });
+    let count = || fs::read_dir(env.m("big")).unwrap().count();
+    assert_eq!(count(), 3000);
+    for i in 0..500 {
+        fs::write(env.m(&format!("big/new-{i}")), "y").unwrap();
+    }
+    assert_eq!(count(), 3500);
+    assert_eq!(count(), 3500, "second (cached) listing differs");
+    fs::write(env.host("big/from-host"), "h").unwrap();
+    wait_for("the host's new file in the listing", || count() == 3501);
+    fs::remove_dir_all(env.m("big")).unwrap();
+    assert!(!env.m("big").exists());
+    assert!(
+        env.host("big/file-00000").exists(),
+        "the host project changed"
+    );
+    env.unmount();
+}
+
 #[test]
 fn xattrs_roundtrip() {
     if !can_mount("xattrs_roundtrip") {
