@@ -173,6 +173,7 @@ pub fn commit(
 ) -> Result<CommitReport> {
     // Never commit from a journal that no longer verifies (edited behind our back while the
     // workspace is open): the change set in memory may not be what the journal says.
+    let started = std::time::Instant::now();
     ov.journal().check_unchanged()?;
     let (selected, busy) = split_busy(select(ov, req)?, &ov.busy_paths());
     let deleted: HashSet<RelPath> = selected
@@ -211,6 +212,8 @@ pub fn commit(
     }
     let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
     report.id = id.clone();
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::debug!(commit = %id, phase = "select and check for conflicts", ms, "commit phase");
     ov.journal()
         .append_durable(Draft::control(Op::CommitBegin {
             id: id.clone(),
@@ -286,6 +289,7 @@ fn apply(
     backup_dir: &Path,
     progress: &dyn Fn(u64, u64),
 ) -> Result<(bool, HashSet<RelPath>)> {
+    let mut timer = PhaseTimer::new(id);
     let host_root = ov.lower_root().as_fd();
     let total = changes.len() as u64;
     let mut backed_up = false;
@@ -417,39 +421,25 @@ fn apply(
             EntryState::Absent => {}
         }
     }
+    timer.lap("check the host and stage");
     // 2. make every staged file durable, then rename them into place. A few regular files are
     // fsynced one by one (cheap, and blind to other writers on the disk); a large batch, or
     // one with symlinks or special files, gets one `syncfs` of the host filesystem.
     // Write the temporary files in parallel: each is independent, and the disk, not the CPU,
     // is what they wait on.
     let fsync_each = jobs.len() == staged.len() && jobs.len() <= FSYNC_EACH_LIMIT;
-    let results: Vec<Result<Vec<usize>>> = std::thread::scope(|scope| {
-        let per = jobs.len().div_ceil(8).max(1);
-        let staged = &staged;
-        let handles: Vec<_> = jobs
-            .chunks(per)
-            .map(|chunk| {
-                scope.spawn(move || -> Result<Vec<usize>> {
-                    let mut changed = Vec::new();
-                    for (i, mode, owner) in chunk {
-                        if !stage_file(ov, &staged[*i], *mode, *owner, fsync_each)? {
-                            changed.push(*i);
-                        }
-                        crate::fault::commit_step("after a temporary file");
-                    }
-                    Ok(changed)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("writer thread"))
-            .collect()
-    });
-    let mut changed_idx = HashSet::new();
-    for r in results {
-        changed_idx.extend(r?);
-    }
+    let kept = on_workers(&jobs, |(i, mode, owner)| {
+        let kept = stage_file(ov, &staged[*i], *mode, *owner, fsync_each)?;
+        crate::fault::commit_step("after a temporary file");
+        Ok(kept)
+    })?;
+    let changed_idx: HashSet<usize> = jobs
+        .iter()
+        .zip(kept)
+        .filter(|(_, kept)| !kept)
+        .map(|((i, _, _), _)| *i)
+        .collect();
+    timer.lap("write temporary files");
     let mut changed: HashSet<RelPath> = changed_idx
         .iter()
         .map(|i| staged[*i].change.path.clone())
@@ -470,36 +460,18 @@ fn apply(
         sys::syncfs(host_root).ctx("syncfs", &RelPath::root())?;
         crate::fault::commit_step("after syncfs");
     }
-    // Renames are independent of each other: spread them over a few threads (they wait on
-    // the disk, not the CPU).
-    let results: Vec<Result<Vec<Change>>> = std::thread::scope(|scope| {
-        let per = staged.len().div_ceil(8).max(1);
-        let handles: Vec<_> = staged
-            .chunks(per)
-            .map(|chunk| {
-                scope.spawn(move || -> Result<Vec<Change>> {
-                    let mut done = Vec::with_capacity(chunk.len());
-                    for s in chunk {
-                        sys::renameat2(s.dir.as_fd(), &s.tmp, s.dir.as_fd(), &s.name, 0)
-                            .ctx("rename", &s.change.path)?;
-                        crate::fault::commit_step("after a rename into place");
-                        done.push(s.change.clone());
-                    }
-                    Ok(done)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("rename thread"))
-            .collect()
-    });
-    for r in results {
-        for c in r? {
-            let cur = c.current.clone();
-            applied_now.push((c, cur));
-        }
+    // Renames are independent of each other (they wait on the disk, not the CPU).
+    on_workers(&staged, |s| {
+        sys::renameat2(s.dir.as_fd(), &s.tmp, s.dir.as_fd(), &s.name, 0)
+            .ctx("rename", &s.change.path)?;
+        crate::fault::commit_step("after a rename into place");
+        Ok(())
+    })?;
+    for s in staged {
+        let cur = s.change.current.clone();
+        applied_now.push((s.change, cur));
     }
+    timer.lap("rename into place");
     // 3. deletions, deepest first.
     let mut deletions: Vec<&Change> = changes
         .iter()
@@ -526,12 +498,16 @@ fn apply(
         touched_dirs.insert(c.path.split_last().map(|(p, _)| p).unwrap_or_default());
         applied_now.push((c.clone(), EntryState::Absent));
     }
-    // 4. directories durable, journal, overlay cleanup.
-    for d in &touched_dirs {
+    timer.lap("deletions");
+    // 4. directories durable (in parallel, like the files), journal, overlay cleanup.
+    let touched_dirs: Vec<RelPath> = touched_dirs.into_iter().collect();
+    on_workers(&touched_dirs, |d| {
         if let Ok(fd) = sys::walk_dirs(host_root, d) {
             let _ = host::fsync_dir(fd.as_fd());
         }
-    }
+        Ok(())
+    })?;
+    timer.lap("fsync directories");
     let batch: Vec<(RelPath, EntryState)> =
         applied_now.into_iter().map(|(c, s)| (c.path, s)).collect();
     let done = std::cell::Cell::new(0u64);
@@ -540,7 +516,55 @@ fn apply(
         done.set(done.get() + 1);
         progress(done.get(), total);
     })?;
+    timer.lap("journal and overlay cleanup");
     Ok((backed_up, changed))
+}
+
+/// Threads that write, fsync and rename a commit's files: the work waits on the disk, and
+/// concurrent fsyncs share the filesystem's journal commits.
+const WORKERS: usize = 8;
+
+/// Runs `f` on every item, spread over up to [`WORKERS`] threads, and returns the results in
+/// the items' order. Each thread stops at its first error; the first error is returned.
+fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    let per = items.len().div_ceil(WORKERS).max(1);
+    let f = &f;
+    let chunks: Vec<Result<Vec<R>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|chunk| scope.spawn(move || chunk.iter().map(f).collect::<Result<Vec<R>>>()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("commit worker"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(items.len());
+    for c in chunks {
+        out.extend(c?);
+    }
+    Ok(out)
+}
+
+/// Logs (at debug level) how long each phase of a commit took.
+struct PhaseTimer {
+    id: String,
+    last: std::time::Instant,
+}
+
+impl PhaseTimer {
+    fn new(id: &str) -> PhaseTimer {
+        PhaseTimer {
+            id: id.to_string(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, phase: &str) {
+        let now = std::time::Instant::now();
+        tracing::debug!(commit = %self.id, phase, ms = (now - self.last).as_secs_f64() * 1e3, "commit phase");
+        self.last = now;
+    }
 }
 
 /// Writes the upper content of a staged file into its temporary host file and checks it is
