@@ -56,10 +56,13 @@ fn name_cookie(name: &OsStr) -> u64 {
 /// Sorts `entries` by name cookie and sets each one's `next_offset` to its cookie (bumped past
 /// its predecessor's when two names collide, so offsets strictly increase).
 fn assign_offsets(entries: &mut [DirEntry]) {
-    entries.sort_by_cached_key(|e| (name_cookie(&e.name), e.name.clone()));
+    for e in entries.iter_mut() {
+        e.next_offset = name_cookie(&e.name);
+    }
+    entries.sort_unstable_by(|a, b| (a.next_offset, &a.name).cmp(&(b.next_offset, &b.name)));
     let mut last = FIRST_COOKIE - 1;
     for e in entries {
-        last = name_cookie(&e.name).max(last + 1);
+        last = e.next_offset.max(last + 1);
         e.next_offset = last;
     }
 }
