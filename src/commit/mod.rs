@@ -171,9 +171,9 @@ pub fn commit(
     req: &CommitRequest,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
+    let mut timer = PhaseTimer::start();
     // Never commit from a journal that no longer verifies (edited behind our back while the
     // workspace is open): the change set in memory may not be what the journal says.
-    let started = std::time::Instant::now();
     ov.journal().check_unchanged()?;
     let (selected, busy) = split_busy(select(ov, req)?, &ov.busy_paths());
     let deleted: HashSet<RelPath> = selected
@@ -212,8 +212,7 @@ pub fn commit(
     }
     let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
     report.id = id.clone();
-    let ms = started.elapsed().as_secs_f64() * 1e3;
-    tracing::debug!(commit = %id, phase = "select and check for conflicts", ms, "commit phase");
+    timer.lap(&id, "select and check for conflicts");
     ov.journal()
         .append_durable(Draft::control(Op::CommitBegin {
             id: id.clone(),
@@ -221,7 +220,7 @@ pub fn commit(
         }))?;
     crate::fault::commit_step("after commit_begin");
     let backup_dir = backups_root.join(&id);
-    let (backed_up, changed) = apply(ov, &id, &selected, req, &backup_dir, progress)?;
+    let (backed_up, changed) = apply(ov, &id, &selected, req, &backup_dir, progress, &mut timer)?;
     if !changed.is_empty() {
         report.applied.retain(|p| !changed.contains(p));
         report.busy.extend(changed);
@@ -288,8 +287,8 @@ fn apply(
     req: &CommitRequest,
     backup_dir: &Path,
     progress: &dyn Fn(u64, u64),
+    timer: &mut PhaseTimer,
 ) -> Result<(bool, HashSet<RelPath>)> {
-    let mut timer = PhaseTimer::new(id);
     let host_root = ov.lower_root().as_fd();
     let total = changes.len() as u64;
     let mut backed_up = false;
@@ -421,7 +420,7 @@ fn apply(
             EntryState::Absent => {}
         }
     }
-    timer.lap("check the host and stage");
+    timer.lap(id, "check the host and stage");
     // 2. make every staged file durable, then rename them into place. A few regular files are
     // fsynced one by one (cheap, and blind to other writers on the disk); a large batch, or
     // one with symlinks or special files, gets one `syncfs` of the host filesystem.
@@ -439,7 +438,7 @@ fn apply(
         .filter(|(_, kept)| !kept)
         .map(|((i, _, _), _)| *i)
         .collect();
-    timer.lap("write temporary files");
+    timer.lap(id, "write temporary files");
     let mut changed: HashSet<RelPath> = changed_idx
         .iter()
         .map(|i| staged[*i].change.path.clone())
@@ -471,7 +470,7 @@ fn apply(
         let cur = s.change.current.clone();
         applied_now.push((s.change, cur));
     }
-    timer.lap("rename into place");
+    timer.lap(id, "rename into place");
     // 3. deletions, deepest first.
     let mut deletions: Vec<&Change> = changes
         .iter()
@@ -498,7 +497,7 @@ fn apply(
         touched_dirs.insert(c.path.split_last().map(|(p, _)| p).unwrap_or_default());
         applied_now.push((c.clone(), EntryState::Absent));
     }
-    timer.lap("deletions");
+    timer.lap(id, "deletions");
     // 4. directories durable (in parallel, like the files), journal, overlay cleanup.
     let touched_dirs: Vec<RelPath> = touched_dirs.into_iter().collect();
     on_workers(&touched_dirs, |d| {
@@ -507,7 +506,7 @@ fn apply(
         }
         Ok(())
     })?;
-    timer.lap("fsync directories");
+    timer.lap(id, "fsync directories");
     let batch: Vec<(RelPath, EntryState)> =
         applied_now.into_iter().map(|(c, s)| (c.path, s)).collect();
     let done = std::cell::Cell::new(0u64);
@@ -516,7 +515,7 @@ fn apply(
         done.set(done.get() + 1);
         progress(done.get(), total);
     })?;
-    timer.lap("journal and overlay cleanup");
+    timer.lap(id, "journal and overlay cleanup");
     Ok((backed_up, changed))
 }
 
@@ -548,21 +547,21 @@ fn on_workers<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> Result<R> + Sync)
 
 /// Logs (at debug level) how long each phase of a commit took.
 struct PhaseTimer {
-    id: String,
     last: std::time::Instant,
 }
 
 impl PhaseTimer {
-    fn new(id: &str) -> PhaseTimer {
+    fn start() -> PhaseTimer {
         PhaseTimer {
-            id: id.to_string(),
             last: std::time::Instant::now(),
         }
     }
 
-    fn lap(&mut self, phase: &str) {
+    /// Logs the time since the previous lap (or the start) as `phase` of commit `id`.
+    fn lap(&mut self, id: &str, phase: &str) {
         let now = std::time::Instant::now();
-        tracing::debug!(commit = %self.id, phase, ms = (now - self.last).as_secs_f64() * 1e3, "commit phase");
+        let ms = (now - self.last).as_secs_f64() * 1e3;
+        tracing::debug!(commit = %id, phase, ms, "commit phase");
         self.last = now;
     }
 }
