@@ -236,6 +236,7 @@ pub fn commit(
         .journal()
         .append_durable(Draft::control(Op::CommitEnd { id }))?;
     ov.changes().apply(&rec);
+    ov.settle_kernel_caches();
     Ok(report)
 }
 

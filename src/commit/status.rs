@@ -28,6 +28,27 @@ pub fn same_state(a: &EntryState, b: &EntryState) -> bool {
     }
 }
 
+/// True when `recorded` is a file state whose hash was never settled (copied up for a
+/// `chmod`, `utime` or link, never written) and `committed` is the same file with its hash:
+/// a commit that verified the upper content against that hash settles the record.
+pub fn settled_by(recorded: &EntryState, committed: &EntryState) -> bool {
+    match (recorded, committed) {
+        (
+            EntryState::File {
+                hash: None,
+                mode: ma,
+                size: sa,
+            },
+            EntryState::File {
+                hash: Some(_),
+                mode: mb,
+                size: sb,
+            },
+        ) => ma == mb && sa == sb,
+        _ => false,
+    }
+}
+
 /// Same content ignoring mode (conflict checks compare content only).
 pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
     match (a, b) {

@@ -98,12 +98,14 @@ impl ChangeSet {
         match &d.op {
             Op::CommitBegin { .. } | Op::CommitEnd { .. } => {}
             Op::CommitApplied { .. } => {
-                // `base` set: the overlay keeps the path (a writer had it open), rebased on
-                // what was committed. Otherwise the change leaves if the overlay still holds
-                // exactly what was committed.
+                // `base` set: the overlay keeps the path (a writer had it open, or its content
+                // is not what was committed), rebased on what was committed. Otherwise the
+                // change leaves if the overlay still holds exactly what was committed (a record
+                // without a hash was checked against the upper content by the commit).
                 let keep = d.base.is_some();
                 let same = self.map.get(&d.path).is_some_and(|c| {
                     crate::commit::status::same_state(&c.current, &d.new)
+                        || crate::commit::status::settled_by(&c.current, &d.new)
                         || (c.current.is_dir() && d.new.is_dir())
                 });
                 if same && !keep {

@@ -35,10 +35,13 @@ impl Overlay {
                 None,
                 committed.clone(),
             );
-            if busy.contains(path) {
+            let current = self.changes.get(path);
+            let unsettled = current
+                .as_ref()
+                .is_some_and(|c| crate::commit::status::settled_by(&c.current, committed));
+            if busy.contains(path) || (unsettled && !self.upper_holds(path, committed)?) {
                 d.base = Some(committed.clone());
             }
-            let current = self.changes.get(path);
             self.record(d)?;
             if !self.changes.contains(path) {
                 let keep_dir = current.as_ref().is_some_and(|c| c.current.is_dir());
@@ -49,6 +52,13 @@ impl Overlay {
         }
         self.paths_reverted(&reverted);
         Ok(())
+    }
+
+    /// True if the upper file at `path` hashes to the `committed` state. Called under the
+    /// revert gate for a record whose hash was never settled: no writer can change it meanwhile.
+    fn upper_holds(&self, path: &RelPath, committed: &EntryState) -> Result<bool> {
+        let actual = super::state::state_at(self.upper_root.as_fd(), path, true)?;
+        Ok(crate::commit::status::same_state(&actual, committed))
     }
 
     /// After commit or discard dropped the overlay's version of `paths`: nodes at or below them
@@ -106,8 +116,15 @@ impl Overlay {
         }
     }
 
-    /// Drops every change at or below `paths` (everything when empty), durably.
+    /// Drops every change at or below `paths` (everything when empty), durably; on return the
+    /// kernel's caches agree with the view (see [`Overlay::settle_kernel_caches`]).
     pub fn discard_paths(&self, paths: &[RelPath]) -> Result<()> {
+        self.discard_gated(paths)?;
+        self.settle_kernel_caches();
+        Ok(())
+    }
+
+    fn discard_gated(&self, paths: &[RelPath]) -> Result<()> {
         let _gate = self.revert_gate.write().unwrap();
         let targets: Vec<RelPath> = if paths.is_empty() {
             vec![RelPath::root()]
@@ -139,21 +156,32 @@ impl Overlay {
                 self.remove_upper(t, false)?;
             }
         }
-        let mut all = targets;
+        let mut all: Vec<RelPath> = targets.into_iter().filter(|t| !t.is_root()).collect();
         all.extend(touched);
-        if all.iter().any(|t| t.is_root()) {
-            for n in self.nodes.all() {
-                if n.ino != super::ROOT_INO {
-                    n.mark_reverted();
-                    self.invalidate_inode(n.ino);
-                }
-            }
-            self.invalidate_inode(super::ROOT_INO);
-            let root = self.nodes.root();
-            root.forget_lower_fd();
-        } else {
-            self.paths_reverted(&all);
+        if paths.is_empty() {
+            // The upper layer is empty now: every node that was served from it goes too (a
+            // directory copied up only to hold changed children is no change by itself).
+            all.extend(
+                self.nodes
+                    .all()
+                    .into_iter()
+                    .filter(|n| n.ino != super::ROOT_INO && n.is_upper())
+                    .map(|n| n.path()),
+            );
         }
+        self.paths_reverted(&all);
         Ok(())
+    }
+
+    /// Waits until the kernel has been told every invalidation queued so far, so that the
+    /// next system call after a commit or discard sees the new view (no stale dentry of a
+    /// discarded file, no stale negative entry hiding a restored host file). Called after the
+    /// revert gate is released: the kernel applies an invalidation under the directory's
+    /// inode lock, which a FUSE request waiting on that gate may hold.
+    pub fn settle_kernel_caches(&self) {
+        let inval = self.invalidator.read().unwrap().clone();
+        if let Some(inv) = inval {
+            inv.flush();
+        }
     }
 }

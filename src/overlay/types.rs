@@ -192,4 +192,7 @@ pub trait Invalidator: Send + Sync {
     fn inval_entry(&self, parent: Ino, name: &std::ffi::OsStr);
     /// Forget attributes and cached pages of `ino`.
     fn inval_inode(&self, ino: Ino);
+    /// Returns once every invalidation asked for before has reached the kernel (or after a
+    /// bounded wait). Never call it while holding a lock a FUSE request may wait on.
+    fn flush(&self) {}
 }

@@ -8,16 +8,23 @@
 use std::ffi::{OsStr, OsString};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use fuser::{INodeNo, Notifier};
-use tracing::debug;
+use tracing::{debug, warn};
 use wsfs::overlay::{Ino, Invalidator};
 
 enum Msg {
     Entry(Ino, OsString),
     Inode(Ino),
+    /// Answered once every message queued before it was sent.
+    Flush(Sender<()>),
     Stop,
 }
+
+/// Longest a flush waits for the notification thread. The kernel handles an invalidation
+/// under the directory's inode lock, so a request stuck in the daemon could hold it up.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// The overlay's invalidator: queues requests for the notification thread.
 pub(super) struct QueueInvalidator {
@@ -32,6 +39,16 @@ impl Invalidator for QueueInvalidator {
 
     fn inval_inode(&self, ino: Ino) {
         let _ = self.tx.send(Msg::Inode(ino));
+    }
+
+    fn flush(&self) {
+        let (done_tx, done_rx) = channel();
+        if self.tx.send(Msg::Flush(done_tx)).is_err() {
+            return;
+        }
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done_rx.recv_timeout(FLUSH_LIMIT) {
+            warn!("kernel cache invalidations still queued after {FLUSH_LIMIT:?}");
+        }
     }
 }
 
@@ -83,6 +100,10 @@ fn run(notifier: Notifier, rx: Receiver<Msg>) {
             Msg::Entry(parent, name) => notifier.inval_entry(INodeNo(*parent), name),
             // Offset 0, length 0: attributes and every cached page.
             Msg::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+            Msg::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
             Msg::Stop => break,
         };
         if let Err(e) = res {
@@ -91,7 +112,7 @@ fn run(notifier: Notifier, rx: Receiver<Msg>) {
                     debug!(parent, ?name, error = %e, "inval_entry failed")
                 }
                 Msg::Inode(ino) => debug!(ino, error = %e, "inval_inode failed"),
-                Msg::Stop => {}
+                Msg::Flush(_) | Msg::Stop => {}
             }
         }
     }
