@@ -46,6 +46,13 @@ pub enum ClientError {
         /// What went wrong, and where its log is.
         message: String,
     },
+    /// The daemon stopped answering while it committed (killed, crashed, or its connection
+    /// broke): the commit may be partly applied, and mountd completes it when it starts again.
+    #[error("mountd stopped while committing ({detail}): the commit may be partly applied to the project (each file entirely old or entirely new); mountd completes it when it starts again. Start it (any wsfs command without --no-autostart does), then check `wsfs status`")]
+    CommitInterrupted {
+        /// What the connection said.
+        detail: String,
+    },
     /// The daemon's answer was not understood.
     #[error("bad answer from mountd on {socket}: {message}")]
     Protocol {
@@ -225,8 +232,9 @@ impl Client {
             .await?;
         let mut pending = Vec::new();
         while let Some(frame) = body.frame().await {
-            let frame =
-                frame.map_err(|e| self.protocol(format!("reading the commit stream: {e}")))?;
+            let frame = frame.map_err(|e| ClientError::CommitInterrupted {
+                detail: format!("reading the commit stream: {e}"),
+            })?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
@@ -242,7 +250,9 @@ impl Client {
                 }
             }
         }
-        Err(self.protocol("the commit stream ended without a result; run `wsfs status` and `wsfs verify`: an interrupted commit is completed when mountd restarts".into()))
+        Err(ClientError::CommitInterrupted {
+            detail: "the commit stream ended without a result".into(),
+        })
     }
 
     async fn call<B: Serialize, T: DeserializeOwned>(

@@ -139,6 +139,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 keep_setid,
             };
             let bar = progress_bar(json);
+            let started_ns = crate::interrupted::now_ns();
             let report = client
                 .commit(&ws.name, &req, |done, total| {
                     if let Some(b) = &bar {
@@ -150,7 +151,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            let report = report?;
+            let report = match report {
+                Err(e @ wsfs::client::ClientError::CommitInterrupted { .. }) => {
+                    let autostart =
+                        autostart_of(&state_root(cli.state_dir.as_ref()), cli.no_autostart);
+                    return crate::interrupted::commit(
+                        e,
+                        &client,
+                        &ws.name,
+                        started_ns,
+                        autostart.as_ref(),
+                    )
+                    .await;
+                }
+                r => r?,
+            };
             if json {
                 print_json(&mut out, &report)?;
             } else {
@@ -230,17 +245,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
 
 /// Connects to mountd, starting it unless `--no-autostart`.
 async fn connect(cli: &Cli) -> anyhow::Result<Client> {
-    let state = match &cli.state_dir {
+    let state = state_root(cli.state_dir.as_ref());
+    let socket = cli.socket.clone().unwrap_or_else(|| default_socket(&state));
+    let autostart = autostart_of(&state, cli.no_autostart);
+    Ok(Client::connect_or_start(socket, autostart.as_ref()).await?)
+}
+
+fn state_root(dir: Option<&PathBuf>) -> StateRoot {
+    match dir {
         Some(d) => StateRoot::new(d),
         None => StateRoot::default_location(),
-    };
-    let socket = cli.socket.clone().unwrap_or_else(|| default_socket(&state));
-    let autostart = (!cli.no_autostart).then(|| Autostart {
+    }
+}
+
+/// How to start mountd, unless `--no-autostart`.
+fn autostart_of(state: &StateRoot, no_autostart: bool) -> Option<Autostart> {
+    (!no_autostart).then(|| Autostart {
         program: mountd_program(),
         state_dir: state.path().to_owned(),
         log: state.path().join("mountd.log"),
-    });
-    Ok(Client::connect_or_start(socket, autostart.as_ref()).await?)
+    })
 }
 
 /// `mountd` next to this executable, else from PATH.

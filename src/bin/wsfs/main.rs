@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod containers;
+mod interrupted;
 mod render;
 mod resolve;
 
