@@ -759,6 +759,40 @@ mod tests {
         assert!(!fx.host("a").exists());
     }
 
+    /// A `chmod` and a `utime` of host files copy them up with no content hash recorded: the
+    /// commit checks the upper content, settles the record, and leaves no upper copy and no
+    /// change behind (so the next start has nothing to re-record).
+    #[test]
+    fn metadata_only_changes_leave_no_upper_copy() {
+        use crate::overlay::{SetAttr, SetTime, ROOT_INO};
+        let fx = Fx::new(&[("a", "a\n"), ("b", "b\n")]);
+        let ov = fx.ov();
+        let ino = |name: &str| ov.lookup(ROOT_INO, std::ffi::OsStr::new(name)).unwrap().ino;
+        let chmod = SetAttr {
+            mode: Some(0o600),
+            ..Default::default()
+        };
+        let utime = SetAttr {
+            mtime: Some(SetTime::Now),
+            ..Default::default()
+        };
+        ov.setattr(&Req::root(), ino("a"), &chmod).unwrap();
+        ov.setattr(&Req::root(), ino("b"), &utime).unwrap();
+        assert!(fx.upper("a").exists() && fx.upper("b").exists());
+        let r = commit_all(&fx);
+        assert_eq!(r.applied, vec![p("a")]);
+        assert!(
+            !fx.upper("a").exists(),
+            "the applied chmod stayed in the upper layer"
+        );
+        assert!(
+            !fx.upper("b").exists(),
+            "the settled utime stayed in the upper layer"
+        );
+        assert!(ov.changes().is_empty(), "{:?}", ov.changes().snapshot());
+        assert!(fx.ws.verify().unwrap().problems.is_empty());
+    }
+
     /// After a commit took a file out of the overlay, the kernel's old node answers ESTALE
     /// (the kernel then looks the name up again); the fresh node can be rewritten, and its
     /// base is what was committed, so the next commit is no conflict.
