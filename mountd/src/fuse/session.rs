@@ -287,3 +287,27 @@ fn abort_connection(conn: Option<u64>) -> std::io::Result<()> {
     }
     std::fs::write(dir.join("abort"), b"1")
 }
+
+#[cfg(test)]
+mod acl_tests {
+    use super::allow_other_refused;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_fusermounts_allow_other_refusal_falls_back_to_an_owner_only_mount() {
+        let refusal = "fusermount3: option allow_other only allowed if 'user_allow_other' is set \
+                       in /etc/fuse.conf\n";
+        assert!(allow_other_refused(&Error::new(
+            ErrorKind::PermissionDenied,
+            refusal
+        )));
+        assert!(!allow_other_refused(&Error::other(refusal)));
+        assert!(!allow_other_refused(&Error::from_raw_os_error(
+            libc::EACCES
+        )));
+        assert!(!allow_other_refused(&Error::new(
+            ErrorKind::PermissionDenied,
+            "fusermount3: failed to access mountpoint /x: Permission denied"
+        )));
+    }
+}
