@@ -33,6 +33,10 @@ pub struct WorkspaceInfo {
     /// Why the daemon could not open or mount it, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+    /// While mounted: whether users other than mountd's own (a Docker daemon running as
+    /// root) may use the mount (`allow_other`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_other: Option<bool>,
 }
 
 /// How a path differs from the host.

@@ -150,6 +150,7 @@ impl Workspace {
             pending: self.status().map(|s| s.len() as u64).unwrap_or(0),
             image_id: m.image_id,
             problem: None,
+            allow_other: None,
         }
     }
 

@@ -46,6 +46,17 @@ pub struct Entry {
     mount: Mutex<Option<MountHandle>>,
 }
 
+impl Entry {
+    /// The workspace's summary, with whether its mount allows other users.
+    pub fn info(&self) -> WorkspaceInfo {
+        let mut info = self.ws.info();
+        if info.mountpoint.is_some() {
+            info.allow_other = self.mount.lock().unwrap().as_ref().map(|h| h.allow_other());
+        }
+        info
+    }
+}
+
 /// All workspaces of one state directory.
 pub struct Registry {
     state: StateRoot,
@@ -140,7 +151,7 @@ impl Registry {
 
     /// Every workspace, sorted by name (broken ones with their `problem`).
     pub fn list(&self) -> Vec<WorkspaceInfo> {
-        let mut out: Vec<WorkspaceInfo> = self.entries.iter().map(|e| e.ws.info()).collect();
+        let mut out: Vec<WorkspaceInfo> = self.entries.iter().map(|e| e.info()).collect();
         for b in self.broken.iter() {
             out.push(WorkspaceInfo {
                 name: b.key().clone(),
@@ -149,6 +160,7 @@ impl Registry {
                 pending: 0,
                 image_id: None,
                 problem: Some(b.value().clone()),
+                allow_other: None,
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -181,7 +193,7 @@ impl Registry {
                 .unwrap_or_else(|| self.state.default_mountpoint(entry.ws.name())),
         };
         self.mount_entry(&entry, &mp)?;
-        Ok(entry.ws.info())
+        Ok(entry.info())
     }
 
     /// A project inside a workspace mountpoint (or the state dir) would stack overlays.
@@ -296,7 +308,7 @@ impl Registry {
                 .map_err(|e| Failure::Internal(format!("unmounting {name}: {e:#}")))?;
         }
         entry.ws.update_meta(&|m| m.mounted = false)?;
-        Ok(entry.ws.info())
+        Ok(entry.info())
     }
 
     /// Unmounts `name` and deletes its state: every pending change is dropped.

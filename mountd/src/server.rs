@@ -220,7 +220,7 @@ async fn mount(State(s): State<AppState>, body: Bytes) -> Response {
 }
 
 async fn workspace_info(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    blocking(move || Ok(s.registry.get(&name)?.ws.info())).await
+    blocking(move || Ok(s.registry.get(&name)?.info())).await
 }
 
 async fn remove(State(s): State<AppState>, Path(name): Path<String>) -> Response {

@@ -27,6 +27,8 @@ const GRACE: Duration = Duration::from_secs(2);
 /// errors instead of returning them.
 pub struct MountHandle {
     mountpoint: PathBuf,
+    /// Whether users other than the daemon's own may use the mount (`allow_other`).
+    allow_other: bool,
     running: Option<Running>,
 }
 
@@ -42,7 +44,8 @@ struct Running {
     host_watched: Arc<AtomicBool>,
 }
 
-fn config() -> Config {
+/// The mount configuration; `acl` decides who besides the daemon's user may use the mount.
+fn config(acl: SessionACL) -> Config {
     let mut c = Config::default();
     c.mount_options = vec![
         MountOption::FSName("wsfs".into()),
@@ -52,7 +55,7 @@ fn config() -> Config {
         MountOption::NoSuid,
         MountOption::NoDev,
     ];
-    c.acl = SessionACL::All;
+    c.acl = acl;
     c.n_threads = Some(THREADS);
     c.clone_fd = true;
     c
@@ -89,10 +92,11 @@ pub fn mount(
         anyhow::bail!("{} is already mounted by this daemon", mp.display());
     }
     match start(overlay, project, &mp) {
-        Ok(running) => {
-            info!(mountpoint = %mp.display(), project = %project.display(), "mounted");
+        Ok((running, allow_other)) => {
+            info!(mountpoint = %mp.display(), project = %project.display(), allow_other, "mounted");
             Ok(MountHandle {
                 mountpoint: mp,
+                allow_other,
                 running: Some(running),
             })
         }
@@ -103,12 +107,43 @@ pub fn mount(
     }
 }
 
-fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Running> {
+/// Mounts with `allow_other` (so a Docker daemon running as root can reach the workspace);
+/// where fusermount3 refuses it to a regular user (no `user_allow_other` in /etc/fuse.conf),
+/// mounts for the daemon's user only and logs the note once. Returns the session and whether
+/// it allows other users.
+fn open_session(
+    overlay: &Arc<Overlay>,
+    host_watched: &Arc<AtomicBool>,
+    mp: &Path,
+) -> anyhow::Result<(Session<WsfsFs>, bool)> {
+    let fs = || WsfsFs::new(overlay.clone(), host_watched.clone());
+    let context = || format!("mounting FUSE at {}", mp.display());
+    match Session::new(fs(), mp, &config(SessionACL::All)) {
+        Ok(session) => Ok((session, true)),
+        Err(e) if allow_other_refused(&e) => {
+            warn!(mountpoint = %mp.display(),
+                "mounted for this user only: fusermount3 refuses allow_other without \
+                 user_allow_other in /etc/fuse.conf. You, `wsfs run` and rootless containers \
+                 (same uid) can use the workspace; a Docker daemon running as root cannot. \
+                 To allow it: add the line user_allow_other to /etc/fuse.conf and mount again, \
+                 or run mountd as a system service (as root)");
+            let session =
+                Session::new(fs(), mp, &config(SessionACL::Owner)).with_context(context)?;
+            Ok((session, false))
+        }
+        Err(e) => Err(e).with_context(context),
+    }
+}
+
+/// True for fusermount3's refusal of `allow_other` to a regular user.
+fn allow_other_refused(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied && e.to_string().contains("user_allow_other")
+}
+
+fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<(Running, bool)> {
     // Mounts and runs the INIT handshake; dropping `session` on an error below unmounts.
     let host_watched = Arc::new(AtomicBool::new(false));
-    let fs = WsfsFs::new(overlay.clone(), host_watched.clone());
-    let mut session = Session::new(fs, mp, &config())
-        .with_context(|| format!("mounting FUSE at {}", mp.display()))?;
+    let (mut session, allow_other) = open_session(&overlay, &host_watched, mp)?;
     let unmounter = session.unmount_callable();
     let (notify, inval) =
         NotifyThread::start(session.notifier()).context("starting the notification thread")?;
@@ -126,7 +161,7 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Run
             None
         }
     };
-    Ok(Running {
+    let running = Running {
         unmounter,
         session,
         notify,
@@ -134,13 +169,19 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<Run
         conn: dev.map(connection_id),
         #[cfg(test)]
         host_watched,
-    })
+    };
+    Ok((running, allow_other))
 }
 
 impl MountHandle {
     /// Where the workspace is mounted (absolute, resolved).
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// Whether users other than the daemon's own may use the mount (`allow_other`).
+    pub fn allow_other(&self) -> bool {
+        self.allow_other
     }
 
     /// True while the host watcher covers every visible host directory.
@@ -245,4 +286,28 @@ fn abort_connection(conn: Option<u64>) -> std::io::Result<()> {
         }
     }
     std::fs::write(dir.join("abort"), b"1")
+}
+
+#[cfg(test)]
+mod acl_tests {
+    use super::allow_other_refused;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn only_fusermounts_allow_other_refusal_falls_back_to_an_owner_only_mount() {
+        let refusal = "fusermount3: option allow_other only allowed if 'user_allow_other' is set \
+                       in /etc/fuse.conf\n";
+        assert!(allow_other_refused(&Error::new(
+            ErrorKind::PermissionDenied,
+            refusal
+        )));
+        assert!(!allow_other_refused(&Error::other(refusal)));
+        assert!(!allow_other_refused(&Error::from_raw_os_error(
+            libc::EACCES
+        )));
+        assert!(!allow_other_refused(&Error::new(
+            ErrorKind::PermissionDenied,
+            "fusermount3: failed to access mountpoint /x: Permission denied"
+        )));
+    }
 }

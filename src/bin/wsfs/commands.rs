@@ -14,6 +14,12 @@ use crate::cli::{Cli, Color, Command, Target};
 use crate::render;
 use crate::resolve;
 
+/// Printed by `wsfs mount` when mountd could mount for its own user only.
+const OWNER_ONLY_NOTE: &str = "note: mounted for your user only. You, `wsfs run` and rootless \
+containers (same uid) can use it; a Docker daemon running as root cannot, which needs the mount \
+option allow_other. To get it: add the line `user_allow_other` to /etc/fuse.conf, then \
+`wsfs unmount` and `wsfs mount` again; or run mountd as a system service (as root).";
+
 /// How a command ended (errors are returned as `Err`).
 pub enum Outcome {
     /// Success.
@@ -64,6 +70,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     info.pending,
                     if info.pending == 1 { "" } else { "s" }
                 );
+                if info.allow_other == Some(false) {
+                    eprintln!("{OWNER_ONLY_NOTE}");
+                }
                 writeln!(out, "{}", mp.display())?;
             }
         }

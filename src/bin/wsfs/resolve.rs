@@ -132,6 +132,7 @@ mod tests {
             pending: 0,
             image_id: None,
             problem: None,
+            allow_other: None,
         }
     }
 
