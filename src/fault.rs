@@ -58,7 +58,7 @@ static PLAN: std::sync::Mutex<Option<Plan>> = std::sync::Mutex::new(None);
 /// time (a second replaces the first). Calls from other threads are not counted, so tests in
 /// the same process do not disturb each other's counts.
 pub fn fail_calls(call: Syscall, from: u64, count: u64, errno: i32) -> FaultGuard {
-    *PLAN.lock().unwrap() = Some(Plan {
+    *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
         call,
         from,
         count,
@@ -76,14 +76,14 @@ pub struct FaultGuard(());
 impl FaultGuard {
     /// How many calls of the planned syscall the arming thread has made so far.
     pub fn calls(&self) -> u64 {
-        PLAN.lock().unwrap().as_ref().map_or(0, |p| p.seen)
+        PLAN.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.seen)
     }
 }
 
 impl Drop for FaultGuard {
     fn drop(&mut self) {
         ARMED.store(false, Ordering::Release);
-        *PLAN.lock().unwrap() = None;
+        *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn syscall(call: Syscall) -> std::io::Result<()> {
 
 #[cold]
 fn armed_syscall(call: Syscall) -> std::io::Result<()> {
-    let mut plan = PLAN.lock().unwrap();
+    let mut plan = PLAN.lock().unwrap_or_else(|e| e.into_inner());
     let Some(p) = plan.as_mut() else {
         return Ok(());
     };
@@ -107,7 +107,7 @@ fn armed_syscall(call: Syscall) -> std::io::Result<()> {
         return Ok(());
     }
     p.seen += 1;
-    if p.seen >= p.from && p.seen < p.from + p.count {
+    if p.seen >= p.from && p.seen - p.from < p.count {
         return Err(std::io::Error::from_raw_os_error(p.errno));
     }
     Ok(())

@@ -76,27 +76,28 @@ impl DirFdBudget {
             .push_back(Arc::downgrade(slot));
     }
 
-    /// Evicts until the count is within the budget (or `extra` below it): first entries not
-    /// used since the hand last passed, then, if a whole round of second chances was not
-    /// enough, any entry not locked right now.
+    /// Evicts until the count is within the budget (or `extra` below it), skipping entries
+    /// used since the hand last passed (and clearing their mark). At most two rounds of the
+    /// clock: the first clears every mark, so the second finds a victim unless all are in use.
     fn sweep(&self, extra: usize) {
         let target = self.limit.saturating_sub(extra);
-        for honour_use in [true, false] {
-            let mut tries = 2 * self.cached().saturating_sub(target) + 2 * SHARDS;
-            while self.cached() > target && tries > 0 {
-                tries -= 1;
-                let i = self.sweep_hand.fetch_add(1, Ordering::Relaxed) % SHARDS;
-                let Some(weak) = self.shards[i].lock().unwrap().pop_front() else {
-                    continue;
-                };
-                let Some(slot) = weak.upgrade() else {
-                    continue; // the node is gone; its drop already gave the fd back
-                };
-                match slot.try_evict(honour_use) {
-                    Sweep::Evicted(fd) => drop(fd),
-                    Sweep::Emptied => {}
-                    Sweep::Kept => self.shards[i].lock().unwrap().push_back(weak),
-                }
+        let mut tries = 2 * self.cached() + 2 * SHARDS;
+        let mut empty_in_a_row = 0;
+        while self.cached() > target && tries > 0 && empty_in_a_row < SHARDS {
+            let i = self.sweep_hand.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            let Some(weak) = self.shards[i].lock().unwrap().pop_front() else {
+                empty_in_a_row += 1;
+                continue;
+            };
+            empty_in_a_row = 0;
+            tries -= 1;
+            let Some(slot) = weak.upgrade() else {
+                continue; // the node is gone; its drop already gave the fd back
+            };
+            match slot.try_evict() {
+                Sweep::Evicted(fd) => drop(fd),
+                Sweep::Emptied => {}
+                Sweep::Kept => self.shards[i].lock().unwrap().push_back(weak),
             }
         }
     }
@@ -119,7 +120,7 @@ enum Sweep {
 /// One cached directory fd, counted against a [`DirFdBudget`].
 pub(crate) struct DirFdSlot {
     fd: Mutex<Option<Arc<OwnedFd>>>,
-    /// Used since the clock hand last passed.
+    /// Used (a cache hit) since the clock hand last passed.
     used: AtomicBool,
     /// Has an entry on the clock (at most one per slot).
     on_clock: AtomicBool,
@@ -191,8 +192,10 @@ impl DirFdSlot {
 
     /// Puts `fd` in the (empty, locked) slot; true if the slot must be put on the clock.
     fn fill(&self, slot: &mut Option<Arc<OwnedFd>>, fd: Arc<OwnedFd>) -> bool {
+        // Unmarked: a fd opened once and never used again is the first to go; one more use
+        // marks it (CLOCK).
         *slot = Some(fd);
-        self.used.store(true, Ordering::Relaxed);
+        self.used.store(false, Ordering::Relaxed);
         self.budget.cached.fetch_add(1, Ordering::Relaxed);
         !self.on_clock.swap(true, Ordering::AcqRel)
     }
@@ -207,7 +210,7 @@ impl DirFdSlot {
         }
     }
 
-    fn try_evict(&self, honour_use: bool) -> Sweep {
+    fn try_evict(&self) -> Sweep {
         let Ok(mut slot) = self.fd.try_lock() else {
             return Sweep::Kept;
         };
@@ -215,7 +218,7 @@ impl DirFdSlot {
             self.on_clock.store(false, Ordering::Release);
             return Sweep::Emptied;
         }
-        if self.used.swap(false, Ordering::Relaxed) && honour_use {
+        if self.used.swap(false, Ordering::Relaxed) {
             return Sweep::Kept;
         }
         self.budget.cached.fetch_sub(1, Ordering::Relaxed);
