@@ -76,7 +76,10 @@ pub struct FaultGuard(());
 impl FaultGuard {
     /// How many calls of the planned syscall the arming thread has made so far.
     pub fn calls(&self) -> u64 {
-        PLAN.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.seen)
+        PLAN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |p| p.seen)
     }
 }
 

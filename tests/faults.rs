@@ -32,7 +32,10 @@ fn lookup_in_a_directory_that_cannot_be_opened_is_emfile_not_enoent() {
     let _fault = fail_calls(Syscall::Openat, 1, u64::MAX, libc::EMFILE);
     assert_eq!(errno_of(f.ov().lookup(a, OsStr::new("b"))), libc::EMFILE);
     drop(_fault);
-    assert!(f.ov().lookup(a, OsStr::new("b")).is_ok(), "fine once fds are back");
+    assert!(
+        f.ov().lookup(a, OsStr::new("b")).is_ok(),
+        "fine once fds are back"
+    );
 }
 
 #[test]
@@ -68,10 +71,7 @@ fn readdir_sees_a_getdents_failure() {
     let d = ov_lookup(&f, ROOT_INO, "d");
     let fh = f.ov().opendir(d).unwrap();
     let _fault = fail_calls(Syscall::Getdents, 1, 1, libc::EIO);
-    assert_eq!(
-        errno_of(f.ov().readdir(d, fh, 0, &mut |_| true)),
-        libc::EIO
-    );
+    assert_eq!(errno_of(f.ov().readdir(d, fh, 0, &mut |_| true)), libc::EIO);
 }
 
 #[test]

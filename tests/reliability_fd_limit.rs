@@ -95,8 +95,16 @@ fn five_thousand_directories_walk_complete_under_an_fd_limit_of_256() {
     for pass in ["cold", "warm"] {
         let seen = find(&mnt);
         if seen != native {
-            let missing: Vec<_> = native.iter().filter(|p| !seen.contains(p)).take(5).collect();
-            let extra: Vec<_> = seen.iter().filter(|p| !native.contains(p)).take(5).collect();
+            let missing: Vec<_> = native
+                .iter()
+                .filter(|p| !seen.contains(p))
+                .take(5)
+                .collect();
+            let extra: Vec<_> = seen
+                .iter()
+                .filter(|p| !native.contains(p))
+                .take(5)
+                .collect();
             panic!(
                 "{pass} walk: {} paths through the mount, {} native; missing: {missing:?}, \
                  extra: {extra:?}\n{}",
@@ -114,6 +122,8 @@ fn five_thousand_directories_walk_complete_under_an_fd_limit_of_256() {
     );
     git(&mnt, &["fsck", "--no-progress", "--connectivity-only"]);
     let pid = live.daemon_pid().unwrap();
-    let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
     assert!(open as u64 <= NOFILE, "{open} fds open");
 }
