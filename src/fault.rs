@@ -1,5 +1,10 @@
-//! Fault injection for crash tests: with `WSFS_FAULT_COMMIT=N` set, the process aborts at the
-//! N-th commit step (1-based), as if killed there. Costs one atomic increment per step otherwise.
+//! Fault injection.
+//!
+//! - Crash tests: with `WSFS_FAULT_COMMIT=N` set, the process aborts at the N-th commit step
+//!   (1-based), as if killed there. Costs one atomic increment per step otherwise.
+//! - Error tests: [`fail_calls`] makes the N-th `openat`, `getdents` or `fstatat` of the
+//!   [`crate::sys`] wrappers fail with a chosen errno. Costs one relaxed atomic load per call
+//!   when nothing is armed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -21,4 +26,92 @@ pub fn commit_step(what: &str) {
             std::process::abort();
         }
     }
+}
+
+/// A syscall wrapper of [`crate::sys`] that a test can make fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// `openat` (every open below a root: walks, file opens).
+    Openat,
+    /// Reading a directory's entries (`getdents`, via `readdir`).
+    Getdents,
+    /// `fstatat` (lstat of an entry, fstat of a fd).
+    Fstatat,
+}
+
+/// One armed fault: on the arming thread, calls `from..from + count` (1-based) of `call` fail
+/// with `errno`.
+struct Plan {
+    call: Syscall,
+    from: u64,
+    count: u64,
+    errno: i32,
+    thread: std::thread::ThreadId,
+    seen: u64,
+}
+
+static ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static PLAN: std::sync::Mutex<Option<Plan>> = std::sync::Mutex::new(None);
+
+/// Makes calls `from..from + count` (1-based, counted from now) of `call` made *by the calling
+/// thread* fail with `errno`, until the returned guard is dropped. Only one plan is armed at a
+/// time (a second replaces the first). Calls from other threads are not counted, so tests in
+/// the same process do not disturb each other's counts.
+pub fn fail_calls(call: Syscall, from: u64, count: u64, errno: i32) -> FaultGuard {
+    *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = Some(Plan {
+        call,
+        from,
+        count,
+        errno,
+        thread: std::thread::current().id(),
+        seen: 0,
+    });
+    ARMED.store(true, Ordering::Release);
+    FaultGuard(())
+}
+
+/// Disarms the plan of [`fail_calls`] when dropped.
+pub struct FaultGuard(());
+
+impl FaultGuard {
+    /// How many calls of the planned syscall the arming thread has made so far.
+    pub fn calls(&self) -> u64 {
+        PLAN.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0, |p| p.seen)
+    }
+}
+
+impl Drop for FaultGuard {
+    fn drop(&mut self) {
+        ARMED.store(false, Ordering::Release);
+        *PLAN.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+}
+
+/// Called by the `sys` wrappers before the real syscall. One relaxed load when nothing is
+/// armed.
+#[inline]
+pub(crate) fn syscall(call: Syscall) -> std::io::Result<()> {
+    if !ARMED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    armed_syscall(call)
+}
+
+#[cold]
+fn armed_syscall(call: Syscall) -> std::io::Result<()> {
+    let mut plan = PLAN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(p) = plan.as_mut() else {
+        return Ok(());
+    };
+    if p.call != call || p.thread != std::thread::current().id() {
+        return Ok(());
+    }
+    p.seen += 1;
+    if p.seen >= p.from && p.seen - p.from < p.count {
+        return Err(std::io::Error::from_raw_os_error(p.errno));
+    }
+    Ok(())
 }

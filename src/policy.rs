@@ -234,12 +234,11 @@ impl GitRules {
             .try_clone_to_owned()
             .map_err(|e| Error::io("dup project root", &RelPath::root(), e))?;
         let top = load_gitignore(root.as_fd(), &RelPath::root(), true)?;
-        let exclude = match RelPath::new(".git/info")
-            .ok()
-            .and_then(|rel| sys::walk_dirs(root.as_fd(), &rel).ok())
-        {
-            Some(dir) => load_gitignore_at(dir.as_fd(), ".git/info/exclude", "exclude", true)?,
-            None => None,
+        let info = RelPath::new(".git/info").expect("valid path");
+        let exclude = match sys::walk_dirs(root.as_fd(), &info) {
+            Ok(dir) => load_gitignore_at(dir.as_fd(), ".git/info/exclude", "exclude", true)?,
+            Err(e) if sys::is_absent(&e) => None,
+            Err(e) => return Err(Error::io("walk", &info, e)),
         };
         let dirs = DashMap::new();
         dirs.insert(Box::<[u8]>::from(&b""[..]), top.map(Arc::new));
@@ -306,16 +305,20 @@ impl GitRules {
             return hit.value().clone();
         }
         // Read outside any map lock; a racing thread may read it too, which is harmless.
+        let mut cacheable = true;
         let loaded = RelPath::new(dir).ok().and_then(|rel| {
             match load_gitignore(self.root.as_fd(), &rel, false) {
                 Ok(gi) => gi.map(Arc::new),
                 Err(e) => {
+                    // Unreadable now (EMFILE, EIO): decide without it this once, but do not
+                    // remember "no rules", so the next call reads it again.
                     tracing::warn!(dir = %rel, error = %e, "ignoring nested .gitignore");
+                    cacheable = false;
                     None
                 }
             }
         });
-        if self.dirs.len() < MAX_CACHED_DIRS {
+        if cacheable && self.dirs.len() < MAX_CACHED_DIRS {
             self.dirs
                 .entry(Box::from(dir))
                 .or_insert(loaded)
@@ -334,7 +337,8 @@ impl GitRules {
 fn load_gitignore(root: BorrowedFd<'_>, dir: &RelPath, strict: bool) -> Result<Option<Gitignore>> {
     let fd = match sys::walk_dirs(root, dir) {
         Ok(fd) => fd,
-        Err(_) => return Ok(None),
+        Err(e) if sys::is_absent(&e) => return Ok(None),
+        Err(e) => return Err(Error::io("walk", dir, e)),
     };
     let label = if dir.is_root() {
         ".gitignore".to_string()
@@ -353,6 +357,11 @@ fn load_gitignore_at(
     let data = match read_rule_file(dir, OsStr::new(name)) {
         Ok(d) => d,
         Err(ReadFail::Absent) => return Ok(None),
+        // An I/O failure (EMFILE, EIO) is not "no rules": the caller decides what to do.
+        Err(ReadFail::Io(e)) => {
+            let path = RelPath::new(label).unwrap_or_else(|_| RelPath::root());
+            return Err(Error::io("read", &path, e));
+        }
         Err(e) => {
             tracing::warn!(file = label, "not reading git ignore rules: {e}");
             return Ok(None);

@@ -15,6 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
+use crate::fault::{self, Syscall};
 use crate::relpath::RelPath;
 
 /// `struct stat` re-exported for callers.
@@ -57,6 +58,7 @@ pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
 
 /// `openat(dir, name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`.
 pub fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    fault::syscall(Syscall::Openat)?;
     let c = cstr(name)?;
     // SAFETY: valid fd and C string; the result is a new owned fd.
     let fd = check(unsafe {
@@ -74,6 +76,16 @@ pub fn openat(dir: BorrowedFd<'_>, name: &OsStr, flags: i32, mode: u32) -> io::R
 /// Opens directory `name` under `dir` as `O_PATH`, refusing symlinks (ELOOP/ENOTDIR).
 pub fn open_dir_path(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
     openat(dir, name, libc::O_PATH | libc::O_DIRECTORY, 0)
+}
+
+/// True for the errors of a walk or lstat that mean "no such entry here": a component is
+/// missing (`ENOENT`), or is not a directory (`ENOTDIR`, or `ELOOP` for a symlink met under
+/// `O_NOFOLLOW`). Every other error (EMFILE, EIO, EACCES ...) says nothing about existence.
+pub fn is_absent(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+    )
 }
 
 /// Walks every component of `rel` from `root`, each as a directory, never following a symlink.
@@ -98,6 +110,7 @@ pub fn walk_parent<'a>(root: BorrowedFd<'_>, rel: &'a RelPath) -> io::Result<(Ow
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`; an empty name stats `dir` itself.
 pub fn lstatat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Stat> {
+    fault::syscall(Syscall::Fstatat)?;
     let c = cstr(name)?;
     let mut st = MaybeUninit::<Stat>::uninit();
     let flags = if name.is_empty() {
@@ -503,6 +516,7 @@ pub struct RawDirEntry {
 
 /// Reads all entries of the directory `dir` (an `O_PATH` fd), skipping `.` and `..`.
 pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawDirEntry>> {
+    fault::syscall(Syscall::Getdents)?;
     let fd = reopen(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
     let raw: RawFd = std::os::fd::IntoRawFd::into_raw_fd(fd);
     // SAFETY: `raw` is an owned directory fd; fdopendir takes ownership of it.
@@ -543,17 +557,31 @@ pub fn read_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<RawDirEntry>> {
     }
 }
 
-/// Raises `RLIMIT_NOFILE` to its hard limit (the daemon keeps directory fds cached).
-pub fn raise_nofile_limit() {
+/// The `RLIMIT_NOFILE` limits, `(soft, hard)`; `(1024, 1024)` if they cannot be read.
+pub fn nofile_limit() -> (u64, u64) {
     let mut lim = MaybeUninit::<libc::rlimit>::uninit();
     // SAFETY: written on success.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } == 0 {
-        // SAFETY: initialised on success.
-        let mut lim = unsafe { lim.assume_init() };
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: valid pointer.
-        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, lim.as_mut_ptr()) } != 0 {
+        return (1024, 1024);
     }
+    // SAFETY: initialised on success.
+    let lim = unsafe { lim.assume_init() };
+    (lim.rlim_cur, lim.rlim_max)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (the daemon caches directory fds) and
+/// returns the limits now in force, `(soft, hard)`.
+pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
+    let (soft, hard) = nofile_limit();
+    if soft < hard {
+        let lim = libc::rlimit {
+            rlim_cur: hard,
+            rlim_max: hard,
+        };
+        // SAFETY: valid pointer to an initialised rlimit.
+        check(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) })?;
+    }
+    Ok(nofile_limit())
 }
 
 /// Current effective uid.

@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    raise_fd_limit();
     let args = Args::parse();
     let state = match args.state_dir {
         Some(d) => StateRoot::new(d),
@@ -44,6 +45,28 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             eprintln!("mountd: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the soft fd limit to the hard one (an autostarted daemon inherits a login shell's
+/// 1,024) and logs what is in force, with the share kept for cached directory fds.
+fn raise_fd_limit() {
+    match wsfs::sys::raise_nofile_limit() {
+        Ok((soft, hard)) => tracing::info!(
+            soft,
+            hard,
+            dir_fd_budget = wsfs::overlay::dir_fd_budget(),
+            "fd limit"
+        ),
+        Err(e) => {
+            let (soft, hard) = wsfs::sys::nofile_limit();
+            tracing::warn!(
+                soft,
+                hard,
+                dir_fd_budget = wsfs::overlay::dir_fd_budget(),
+                "cannot raise the fd limit: {e}"
+            )
         }
     }
 }

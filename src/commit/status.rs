@@ -120,8 +120,10 @@ pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
             // touched one by one (e.g. moved in with their directory).
             let mut stack = vec![path];
             while let Some(dir) = stack.pop() {
-                let Ok(fd) = sys::walk_dirs(ov.upper_root().as_fd(), &dir) else {
-                    continue;
+                let fd = match sys::walk_dirs(ov.upper_root().as_fd(), &dir) {
+                    Ok(fd) => fd,
+                    Err(e) if sys::is_absent(&e) => continue,
+                    Err(e) => return Err(crate::Error::io("walk", &dir, e)),
                 };
                 for e in sys::read_dir(fd.as_fd()).ctx("readdir", &dir)? {
                     let child = dir.join(&e.name)?;

@@ -21,7 +21,7 @@ impl Overlay {
     /// Makes sure directory `node` exists in the upper layer (copying up its ancestors as
     /// needed) and returns its upper fd.
     pub(crate) fn ensure_upper_dir(&self, node: &Arc<Node>) -> Result<Arc<OwnedFd>> {
-        if let Some(fd) = self.upper_dir_fd(node) {
+        if let Some(fd) = self.upper_dir_fd(node)? {
             return Ok(fd);
         }
         let loc = node.loc();
@@ -31,11 +31,11 @@ impl Overlay {
             .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
         let parent_fd = self.ensure_upper_dir(parent)?;
         let _g = node.copy_up_lock.lock().unwrap();
-        if let Some(fd) = self.upper_dir_fd(node) {
+        if let Some(fd) = self.upper_dir_fd(node)? {
             return Ok(fd);
         }
         let lower = self
-            .lower_dir_fd(node)
+            .lower_dir_fd(node)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         let st = sys::fstat(lower.as_fd()).ctx("stat", &loc.path)?;
         match sys::mkdirat(parent_fd.as_fd(), &loc.name, 0o700) {
@@ -58,7 +58,7 @@ impl Overlay {
         self.nodes.alias_id(self.upper_dev, ust.st_ino, node.ino);
         let fd = Arc::new(fd);
         node.set_upper(true);
-        *node.upper_dir.lock().unwrap() = Some(fd.clone());
+        node.upper_dir.store(fd.clone());
         Ok(fd)
     }
 
@@ -83,7 +83,7 @@ impl Overlay {
             return Ok(());
         }
         let lower_parent = self
-            .lower_dir_fd(parent)
+            .lower_dir_fd(parent)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         let base = self.base_for(&loc.path)?;
         self.copy_entry(
@@ -214,7 +214,7 @@ impl Overlay {
                     // Created inside the loop below via node_at + ensure_upper_dir.
                 } else {
                     let lfd = self
-                        .lower_dir_fd(&dir_node)
+                        .lower_dir_fd(&dir_node)?
                         .ok_or_else(|| Error::posix(libc::ENOENT, &child))?;
                     self.copy_entry(
                         lfd.as_fd(),

@@ -86,7 +86,7 @@ impl Overlay {
         let dpath = dir.path();
         let mut out = Vec::new();
         let mut seen = HashSet::new();
-        if let Some(ufd) = self.upper_dir_fd(dir) {
+        if let Some(ufd) = self.upper_dir_fd(dir)? {
             for e in sys::read_dir(ufd.as_fd()).ctx("readdir", &dpath)? {
                 let kind = match kind_of_dtype(e.d_type) {
                     Some(k) => k,
@@ -106,7 +106,7 @@ impl Overlay {
             }
         }
         if !self.changes.is_opaque(&dpath) {
-            if let Some(lfd) = self.lower_dir_fd(dir) {
+            if let Some(lfd) = self.lower_dir_fd(dir)? {
                 for e in sys::read_dir(lfd.as_fd()).ctx("readdir", &dpath)? {
                     if seen.contains(&e.name) {
                         continue;
@@ -142,7 +142,7 @@ impl Overlay {
     /// rmdir can never delete a secret the container cannot see).
     pub(crate) fn is_empty_dir(&self, dir: &Arc<Node>) -> Result<bool> {
         let dpath = dir.path();
-        if let Some(ufd) = self.upper_dir_fd(dir) {
+        if let Some(ufd) = self.upper_dir_fd(dir)? {
             if !sys::read_dir(ufd.as_fd())
                 .ctx("readdir", &dpath)?
                 .is_empty()
@@ -153,7 +153,7 @@ impl Overlay {
         if self.changes.is_opaque(&dpath) {
             return Ok(true);
         }
-        if let Some(lfd) = self.lower_dir_fd(dir) {
+        if let Some(lfd) = self.lower_dir_fd(dir)? {
             for e in sys::read_dir(lfd.as_fd()).ctx("readdir", &dpath)? {
                 if !self.changes.contains(&dpath.join(&e.name)?) {
                     return Ok(false);
@@ -300,17 +300,24 @@ impl Overlay {
         fill: &mut dyn FnMut(&DirEntry, &Attr) -> bool,
     ) -> Result<()> {
         let entries = self.listing(ino, fh, offset)?;
+        let mut sent = 0;
         for e in &entries[self.entries_after(ino, fh, &entries, offset)] {
             if e.name == "." || e.name == ".." {
                 let attr = self.getattr(e.ino, None)?;
                 if !fill(e, &attr) {
                     break;
                 }
+                sent += 1;
                 continue;
             }
             let attr = match self.lookup(ino, &e.name) {
                 Ok(a) => a,
-                Err(_) => continue, // removed since opendir
+                Err(err) if err.errno() == libc::ENOENT => continue, // removed since opendir
+                // Any other failure ends this reply; the reader's next call resumes here and
+                // gets the error if it persists. An entry that could not be read is never
+                // skipped as if it were gone.
+                Err(_) if sent > 0 => break,
+                Err(err) => return Err(err),
             };
             let entry = DirEntry {
                 ino: attr.ino,
@@ -321,6 +328,7 @@ impl Overlay {
                 self.forget(attr.ino, 1);
                 break;
             }
+            sent += 1;
         }
         Ok(())
     }
@@ -333,7 +341,7 @@ impl Overlay {
     /// fsync of a directory: the journal is what makes namespace changes durable.
     pub fn fsyncdir(&self, ino: Ino) -> Result<()> {
         let dir = self.node(ino)?;
-        if let Some(fd) = self.upper_dir_fd(&dir) {
+        if let Some(fd) = self.upper_dir_fd(&dir)? {
             let f = sys::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)
                 .ctx("open", &dir.path())?;
             sys::fsync(f.as_fd(), false).ctx("fsync", &dir.path())?;

@@ -87,9 +87,9 @@ impl Overlay {
             .as_ref()
             .ok_or_else(|| Error::posix(libc::EIO, &path))?;
         let (dir, layer) = if node.is_upper() {
-            (self.upper_dir_fd(parent), Layer::Upper)
+            (self.upper_dir_fd(parent)?, Layer::Upper)
         } else {
-            (self.lower_dir_fd(parent), Layer::Lower)
+            (self.lower_dir_fd(parent)?, Layer::Lower)
         };
         let dir = dir.ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
         let mut oflags = flags
@@ -194,7 +194,7 @@ impl Overlay {
         let new = state_of(ufd.as_fd(), name, &st, &path, true)?;
         let base = self.base_for(&path)?;
         self.record(Draft::new(Op::Create, path.clone(), base, new))?;
-        let node = self.node_for(&dir, name, path, &st, Layer::Upper);
+        let node = self.node_for(&dir, name, path, &st, Layer::Upper)?;
         node.lookups.fetch_add(1, Ordering::AcqRel);
         let attr = self.attr_of(node.ino, &st);
         let opened = self.new_handle(node, fd, Layer::Upper, true, flags)?;

@@ -21,6 +21,7 @@
 
 mod changes;
 mod copy_up;
+mod dir_fds;
 mod dirs;
 mod files;
 mod namespace;
@@ -52,6 +53,7 @@ use crate::journal::Journal;
 use crate::policy::Policy;
 use crate::relpath::RelPath;
 use crate::sys::{self, Stat};
+use dir_fds::DirFdSlot;
 use files::Handle;
 use node::{Loc, Node, NodeTable};
 
@@ -204,29 +206,21 @@ impl Overlay {
         )
     }
 
-    /// Cached `O_PATH` fd of directory `node` in the lower layer, if it exists there.
-    fn lower_dir_fd(&self, node: &Node) -> Option<Arc<OwnedFd>> {
-        let mut slot = node.lower_dir.lock().unwrap();
-        if let Some(fd) = &*slot {
-            return Some(fd.clone());
-        }
-        let fd = Arc::new(sys::walk_dirs(self.lower_root.as_fd(), &node.path()).ok()?);
-        *slot = Some(fd.clone());
-        Some(fd)
+    /// `O_PATH` fd of directory `node` in the lower layer (cached within the fd budget), or
+    /// `None` if the lower layer has no directory at its path. Any other failure, an fd
+    /// shortage included, is an error: a directory is never absent because it could not be
+    /// opened.
+    fn lower_dir_fd(&self, node: &Node) -> Result<Option<Arc<OwnedFd>>> {
+        layer_dir_fd(&node.lower_dir, &self.lower_root, node)
     }
 
-    /// Cached `O_PATH` fd of directory `node` in the upper layer, if it exists there.
-    fn upper_dir_fd(&self, node: &Node) -> Option<Arc<OwnedFd>> {
+    /// `O_PATH` fd of directory `node` in the upper layer, or `None` if it has no upper
+    /// directory (errors as for [`Overlay::lower_dir_fd`]).
+    fn upper_dir_fd(&self, node: &Node) -> Result<Option<Arc<OwnedFd>>> {
         if !node.is_upper() {
-            return None;
+            return Ok(None);
         }
-        let mut slot = node.upper_dir.lock().unwrap();
-        if let Some(fd) = &*slot {
-            return Some(fd.clone());
-        }
-        let fd = Arc::new(sys::walk_dirs(self.upper_root.as_fd(), &node.path()).ok()?);
-        *slot = Some(fd.clone());
-        Some(fd)
+        layer_dir_fd(&node.upper_dir, &self.upper_root, node)
     }
 
     /// Resolves `name` in directory `dir` in the merged view.
@@ -234,7 +228,7 @@ impl Overlay {
         if self.policy.is_hidden(path, false) {
             return Ok(None);
         }
-        if let Some(ufd) = self.upper_dir_fd(dir) {
+        if let Some(ufd) = self.upper_dir_fd(dir)? {
             match sys::lstatat(ufd.as_fd(), name) {
                 Ok(st) => return Ok(Some((st, Layer::Upper))),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -244,7 +238,7 @@ impl Overlay {
         if self.changes.contains(path) || self.changes.is_opaque(&dir.path()) {
             return Ok(None);
         }
-        let Some(lfd) = self.lower_dir_fd(dir) else {
+        let Some(lfd) = self.lower_dir_fd(dir)? else {
             return Ok(None);
         };
         match sys::lstatat(lfd.as_fd(), name) {
@@ -270,7 +264,7 @@ impl Overlay {
         path: RelPath,
         st: &Stat,
         layer: Layer,
-    ) -> Arc<Node> {
+    ) -> Result<Arc<Node>> {
         let dev = if layer == Layer::Upper {
             self.upper_dev
         } else {
@@ -284,7 +278,7 @@ impl Overlay {
                 if taken {
                     ino = self.nodes.remap_lower(dev, st.st_ino);
                 }
-            } else if self.upper_id_is_stale(&n, &path, st) {
+            } else if self.upper_id_is_stale(&n, &path, st)? {
                 ino = self.nodes.remap_upper(dev, st.st_ino);
             }
         }
@@ -320,7 +314,7 @@ impl Overlay {
         if node.is_upper() != (layer == Layer::Upper) {
             node.set_upper(layer == Layer::Upper);
         }
-        node
+        Ok(node)
     }
 
     /// True if `node`, the node the id map gives for the upper entry `path` (stat `st`), is
@@ -329,22 +323,26 @@ impl Overlay {
     /// number for the entry now found. A hard link (same inode, another name of a live node)
     /// is not stale. Reusing such a node would attach a new file to the old path, so writes to
     /// the new file would be journaled under the old one.
-    fn upper_id_is_stale(&self, node: &Node, path: &RelPath, st: &Stat) -> bool {
+    fn upper_id_is_stale(&self, node: &Node, path: &RelPath, st: &Stat) -> Result<bool> {
         if node.unlinked.load(Ordering::Acquire) {
-            return true;
+            return Ok(true);
         }
         let loc = node.loc();
         if loc.path == *path {
-            return false;
+            return Ok(false);
         }
         // Another name: a hard link only if the node's own path still holds this inode.
         let Some(parent) = loc.parent.as_ref() else {
-            return true;
+            return Ok(true);
         };
-        let Some(fd) = self.upper_dir_fd(parent) else {
-            return true;
+        let Some(fd) = self.upper_dir_fd(parent)? else {
+            return Ok(true);
         };
-        !matches!(sys::lstatat(fd.as_fd(), &loc.name), Ok(own) if own.st_ino == st.st_ino)
+        match sys::lstatat(fd.as_fd(), &loc.name) {
+            Ok(own) => Ok(own.st_ino != st.st_ino),
+            Err(e) if sys::is_absent(&e) => Ok(true),
+            Err(e) => Err(Error::io("lstat", &loc.path, e)),
+        }
     }
 
     fn attr_of(&self, ino: Ino, st: &Stat) -> Attr {
@@ -360,20 +358,19 @@ impl Overlay {
                 &self.lower_root
             };
             let mut st = sys::fstat(fd.as_fd()).ctx("stat", &RelPath::root())?;
-            if let Ok(lst) = sys::fstat(self.lower_root.as_fd()) {
-                // The root shows the project's own ownership and mode.
-                st.st_uid = lst.st_uid;
-                st.st_gid = lst.st_gid;
-                st.st_mode = lst.st_mode;
-            }
+            // The root shows the project's own ownership and mode.
+            let lst = sys::fstat(self.lower_root.as_fd()).ctx("stat", &RelPath::root())?;
+            st.st_uid = lst.st_uid;
+            st.st_gid = lst.st_gid;
+            st.st_mode = lst.st_mode;
             return Ok(st);
         }
         let loc = node.loc();
         let parent = loc.parent.as_ref().expect("non-root has a parent");
         let fd = if node.is_upper() {
-            self.upper_dir_fd(parent)
+            self.upper_dir_fd(parent)?
         } else {
-            self.lower_dir_fd(parent)
+            self.lower_dir_fd(parent)?
         }
         .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         sys::lstatat(fd.as_fd(), &loc.name).ctx("lstat", &loc.path)
@@ -488,6 +485,27 @@ impl Overlay {
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
+}
+
+/// The cached fd of `node`'s directory in the layer rooted at `root`, opened on demand.
+/// `None` only if a component of the path is missing or not a directory there (`ENOENT`,
+/// `ENOTDIR`, or `ELOOP`: a symlink met under `O_NOFOLLOW` is not a directory).
+fn layer_dir_fd(
+    slot: &Arc<DirFdSlot>,
+    root: &OwnedFd,
+    node: &Node,
+) -> Result<Option<Arc<OwnedFd>>> {
+    match slot.get_or_open(|| sys::walk_dirs(root.as_fd(), &node.path())) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if sys::is_absent(&e) => Ok(None),
+        Err(e) => Err(Error::io("open", &node.path(), e)),
+    }
+}
+
+/// The number of directory fds the daemon keeps cached at most (half its soft fd limit at the
+/// first use; see `overlay/dir_fds.rs`).
+pub fn dir_fd_budget() -> usize {
+    dir_fds::global().limit()
 }
 
 /// Converts a `stat` into an [`Attr`] with the given node id.

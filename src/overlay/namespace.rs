@@ -30,7 +30,7 @@ impl Overlay {
         let (st, layer) = self
             .resolve(&dir, name, &path)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
-        let node = self.node_for(&dir, name, path, &st, layer);
+        let node = self.node_for(&dir, name, path, &st, layer)?;
         node.lookups.fetch_add(1, Ordering::AcqRel);
         Ok(self.attr_of(node.ino, &st))
     }
@@ -44,7 +44,7 @@ impl Overlay {
             let (st, layer) = self
                 .resolve(&cur, name, &p)?
                 .ok_or_else(|| Error::posix(libc::ENOENT, &p))?;
-            cur = self.node_for(&cur, name, p.clone(), &st, layer);
+            cur = self.node_for(&cur, name, p.clone(), &st, layer)?;
         }
         Ok(cur)
     }
@@ -170,7 +170,7 @@ impl Overlay {
             .as_ref()
             .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
         let fd = self
-            .upper_dir_fd(parent)
+            .upper_dir_fd(parent)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         Ok((fd, loc.name))
     }
@@ -187,9 +187,9 @@ impl Overlay {
             .as_ref()
             .ok_or_else(|| Error::posix(libc::EINVAL, &loc.path))?;
         let fd = if node.is_upper() {
-            self.upper_dir_fd(parent)
+            self.upper_dir_fd(parent)?
         } else {
-            self.lower_dir_fd(parent)
+            self.lower_dir_fd(parent)?
         }
         .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         sys::readlinkat(fd.as_fd(), &loc.name).ctx("readlink", &loc.path)
@@ -258,7 +258,7 @@ impl Overlay {
                 return Err(e);
             }
         };
-        let node = self.node_for(dir, name, path, &st, Layer::Upper);
+        let node = self.node_for(dir, name, path, &st, Layer::Upper)?;
         node.lookups.fetch_add(1, Ordering::AcqRel);
         Ok((self.attr_of(node.ino, &st), node))
     }
@@ -324,7 +324,7 @@ impl Overlay {
             Op::Mkdir,
             Some(mode & 0o7777 & !umask),
         )?;
-        *node.upper_dir.lock().unwrap() = None;
+        node.upper_dir.clear();
         Ok(attr)
     }
 
@@ -352,7 +352,7 @@ impl Overlay {
         let base = self.base_for(&path)?;
         if layer == Layer::Upper {
             let ufd = self
-                .upper_dir_fd(&dir)
+                .upper_dir_fd(&dir)?
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
         }
@@ -404,14 +404,14 @@ impl Overlay {
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(Error::posix(libc::ENOTDIR, &path));
         }
-        let child = self.node_for(&dir, name, path.clone(), &st, layer);
+        let child = self.node_for(&dir, name, path.clone(), &st, layer)?;
         if !self.is_empty_dir(&child)? {
             return Err(Error::posix(libc::ENOTEMPTY, &path));
         }
         let base = self.base_for(&path)?;
         if child.is_upper() {
             let ufd = self
-                .upper_dir_fd(&dir)
+                .upper_dir_fd(&dir)?
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, true).ctx("rmdir", &path)?;
         }
@@ -494,7 +494,7 @@ impl Overlay {
         if dpath.starts_with(&spath) {
             return Err(Error::posix(libc::EINVAL, &dpath));
         }
-        let snode = self.node_for(&sdir, name, spath.clone(), &sst, slayer);
+        let snode = self.node_for(&sdir, name, spath.clone(), &sst, slayer)?;
         if flags & RENAME_EXCHANGE != 0 {
             let (dst_st, dlayer) = dst.ok_or_else(|| Error::posix(libc::ENOENT, &dpath))?;
             return self.exchange(
@@ -519,7 +519,7 @@ impl Overlay {
                 (false, true) => return Err(Error::posix(libc::EISDIR, &dpath)),
                 _ => {}
             }
-            let n = self.node_for(&ddir, newname, dpath.clone(), &dst_st, dlayer);
+            let n = self.node_for(&ddir, newname, dpath.clone(), &dst_st, dlayer)?;
             if n.ino == snode.ino {
                 // Two names of one file: POSIX rename does nothing.
                 return Ok(());
@@ -544,7 +544,7 @@ impl Overlay {
             self.copy_up(&snode, true)?;
         }
         let sfd = self
-            .upper_dir_fd(&sdir)
+            .upper_dir_fd(&sdir)?
             .ok_or_else(|| Error::posix(libc::EIO, &spath))?;
         let dfd = self.ensure_upper_dir(&ddir)?;
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, 0).ctx("rename", &spath)?;
@@ -623,10 +623,10 @@ impl Overlay {
         dpath: &RelPath,
         dst: (sys::Stat, Layer),
     ) -> Result<()> {
-        let dnode = self.node_for(ddir, newname, dpath.clone(), &dst.0, dst.1);
+        let dnode = self.node_for(ddir, newname, dpath.clone(), &dst.0, dst.1)?;
         for n in [snode, &dnode] {
             if n.kind == Kind::Dir
-                && self.lower_dir_fd(n).is_some()
+                && self.lower_dir_fd(n)?.is_some()
                 && !self.changes.is_opaque(&n.path())
             {
                 // Exchanging directories that merge host content would need per-entry moves in
@@ -639,10 +639,10 @@ impl Overlay {
         self.copy_up(snode, true)?;
         self.copy_up(&dnode, true)?;
         let sfd = self
-            .upper_dir_fd(sdir)
+            .upper_dir_fd(sdir)?
             .ok_or_else(|| Error::posix(libc::EIO, spath))?;
         let dfd = self
-            .upper_dir_fd(ddir)
+            .upper_dir_fd(ddir)?
             .ok_or_else(|| Error::posix(libc::EIO, dpath))?;
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, RENAME_EXCHANGE)
             .ctx("rename", spath)?;

@@ -7,12 +7,12 @@
 //! `(device, st_ino) -> node id` is never pruned, so the same file always gets the same id.
 
 use std::ffi::OsString;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use dashmap::DashMap;
 
+use super::dir_fds::{self, DirFdSlot};
 use super::types::{Ino, Kind, ROOT_INO};
 use crate::relpath::RelPath;
 
@@ -47,9 +47,9 @@ pub(crate) struct Node {
     pub lookups: AtomicU64,
     /// Serialises copy-up of this node.
     pub copy_up_lock: Mutex<()>,
-    /// Cached `O_PATH` fds of this directory in each layer.
-    pub lower_dir: Mutex<Option<Arc<OwnedFd>>>,
-    pub upper_dir: Mutex<Option<Arc<OwnedFd>>>,
+    /// Cached `O_PATH` fds of this directory in each layer, within the daemon's fd budget.
+    pub lower_dir: Arc<DirFdSlot>,
+    pub upper_dir: Arc<DirFdSlot>,
     /// Open handles with write access.
     pub writers: AtomicU32,
     /// Content written since it was last hashed.
@@ -73,8 +73,8 @@ impl Node {
             reverted: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             copy_up_lock: Mutex::new(()),
-            lower_dir: Mutex::new(None),
-            upper_dir: Mutex::new(None),
+            lower_dir: DirFdSlot::new(dir_fds::global()),
+            upper_dir: DirFdSlot::new(dir_fds::global()),
             writers: AtomicU32::new(0),
             dirty: AtomicBool::new(false),
             version: AtomicU64::new(1),
@@ -110,7 +110,7 @@ impl Node {
     pub fn set_upper(&self, v: bool) {
         self.upper.store(v, Ordering::Release);
         if !v {
-            *self.upper_dir.lock().unwrap() = None;
+            self.upper_dir.clear();
         }
     }
 
@@ -124,7 +124,7 @@ impl Node {
 
     /// Drops cached lower fds (the host may have moved things).
     pub fn forget_lower_fd(&self) {
-        *self.lower_dir.lock().unwrap() = None;
+        self.lower_dir.clear();
     }
 }
 

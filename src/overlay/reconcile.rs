@@ -20,7 +20,7 @@ use std::os::fd::AsFd;
 use super::state::{state_at, state_of};
 use super::Overlay;
 use crate::commit::status::same_state;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::journal::record::{Draft, EntryState, Op, Record};
 use crate::relpath::RelPath;
 use crate::sys;
@@ -120,7 +120,8 @@ impl Overlay {
         while let Some(dir) = stack.pop() {
             let fd = match sys::walk_dirs(self.upper_root.as_fd(), &dir) {
                 Ok(fd) => fd,
-                Err(_) => continue,
+                Err(e) if sys::is_absent(&e) => continue,
+                Err(e) => return Err(Error::io("walk", &dir, e)),
             };
             for e in sys::read_dir(fd.as_fd()).ctx("readdir", &dir)? {
                 let path = dir.join(&e.name)?;

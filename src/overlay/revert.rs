@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 
 use super::Overlay;
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::journal::record::{Draft, EntryState, Op};
 use crate::relpath::RelPath;
 use crate::sys;
@@ -99,8 +99,10 @@ impl Overlay {
 
     /// Removes the upper entry at `path` (a directory only if empty when `keep_nonempty_dir`).
     fn remove_upper(&self, path: &RelPath, keep_nonempty_dir: bool) -> Result<()> {
-        let Ok((dir, name)) = sys::walk_parent(self.upper_root.as_fd(), path) else {
-            return Ok(());
+        let (dir, name) = match sys::walk_parent(self.upper_root.as_fd(), path) {
+            Ok(found) => found,
+            Err(e) if sys::is_absent(&e) => return Ok(()),
+            Err(e) => return Err(Error::io("walk", path, e)),
         };
         match sys::lstatat(dir.as_fd(), name) {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
@@ -112,7 +114,8 @@ impl Overlay {
                 }
             }
             Ok(_) => sys::unlinkat(dir.as_fd(), name, false).ctx("unlink", path),
-            Err(_) => Ok(()),
+            Err(e) if sys::is_absent(&e) => Ok(()),
+            Err(e) => Err(Error::io("lstat", path, e)),
         }
     }
 

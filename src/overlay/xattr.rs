@@ -41,9 +41,9 @@ impl Overlay {
             .as_ref()
             .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
         let fd = if node.is_upper() {
-            self.upper_dir_fd(parent)
+            self.upper_dir_fd(parent)?
         } else {
-            self.lower_dir_fd(parent)
+            self.lower_dir_fd(parent)?
         }
         .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         Ok((fd, loc.name, loc.path))

@@ -140,13 +140,26 @@ impl Live {
 
     /// Starts mountd (with `env` added) and waits until it answers.
     pub fn start_with(&mut self, env: &[(&str, &str)]) {
+        self.spawn_mountd(Command::new(mountd_bin()), env);
+    }
+
+    /// Starts mountd with both its soft and hard `RLIMIT_NOFILE` at `nofile` (through
+    /// `prlimit`), so raising the soft limit to the hard one gains nothing.
+    pub fn start_with_nofile(&mut self, nofile: u64) {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(mountd_bin());
+        self.spawn_mountd(cmd, &[]);
+    }
+
+    fn spawn_mountd(&mut self, mut cmd: Command, env: &[(&str, &str)]) {
         assert!(self.daemon.is_none(), "daemon already running");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.root.path().join("mountd.log"))
             .unwrap();
-        let mut cmd = Command::new(mountd_bin());
         cmd.arg("--state-dir")
             .arg(&self.state)
             .arg("--socket")
