@@ -215,11 +215,15 @@ fn worker(
         let slot = format!("{dir}/f{}", rng.below(SLOTS));
         let err = |what: &str, e: std::io::Error| format!("w{k} op {ops} {what}: {e}");
         match rng.below(9) {
-            // write + close + rename (atomic save, sed -i, git's tmp_obj_*)
+            // write + close + rename (atomic save, sed -i, git's tmp_obj_*); every other
+            // time with a utime between close and rename (cp -p, tar, rsync)
             0 | 1 => {
                 let tmp = format!("{dir}/tmp.{v}");
                 let data = content(k, v);
                 write_file(&at(&tmp), &data).map_err(|e| err("write tmp", e))?;
+                if v % 2 == 0 {
+                    utime(&at(&tmp), v).map_err(|e| err("utime tmp", e))?;
+                }
                 std::fs::rename(at(&tmp), at(&slot)).map_err(|e| err("rename", e))?;
                 model.insert(slot, data);
             }
@@ -271,14 +275,14 @@ fn worker(
             }
             // utime on many files (git freshening objects, make, touch)
             5 => {
-                let t = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000 + v);
                 for i in 0..HOST_FILES {
-                    let p = format!("{dir}/h{i}");
-                    let f = std::fs::File::options()
-                        .write(true)
-                        .open(at(&p))
-                        .map_err(|e| err("open for utime", e))?;
-                    f.set_modified(t).map_err(|e| err("utime", e))?;
+                    utime(&at(&format!("{dir}/h{i}")), v).map_err(|e| err("utime", e))?;
+                }
+                for i in 0..SLOTS {
+                    let p = format!("{dir}/f{i}");
+                    if model.contains_key(&p) {
+                        utime(&at(&p), v).map_err(|e| err("utime slot", e))?;
+                    }
                 }
             }
             // mmap writes to an existing slot
@@ -347,6 +351,20 @@ fn worker(
         }
     }
     Ok(ops)
+}
+
+/// `utimensat` by path (no open file), as `touch`, `tar` and git's object freshening do.
+fn utime(p: &Path, v: u64) -> std::io::Result<()> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let t = libc::timespec {
+        tv_sec: 1_600_000_000 + v as libc::time_t,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid NUL-terminated path and two valid timespecs.
+    if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [t, t].as_ptr(), 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Writes `byte` at a few offsets of the file's first `len` bytes through a shared mapping;
@@ -560,7 +578,7 @@ fn concurrent_real_tool_patterns_keep_the_journal_exact() {
             // Long mode: rounds of 20 s each until the time is up.
             Some(_) => round(&live, &mp, workers, seed, 20, u64::MAX),
             // Quick mode: one round, bounded by operations (and by time on a slow machine).
-            None => round(&live, &mp, workers, seed, 30, 150),
+            None => round(&live, &mp, workers, seed, 30, 400),
         };
         rounds += 1;
         ops += n;
