@@ -213,7 +213,14 @@ fn worker(
         ops += 1;
         v += 1;
         let slot = format!("{dir}/f{}", rng.below(SLOTS));
-        let err = |what: &str, e: std::io::Error| format!("w{k} op {ops} {what}: {e}");
+        let err = |what: &str, e: std::io::Error| {
+            // Does the path exist when asked again (a transient error on an existing file)?
+            let again = |p: &str| match std::fs::symlink_metadata(at(p)) {
+                Ok(m) => format!("{p} exists now ({} bytes)", m.len()),
+                Err(e) => format!("{p}: {e} again"),
+            };
+            format!("w{k} op {ops} {what}: {e}; {}", again(&slot))
+        };
         match rng.below(9) {
             // write + close + rename (atomic save, sed -i, git's tmp_obj_*); every other
             // time with a utime between close and rename (cp -p, tar, rsync)
@@ -468,6 +475,8 @@ fn round(
         }
     }
     if !problems.is_empty() {
+        // The model is lost: start the next round from the host again.
+        live.ok(["discard", "w"]);
         return (ops, problems);
     }
     // The mount itself holds the model (the workers' syscalls all returned).

@@ -619,11 +619,23 @@ impl Overlay {
                 n.forget_lower_fd();
             }
         }
-        snode.set_loc(Loc {
-            parent: Some(ddir.clone()),
-            name: newname.to_owned(),
-            path: dpath,
-        });
+        // A hard link's other name moves only that name; the primary name stays.
+        let moved_alias = snode.path() != spath && {
+            let mut aliases = snode.aliases.lock().unwrap();
+            let alias = aliases
+                .iter_mut()
+                .find(|(d, n)| Arc::ptr_eq(d, &sdir) && n == name);
+            alias
+                .map(|a| *a = (ddir.clone(), newname.to_owned()))
+                .is_some()
+        };
+        if !moved_alias {
+            snode.set_loc(Loc {
+                parent: Some(ddir.clone()),
+                name: newname.to_owned(),
+                path: dpath,
+            });
+        }
         snode.set_upper(true);
         snode.forget_lower_fd();
         drop(order);
