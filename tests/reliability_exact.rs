@@ -475,8 +475,9 @@ fn round(
         }
     }
     if !problems.is_empty() {
-        // The model is lost: start the next round from the host again.
-        live.ok(["discard", "w"]);
+        // The model is lost: commit, so the next round starts from host == mount. (Not
+        // discard: a discarded name cannot be created again yet, issue 12 defect 6.)
+        let _ = live.wsfs(["commit", "w"]);
         return (ops, problems);
     }
     // The mount itself holds the model (the workers' syscalls all returned).
