@@ -487,3 +487,37 @@ fn renaming_over_a_hard_linked_file_keeps_its_other_name() {
     assert_eq!(read(f.ov(), b"dst").unwrap(), b"source");
     assert_eq!(read(f.ov(), b"again").unwrap(), b"source");
 }
+
+#[test]
+fn a_write_through_one_hard_link_is_recorded_under_every_name() {
+    let f = Fixture::new(&[]);
+    write(f.ov(), b"a", b"old1");
+    let (dir, _) = parent_and_name(f.ov(), b"b");
+    let a = ino(f.ov(), b"a").unwrap();
+    f.ov()
+        .link(a, dir, std::ffi::OsStr::from_bytes(b"b"))
+        .unwrap();
+    // Same size, new content: the other name's recorded hash must follow.
+    write(f.ov(), b"a", b"new1");
+    assert_eq!(read(f.ov(), b"b").unwrap(), b"new1");
+    let v = f.ws().verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    // A close that arrives after the rename and the unlink of its names (FUSE RELEASE is
+    // asynchronous) records under the surviving name, and resurrects nothing.
+    let fh = f.ov().open(&REQ, a, libc::O_WRONLY).unwrap().fh;
+    f.ov().write(fh, 0, b"new2").unwrap();
+    rename(f.ov(), b"b", b"c", 0).unwrap();
+    unlink(f.ov(), b"a").unwrap();
+    f.ov().release(fh).unwrap();
+    let v = f.ws().verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    let paths: Vec<_> = f
+        .ws()
+        .status()
+        .unwrap()
+        .iter()
+        .map(|c| c.path.display())
+        .collect();
+    assert_eq!(paths, vec!["c".to_string()]);
+    assert_eq!(read(f.ov(), b"c").unwrap(), b"new2");
+}

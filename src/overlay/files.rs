@@ -266,27 +266,47 @@ impl Overlay {
         Ok(())
     }
 
-    /// Hashes the written file and records its new state.
+    /// Hashes the written file and records its new state under every name it has when the
+    /// record is appended. RELEASE is asynchronous (close() returns before the daemon sees
+    /// it), so the file may have been renamed, linked or unlinked since its last close: the
+    /// names are read under the record lock, which renames, links and unlinks hold while
+    /// they record and move names. An unlinked file is not recorded (that would resurrect its
+    /// old name).
     pub(crate) fn finish_write(&self, h: &Handle) -> Result<()> {
         let node = &h.node;
         if node.unlinked.load(Ordering::Acquire) || !node.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let path = node.path();
+        let seen = node.path();
         let fd = h.fd();
-        let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
+        let st = sys::fstat(fd.as_fd()).ctx("fstat", &seen)?;
         // The handle may be write-only: hash through a read-only reopen of the same inode.
-        let rfd = sys::reopen(fd.as_fd(), libc::O_RDONLY).ctx("open", &path)?;
+        let rfd = sys::reopen(fd.as_fd(), libc::O_RDONLY).ctx("open", &seen)?;
         // Size from the bytes hashed: another handle may still be writing.
-        let (hash, size) = crate::hash::hash_fd_len(rfd.as_fd()).ctx("hash", &path)?;
+        let (hash, size) = crate::hash::hash_fd_len(rfd.as_fd()).ctx("hash", &seen)?;
         let new = crate::journal::record::EntryState::File {
             hash: Some(hash),
             mode: st.st_mode & 0o7777,
             size,
         };
-        let base = self.base_for(&path)?;
-        let draft = Draft::new(Op::Write, path, base, new);
-        self.record(draft).map(drop)
+        // The base may hash the host file: outside the lock, for the name seen now.
+        let seen_base = self.base_for(&seen)?;
+        let order = self.record_lock.lock().unwrap();
+        if node.unlinked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        for path in node.names() {
+            let base = if self.changes.contains(&path) {
+                None
+            } else if path == seen {
+                seen_base.clone()
+            } else {
+                Some(self.lower_state(&path)?)
+            };
+            let draft = Draft::new(Op::Write, path, base, new.clone());
+            self.record_locked(&order, draft)?;
+        }
+        Ok(())
     }
 
     /// fsync: the data to disk and the journal synced. The new content's hash is recorded

@@ -38,7 +38,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -73,7 +73,10 @@ pub struct Overlay {
     next_fh: AtomicU64,
     journal: Arc<Journal>,
     policy: Arc<Policy>,
-    /// Orders journal appends with change-set updates (short: one write(2)).
+    /// Orders journal appends with change-set updates (short: one write(2)). Renames, links
+    /// and unlinks also move a node's names under it, and a last close reads the names under
+    /// it, so a write record always goes to the names the file has at that point of the
+    /// journal (RELEASE is asynchronous: the file may be renamed or unlinked by then).
     record_lock: Mutex<()>,
     /// Serialises renames (they rewrite node paths), like the kernel's rename mutex.
     rename_lock: Mutex<()>,
@@ -379,6 +382,15 @@ impl Overlay {
     /// Appends a record and applies it to the change set, in one order.
     fn record(&self, draft: Draft) -> Result<Record> {
         let _g = self.record_lock.lock().unwrap();
+        let rec = self.journal.append(draft)?;
+        self.changes.apply(&rec);
+        Ok(rec)
+    }
+
+    /// [`Overlay::record`] for a caller that holds the record lock (`order`): it appends
+    /// several records, or moves nodes, as one step that no other record can come between.
+    fn record_locked(&self, order: &MutexGuard<'_, ()>, draft: Draft) -> Result<Record> {
+        let _ = order;
         let rec = self.journal.append(draft)?;
         self.changes.apply(&rec);
         Ok(rec)

@@ -128,9 +128,17 @@ impl Overlay {
                 &path,
                 node.kind == Kind::File && changed_content,
             )?;
-            let new = self.keep_known_hash(&path, new);
-            let base = self.base_for(&path)?;
-            self.record(Draft::new(Op::Setattr, path, base, new))?;
+            // The known hash and the name are read under the record lock: a last close
+            // settling concurrently (RELEASE is asynchronous) may record a newer hash first.
+            let order = self.record_lock.lock().unwrap();
+            let gone =
+                node.unlinked.load(Ordering::Acquire) && !node.reverted.load(Ordering::Acquire);
+            if !gone {
+                let path = node.path();
+                let new = self.keep_known_hash(&path, new);
+                let base = self.base_for(&path)?;
+                self.record_locked(&order, Draft::new(Op::Setattr, path, base, new))?;
+            }
         }
         Ok(self.attr_of(ino, &st))
     }
@@ -356,12 +364,13 @@ impl Overlay {
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
         }
-        self.record(Draft::new(
-            Op::Unlink,
-            path.clone(),
-            base,
-            EntryState::Absent,
-        ))?;
+        // Recorded and detached as one step: a last close settling concurrently either
+        // records before the unlink or sees the node gone (never writes the dead name).
+        let order = self.record_lock.lock().unwrap();
+        self.record_locked(
+            &order,
+            Draft::new(Op::Unlink, path.clone(), base, EntryState::Absent),
+        )?;
         let dev = if layer == Layer::Upper {
             self.upper_dev
         } else {
@@ -452,11 +461,14 @@ impl Overlay {
             base,
             new,
         });
-        self.record(d)?;
+        // Recorded and aliased as one step, so a last close records the new name too.
+        let order = self.record_lock.lock().unwrap();
+        self.record_locked(&order, d)?;
         node.aliases
             .lock()
             .unwrap()
             .push((dir.clone(), newname.to_owned()));
+        drop(order);
         node.lookups.fetch_add(1, Ordering::AcqRel);
         Ok(self.attr_of(node.ino, &st))
     }
@@ -563,7 +575,7 @@ impl Overlay {
             base: dbase,
             new,
         });
-        self.record(d)?;
+        let mut drafts = vec![d];
         for (child, is_dir, cbase) in descendants {
             let to = child.rebase(&spath, &dpath);
             let tbase = self.base_for(&to)?;
@@ -578,7 +590,13 @@ impl Overlay {
                 base: tbase,
                 new,
             });
-            self.record(d)?;
+            drafts.push(d);
+        }
+        // Records and node moves as one step: a last close settling concurrently records
+        // under the old names before the rename, or under the new ones after it.
+        let order = self.record_lock.lock().unwrap();
+        for d in drafts {
+            self.record_locked(&order, d)?;
         }
         // Move the nodes.
         if let Some((d, last_link)) = dnode {
@@ -601,13 +619,26 @@ impl Overlay {
                 n.forget_lower_fd();
             }
         }
-        snode.set_loc(Loc {
-            parent: Some(ddir.clone()),
-            name: newname.to_owned(),
-            path: dpath,
-        });
+        // A hard link's other name moves only that name; the primary name stays.
+        let moved_alias = snode.path() != spath && {
+            let mut aliases = snode.aliases.lock().unwrap();
+            let alias = aliases
+                .iter_mut()
+                .find(|(d, n)| Arc::ptr_eq(d, &sdir) && n == name);
+            alias
+                .map(|a| *a = (ddir.clone(), newname.to_owned()))
+                .is_some()
+        };
+        if !moved_alias {
+            snode.set_loc(Loc {
+                parent: Some(ddir.clone()),
+                name: newname.to_owned(),
+                path: dpath,
+            });
+        }
         snode.set_upper(true);
         snode.forget_lower_fd();
+        drop(order);
         Ok(())
     }
 
@@ -654,7 +685,8 @@ impl Overlay {
             base: dbase,
             new: dnew,
         });
-        self.record(d)?;
+        let order = self.record_lock.lock().unwrap();
+        self.record_locked(&order, d)?;
         let sloc = snode.loc();
         let dloc = dnode.loc();
         snode.set_loc(Loc {
@@ -667,6 +699,7 @@ impl Overlay {
             name: sloc.name,
             path: sloc.path,
         });
+        drop(order);
         Ok(())
     }
 }

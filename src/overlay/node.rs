@@ -91,6 +91,14 @@ impl Node {
         self.loc.read().unwrap().path.clone()
     }
 
+    /// Every name of the node: its path, then the names of its hard links.
+    pub fn names(&self) -> Vec<RelPath> {
+        let mut names = vec![self.path()];
+        let aliases = self.aliases.lock().unwrap();
+        names.extend(aliases.iter().filter_map(|(d, n)| d.path().join(n).ok()));
+        names
+    }
+
     pub fn set_loc(&self, loc: Loc) {
         *self.loc.write().unwrap() = loc;
     }
