@@ -476,4 +476,61 @@ mod tests {
         assert!(!s.contains(&p("d")));
         assert!(s.contains(&p("a")));
     }
+
+    #[test]
+    fn counts_follow_every_mutation_by_review_class() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join(".git")).unwrap();
+        std::fs::write(t.path().join(".gitignore"), "target/\n").unwrap();
+        let root = crate::sys::open_root(t.path()).unwrap();
+        let policy = Policy::load(std::os::fd::AsFd::as_fd(&root), &Default::default()).unwrap();
+        let s = ChangeSet::replay_with(&[], Some(Arc::new(policy)));
+        let create = |path: &str| {
+            s.apply(&rec(Draft::new(
+                Op::Create,
+                p(path),
+                Some(EntryState::Absent),
+                file(b"x"),
+            )))
+        };
+        let counts = |s: &ChangeSet| {
+            let c = s.counts();
+            (c.changes, c.scratch, c.git_churn)
+        };
+        create("src/a.rs");
+        create("target/debug/app");
+        create("target/debug/lib.rlib");
+        create(".git/objects/ab/cd");
+        assert_eq!(counts(&s), (1, 2, 1));
+        assert_eq!(s.counts().scratch_under, vec!["target/".to_string()]);
+        assert_eq!(s.counts().git_churn_under, vec![".git/objects/".to_string()]);
+        // Unlinking a created file leaves nothing; renaming a host file counts once.
+        s.apply(&rec(Draft::new(Op::Unlink, p("target/debug/app"), None, EntryState::Absent)));
+        assert_eq!(counts(&s), (1, 1, 1));
+        s.apply(&rec(Draft {
+            op: Op::Rename,
+            path: p("host.txt"),
+            base: Some(file(b"h")),
+            new: EntryState::Absent,
+            to: Some(Target {
+                path: p("moved.txt"),
+                base: Some(EntryState::Absent),
+                new: file(b"h"),
+            }),
+        }));
+        // The source's deletion and the rename are both status entries.
+        assert_eq!(counts(&s), (3, 1, 1));
+        // Another write to a pending path adds nothing.
+        s.apply(&rec(Draft::new(Op::Write, p("src/a.rs"), None, file(b"x"))));
+        assert_eq!(counts(&s), (3, 1, 1));
+        s.apply(&rec(Draft::control(Op::Discard {
+            paths: vec![p("target")],
+        })));
+        assert_eq!(counts(&s), (3, 0, 1));
+        assert!(s.counts().scratch_under.is_empty());
+        s.apply(&rec(Draft::control(Op::Discard { paths: vec![] })));
+        assert_eq!(counts(&s), (0, 0, 0));
+        // Replay gives the same counts as the live path.
+        assert_eq!(s.counts(), ChangeSet::new().counts());
+    }
 }
