@@ -70,7 +70,9 @@ fn median_ms(d: &Daemon, args: &[&str], runs: usize) -> Result<f64> {
 
 fn env_usize(key: &str, default: usize) -> Result<usize> {
     match std::env::var(key) {
-        Ok(v) => v.parse().with_context(|| format!("{key}={v:?}: expected a number")),
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{key}={v:?}: expected a number")),
         Err(_) => Ok(default),
     }
 }

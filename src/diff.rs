@@ -124,7 +124,15 @@ pub fn pair_renames(sides: Vec<Side>) -> Vec<FileDiff> {
                 let score = similarity(content(s, true), content(d, false));
                 if score >= MIN_SCORE {
                     let name = |i: usize| {
-                        sides[i].as_ref().expect("present").change.path.as_bytes().rsplit(|&b| b == b'/').next().map(<[u8]>::to_vec)
+                        sides[i]
+                            .as_ref()
+                            .expect("present")
+                            .change
+                            .path
+                            .as_bytes()
+                            .rsplit(|&b| b == b'/')
+                            .next()
+                            .map(<[u8]>::to_vec)
                     };
                     cands.push((score, name(s) == name(d), d, s));
                 }
@@ -288,7 +296,9 @@ mod tests {
     }
 
     fn lines(n: std::ops::Range<u32>) -> Vec<u8> {
-        n.map(|i| format!("line number {i}\n")).collect::<String>().into_bytes()
+        n.map(|i| format!("line number {i}\n"))
+            .collect::<String>()
+            .into_bytes()
     }
 
     #[test]
@@ -347,14 +357,23 @@ mod tests {
         let a = lines(0..40);
         let mut renamed = side("b", ChangeKind::Renamed, Some(&a), Some(&a));
         renamed.change.from = Some(RelPath::new("a").unwrap());
-        let out = pair_renames(vec![side("a", ChangeKind::Deleted, Some(&a), None), renamed]);
+        let out = pair_renames(vec![
+            side("a", ChangeKind::Deleted, Some(&a), None),
+            renamed,
+        ]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].similarity, Some(100));
 
         let mut rewritten = side("b", ChangeKind::Renamed, Some(&a), Some(&lines(900..940)));
         rewritten.change.from = Some(RelPath::new("a").unwrap());
-        let out = pair_renames(vec![side("a", ChangeKind::Deleted, Some(&a), None), rewritten]);
-        let kinds: Vec<_> = out.iter().map(|d| (d.change.kind, d.added_lines, d.removed_lines)).collect();
+        let out = pair_renames(vec![
+            side("a", ChangeKind::Deleted, Some(&a), None),
+            rewritten,
+        ]);
+        let kinds: Vec<_> = out
+            .iter()
+            .map(|d| (d.change.kind, d.added_lines, d.removed_lines))
+            .collect();
         assert_eq!(
             kinds,
             vec![(ChangeKind::Deleted, 0, 40), (ChangeKind::Added, 40, 0)]

@@ -211,7 +211,9 @@ impl Policy {
 }
 
 /// How a pending change is shown in review.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Noise {
     /// A real change: listed by `status` and `diff`, counted as pending.
@@ -227,9 +229,9 @@ pub enum Noise {
 }
 
 /// The directory that groups `path` in a hidden-paths summary: its first component (with a
-/// trailing `/` when `path` lies below it); for git churn, the `.git/objects/` or `.git/logs/`
+/// trailing `/` when that is a directory); for git churn, the `.git/objects/` or `.git/logs/`
 /// directory it lies in.
-pub fn summary_group(path: &RelPath, noise: Noise) -> Vec<u8> {
+pub fn summary_group(path: &RelPath, noise: Noise, is_dir: bool) -> Vec<u8> {
     let p = path.as_bytes();
     if noise == Noise::GitChurn {
         if let Some(end) = git_churn_dir_end(p) {
@@ -240,6 +242,7 @@ pub fn summary_group(path: &RelPath, noise: Noise) -> Vec<u8> {
     }
     match p.iter().position(|&b| b == b'/') {
         Some(i) => p[..=i].to_vec(),
+        None if is_dir => [p, b"/"].concat(),
         None => p.to_vec(),
     }
 }
@@ -789,7 +792,10 @@ mod tests {
         assert!(p.is_scratch(&rp("Makefile"), false));
 
         // A project below a git work tree's root is inside it (a `.git` file counts too).
-        let t = plain_dir(&[(".git", "gitdir: elsewhere\n"), ("proj/.gitignore", "*.o\n")]);
+        let t = plain_dir(&[
+            (".git", "gitdir: elsewhere\n"),
+            ("proj/.gitignore", "*.o\n"),
+        ]);
         let p = load(&t.path().join("proj"), &PolicyConfig::default()).unwrap();
         assert!(p.is_scratch(&rp("a.o"), false));
 
@@ -816,10 +822,15 @@ mod tests {
         assert_eq!(n(".git/HEAD"), Noise::None);
         assert_eq!(n("objects/x"), Noise::None);
         assert_eq!(n("target/debug/app"), Noise::Scratch);
-        let g = |s: &str, k| String::from_utf8(summary_group(&rp(s), k)).unwrap();
-        assert_eq!(g("sub/.git/objects/ab/c", Noise::GitChurn), "sub/.git/objects/");
-        assert_eq!(g("target/debug/app", Noise::Scratch), "target/");
-        assert_eq!(g("x.log", Noise::Scratch), "x.log");
+        let g = |s: &str, k, d| String::from_utf8(summary_group(&rp(s), k, d)).unwrap();
+        assert_eq!(
+            g("sub/.git/objects/ab/c", Noise::GitChurn, false),
+            "sub/.git/objects/"
+        );
+        assert_eq!(g(".git/objects", Noise::GitChurn, true), ".git/objects/");
+        assert_eq!(g("target/debug/app", Noise::Scratch, false), "target/");
+        assert_eq!(g("target", Noise::Scratch, true), "target/");
+        assert_eq!(g("x.log", Noise::Scratch, false), "x.log");
     }
 
     #[test]

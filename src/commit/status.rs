@@ -49,7 +49,11 @@ pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
 }
 
 /// The kind of change from `base` to `current` (`from`: a rename's origin), or `None`.
-pub(crate) fn classify(base: &EntryState, current: &EntryState, from: &Option<RelPath>) -> Option<ChangeKind> {
+pub(crate) fn classify(
+    base: &EntryState,
+    current: &EntryState,
+    from: &Option<RelPath>,
+) -> Option<ChangeKind> {
     if same_state(base, current) && from.is_none() {
         return None;
     }

@@ -22,8 +22,9 @@ use crate::journal::record::{EntryState, Op, Record};
 use crate::policy::{summary_group, Noise, Policy};
 use crate::relpath::RelPath;
 
-/// Most directories named in a hidden-paths summary.
-const SUMMARY_GROUPS: usize = 4;
+/// Most groups named in a hidden-paths summary (a reader shows one fewer and "…" when all
+/// of them are there).
+const SUMMARY_GROUPS: usize = 5;
 
 /// What the overlay knows about one touched path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,8 +39,10 @@ pub struct Change {
     pub current: EntryState,
     /// How review treats the path (scratch, git churn, or a real change).
     pub noise: Noise,
-    /// What this entry adds to the counters: its noise class while it is pending.
+    /// What this entry adds to the counters: its noise class while it is pending (and whether
+    /// it was counted as a directory, for its summary group).
     counted: Option<Noise>,
+    counted_dir: bool,
 }
 
 /// Pending counts by review class, read in O(1) plus the (few) summary groups.
@@ -67,7 +70,7 @@ struct Counters {
 }
 
 impl Counters {
-    fn shift(&self, path: &RelPath, class: Option<Noise>, by: i64) {
+    fn shift(&self, path: &RelPath, is_dir: bool, class: Option<Noise>, by: i64) {
         let Some(class) = class else { return };
         let counter = match class {
             Noise::None => &self.changes,
@@ -78,7 +81,7 @@ impl Counters {
         if class == Noise::None {
             return;
         }
-        let key = (class, summary_group(path, class));
+        let key = (class, summary_group(path, class, is_dir));
         let mut n = self.groups.entry(key.clone()).or_insert(0);
         *n += by;
         let empty = *n <= 0;
@@ -182,17 +185,18 @@ impl ChangeSet {
         if let Some(mut c) = self.map.get_mut(path) {
             c.noise = noise;
             let want = is_pending(&c).then_some(noise);
-            if c.counted != want {
-                self.counters.shift(path, c.counted, -1);
-                self.counters.shift(path, want, 1);
+            if (c.counted, c.counted_dir) != (want, is_dir) {
+                self.counters.shift(path, c.counted_dir, c.counted, -1);
+                self.counters.shift(path, is_dir, want, 1);
                 c.counted = want;
+                c.counted_dir = is_dir;
             }
         }
     }
 
     /// Takes a removed entry's contribution off the counters.
     fn uncount(&self, path: &RelPath, c: &Change) {
-        self.counters.shift(path, c.counted, -1);
+        self.counters.shift(path, c.counted_dir, c.counted, -1);
     }
 
     /// True if `path` was touched.
@@ -349,6 +353,7 @@ impl ChangeSet {
                 current: EntryState::Absent,
                 noise: Noise::None,
                 counted: None,
+                counted_dir: false,
             })
             .clone()
     }
@@ -503,9 +508,17 @@ mod tests {
         create(".git/objects/ab/cd");
         assert_eq!(counts(&s), (1, 2, 1));
         assert_eq!(s.counts().scratch_under, vec!["target/".to_string()]);
-        assert_eq!(s.counts().git_churn_under, vec![".git/objects/".to_string()]);
+        assert_eq!(
+            s.counts().git_churn_under,
+            vec![".git/objects/".to_string()]
+        );
         // Unlinking a created file leaves nothing; renaming a host file counts once.
-        s.apply(&rec(Draft::new(Op::Unlink, p("target/debug/app"), None, EntryState::Absent)));
+        s.apply(&rec(Draft::new(
+            Op::Unlink,
+            p("target/debug/app"),
+            None,
+            EntryState::Absent,
+        )));
         assert_eq!(counts(&s), (1, 1, 1));
         s.apply(&rec(Draft {
             op: Op::Rename,

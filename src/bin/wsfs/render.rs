@@ -112,15 +112,16 @@ fn thousands(n: u64) -> String {
 pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> std::io::Result<()> {
     let line = |n: u64, what: &str, under: &[String], flag: &str| {
         let s = if n == 1 { "" } else { "s" };
-        let more = if n as usize > under.len() && under.len() >= 4 {
-            ", …"
+        // The daemon names at most 5 groups; a 5th means "and more".
+        let (shown, more) = if under.len() > 4 {
+            (&under[..4], ", …")
         } else {
-            ""
+            (under, "")
         };
         format!(
             "{} {what}{s} under {}{more} — wsfs {cmd} {flag}",
             thousands(n),
-            under.join(", ")
+            shown.join(", ")
         )
     };
     if ws.scratch > 0 {
@@ -134,7 +135,12 @@ pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> st
         writeln!(
             out,
             "{}",
-            line(ws.git_churn, "git object/log path", &ws.git_churn_under, "--all")
+            line(
+                ws.git_churn,
+                "git object/log path",
+                &ws.git_churn_under,
+                "--all"
+            )
         )?;
     }
     Ok(())
@@ -313,7 +319,11 @@ pub fn diff_stat(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std:
         })
         .collect();
     let dec = |n: u64| n.to_string().len() as u64;
-    let max_len = rows.iter().map(|r| r.name.chars().count() as u64).max().unwrap_or(0);
+    let max_len = rows
+        .iter()
+        .map(|r| r.name.chars().count() as u64)
+        .max()
+        .unwrap_or(0);
     let mut bin_width = 0;
     let mut number_width = 0;
     let mut max_change = 0;
@@ -405,10 +415,7 @@ pub fn diff_stat(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std:
     if files == 0 {
         return writeln!(out, " 0 files changed");
     }
-    let mut line = format!(
-        " {files} file{} changed",
-        if files == 1 { "" } else { "s" }
-    );
+    let mut line = format!(" {files} file{} changed", if files == 1 { "" } else { "s" });
     if total_add > 0 || total_del == 0 {
         line.push_str(&format!(
             ", {total_add} insertion{}(+)",
