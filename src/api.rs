@@ -17,7 +17,7 @@ use crate::relpath::RelPath;
 pub const API_VERSION: u32 = 1;
 
 /// A workspace as listed by `wsfs list`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkspaceInfo {
     /// Workspace name (unique per state dir).
     pub name: String,
@@ -25,8 +25,21 @@ pub struct WorkspaceInfo {
     pub project: PathBuf,
     /// Where it is mounted, if it is.
     pub mountpoint: Option<PathBuf>,
-    /// Number of pending changes (status entries).
+    /// Number of pending changes a reviewer sees (neither scratch nor git churn), from the
+    /// in-memory change set (no walk, no hash).
     pub pending: u64,
+    /// Pending scratch paths (left out of `pending` and of commit unless asked).
+    #[serde(default)]
+    pub scratch: u64,
+    /// Pending git object store and reflog paths (left out of `pending`, committed).
+    #[serde(default)]
+    pub git_churn: u64,
+    /// The largest groups of pending scratch paths (`node_modules/`, `target/`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scratch_under: Vec<String>,
+    /// The groups of pending git churn (`.git/objects/`, `.git/logs/`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub git_churn_under: Vec<String>,
     /// Container image id recorded by the controller, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
@@ -88,6 +101,43 @@ pub struct Change {
     /// Matches a protected rule (refused at commit without `allow_protected`).
     #[serde(default)]
     pub protected: bool,
+    /// Git's own object store or reflog churn (`.git/objects/**`, `.git/logs/**`): hidden from
+    /// review like scratch, but committed like any change.
+    #[serde(default)]
+    pub git_churn: bool,
+}
+
+/// Which pending changes `status` and `diff` return (`?show=` on the API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Show {
+    /// Every pending change (the API default, as before `show` existed).
+    #[default]
+    All,
+    /// What a reviewer wants: neither scratch nor git churn (the CLI default).
+    Review,
+    /// Scratch paths only.
+    Scratch,
+}
+
+impl Show {
+    /// True if a change of review class `noise` is shown.
+    pub fn keeps(self, noise: crate::policy::Noise) -> bool {
+        use crate::policy::Noise;
+        match self {
+            Show::All => true,
+            Show::Review => noise == Noise::None,
+            Show::Scratch => noise == Noise::Scratch,
+        }
+    }
+}
+
+/// Query of `GET status` and `POST diff`: `?show=all|review|scratch`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShowQuery {
+    /// Which changes (default `all`).
+    #[serde(default)]
+    pub show: Show,
 }
 
 /// A file's diff, as `diff` reports it.
@@ -103,6 +153,12 @@ pub struct FileDiff {
     pub added_lines: u64,
     /// Lines removed.
     pub removed_lines: u64,
+    /// For renames: git's similarity index of the content, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<u8>,
+    /// Both sides have the same bytes (a pure rename or a mode change).
+    #[serde(default)]
+    pub same_content: bool,
 }
 
 /// `POST /v1/workspaces/{name}/commit` body.
@@ -173,6 +229,10 @@ pub struct CommitReport {
     pub busy: Vec<RelPath>,
     /// True for a dry run.
     pub dry_run: bool,
+    /// Scratch paths still pending after this commit (not selected without
+    /// `include_scratch`).
+    #[serde(default)]
+    pub scratch_pending: u64,
 }
 
 /// Result of a discard.

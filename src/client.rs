@@ -183,19 +183,21 @@ impl Client {
             .await
     }
 
-    /// `GET /v1/workspaces/{name}/status`.
-    pub async fn status(&self, name: &str) -> ClientResult<Vec<api::Change>> {
-        self.call(Method::GET, &ws(name, "status"), None::<&()>)
-            .await
+    /// `GET /v1/workspaces/{name}/status?show=…`.
+    pub async fn status(&self, name: &str, show: api::Show) -> ClientResult<Vec<api::Change>> {
+        let path = format!("{}?show={}", ws(name, "status"), show_word(show));
+        self.call(Method::GET, &path, None::<&()>).await
     }
 
-    /// `POST /v1/workspaces/{name}/diff`.
+    /// `POST /v1/workspaces/{name}/diff?show=…`.
     pub async fn diff(
         &self,
         name: &str,
         req: &api::PathsRequest,
+        show: api::Show,
     ) -> ClientResult<Vec<api::FileDiff>> {
-        self.call(Method::POST, &ws(name, "diff"), Some(req)).await
+        let path = format!("{}?show={}", ws(name, "diff"), show_word(show));
+        self.call(Method::POST, &path, Some(req)).await
     }
 
     /// `POST /v1/workspaces/{name}/discard`.
@@ -335,6 +337,14 @@ impl Client {
             socket: self.socket.clone(),
             message,
         }
+    }
+}
+
+fn show_word(show: api::Show) -> &'static str {
+    match show {
+        api::Show::All => "all",
+        api::Show::Review => "review",
+        api::Show::Scratch => "scratch",
     }
 }
 

@@ -147,7 +147,9 @@ impl Policy {
             }
         }
 
-        let git = if cfg.scratch_from_gitignore {
+        // Like git (and ripgrep's default `require_git`): ignore rules count only inside a git
+        // work tree, so a stray `.gitignore` in a plain directory turns nothing into scratch.
+        let git = if cfg.scratch_from_gitignore && inside_git_work_tree(project_root) {
             Some(GitRules::load(project_root)?)
         } else {
             None
@@ -185,6 +187,18 @@ impl Policy {
             || self.git.as_ref().is_some_and(|g| g.is_ignored(p, is_dir))
     }
 
+    /// How `path` is treated in review (status, diff, the pending counts): scratch first (it is
+    /// also left out of commit), then the agent's own git churn.
+    pub fn noise(&self, path: &RelPath, is_dir: bool) -> Noise {
+        if self.is_scratch(path, is_dir) {
+            Noise::Scratch
+        } else if is_git_churn(path) {
+            Noise::GitChurn
+        } else {
+            Noise::None
+        }
+    }
+
     /// True if `path` (or a parent directory) matches a protected rule, or is the project's
     /// `.wsfsignore`. Without a file type, a directory-only pattern (`dir/`) is honoured as if
     /// `path` were a directory: when in doubt, protect.
@@ -194,6 +208,90 @@ impl Policy {
             || matches_tree(&self.protected, p, false, false)
             || matches_tree(&self.protected, p, true, false)
     }
+}
+
+/// How a pending change is shown in review.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Noise {
+    /// A real change: listed by `status` and `diff`, counted as pending.
+    #[default]
+    None,
+    /// A scratch path: hidden and summarised, left out of commit unless asked.
+    Scratch,
+    /// Git's own bookkeeping churn (`.git/objects/**`, `.git/logs/**` of any repository in
+    /// the project): hidden and summarised, but committed like any change (the host's
+    /// repository needs the objects its refs now name). `.git/index`, `HEAD` and refs are small
+    /// and meaningful, so they are listed.
+    GitChurn,
+}
+
+/// The directory that groups `path` in a hidden-paths summary: its first component (with a
+/// trailing `/` when that is a directory); for git churn, the `.git/objects/` or `.git/logs/`
+/// directory it lies in.
+pub fn summary_group(path: &RelPath, noise: Noise, is_dir: bool) -> Vec<u8> {
+    let p = path.as_bytes();
+    if noise == Noise::GitChurn {
+        if let Some(end) = git_churn_dir_end(p) {
+            let mut g = p[..end].to_vec();
+            g.push(b'/');
+            return g;
+        }
+    }
+    match p.iter().position(|&b| b == b'/') {
+        Some(i) => p[..=i].to_vec(),
+        None if is_dir => [p, b"/"].concat(),
+        None => p.to_vec(),
+    }
+}
+
+/// True for git's object store and reflogs of any repository in the project:
+/// `.git/objects` and `.git/logs` and everything below them.
+pub fn is_git_churn(path: &RelPath) -> bool {
+    git_churn_dir_end(path.as_bytes()).is_some()
+}
+
+/// End offset of the `…/.git/objects` or `…/.git/logs` prefix of `p`, if it has one.
+fn git_churn_dir_end(p: &[u8]) -> Option<usize> {
+    let mut prev_git = false;
+    let mut start = 0;
+    for comp in p.split(|&b| b == b'/') {
+        let end = start + comp.len();
+        if prev_git && (comp == b"objects" || comp == b"logs") {
+            return Some(end);
+        }
+        prev_git = comp == b".git";
+        start = end + 1;
+    }
+    None
+}
+
+/// True if the project directory is inside a git work tree: it, or one of its ancestors, holds a
+/// `.git` (a directory, or a file as in linked worktrees and submodules). An ancestor that
+/// cannot be reached ends the search (answering "not a git tree": no path becomes scratch).
+fn inside_git_work_tree(project_root: BorrowedFd<'_>) -> bool {
+    let Ok(mut dir) = project_root.try_clone_to_owned() else {
+        return false;
+    };
+    // Bounded: a path has at most PATH_MAX / 2 components.
+    for _ in 0..2048 {
+        if sys::lstatat(dir.as_fd(), OsStr::new(".git")).is_ok() {
+            return true;
+        }
+        let Ok(parent) = sys::open_dir_path(dir.as_fd(), OsStr::new("..")) else {
+            return false;
+        };
+        let (Ok(a), Ok(b)) = (sys::fstat(dir.as_fd()), sys::fstat(parent.as_fd())) else {
+            return false;
+        };
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+            return false; // the filesystem root
+        }
+        dir = parent;
+    }
+    false
 }
 
 fn as_path(bytes: &[u8]) -> &Path {
@@ -573,7 +671,15 @@ mod tests {
         Policy::load(root.as_fd(), cfg)
     }
 
+    /// A git work tree (an empty `.git` directory) holding `files`.
     fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = plain_dir(files);
+        fs::create_dir_all(t.path().join(".git")).unwrap();
+        t
+    }
+
+    /// A directory that is not in a git work tree, holding `files`.
+    fn plain_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         for (name, body) in files {
             let p = t.path().join(name);
@@ -677,6 +783,63 @@ mod tests {
         };
         let p = load(t.path(), &cfg).unwrap();
         assert!(!p.is_scratch(&rp("x.log"), false));
+    }
+
+    #[test]
+    fn git_ignore_rules_apply_only_inside_a_git_work_tree() {
+        // Debian's linux-source tree ships a `.gitignore` whose `/*` ignores everything.
+        let files = [(".gitignore", "/*\n"), ("sub/.gitignore", "*.o\n")];
+        let t = plain_dir(&files);
+        let p = load(t.path(), &PolicyConfig::default()).unwrap();
+        assert!(!p.is_scratch(&rp("Makefile"), false));
+        assert!(!p.is_scratch(&rp("sub/a.o"), false));
+        assert_eq!(p.noise(&rp("drivers/net/x.c"), false), Noise::None);
+
+        // The same files in a git work tree: git's rules apply.
+        let t = project(&files);
+        let p = load(t.path(), &PolicyConfig::default()).unwrap();
+        assert!(p.is_scratch(&rp("Makefile"), false));
+
+        // A project below a git work tree's root is inside it (a `.git` file counts too).
+        let t = plain_dir(&[
+            (".git", "gitdir: elsewhere\n"),
+            ("proj/.gitignore", "*.o\n"),
+        ]);
+        let p = load(&t.path().join("proj"), &PolicyConfig::default()).unwrap();
+        assert!(p.is_scratch(&rp("a.o"), false));
+
+        // Explicit scratch patterns need no git.
+        let cfg = PolicyConfig {
+            scratch: vec!["tmp/".into()],
+            ..PolicyConfig::default()
+        };
+        let p = load(plain_dir(&files).path(), &cfg).unwrap();
+        assert!(p.is_scratch(&rp("tmp/x"), false));
+    }
+
+    #[test]
+    fn git_churn_is_objects_and_logs_of_any_repository() {
+        let t = project(&[(".gitignore", "target/\n")]);
+        let p = load(t.path(), &PolicyConfig::default()).unwrap();
+        let n = |s: &str| p.noise(&rp(s), false);
+        assert_eq!(n(".git/objects/ab/cdef"), Noise::GitChurn);
+        assert_eq!(n(".git/objects"), Noise::GitChurn);
+        assert_eq!(n(".git/logs/HEAD"), Noise::GitChurn);
+        assert_eq!(n("vendor/lib/.git/objects/pack/x.pack"), Noise::GitChurn);
+        assert_eq!(n(".git/index"), Noise::None);
+        assert_eq!(n(".git/refs/heads/main"), Noise::None);
+        assert_eq!(n(".git/HEAD"), Noise::None);
+        assert_eq!(n("objects/x"), Noise::None);
+        assert_eq!(n("target/debug/app"), Noise::Scratch);
+        let g = |s: &str, k, d| String::from_utf8(summary_group(&rp(s), k, d)).unwrap();
+        assert_eq!(
+            g("sub/.git/objects/ab/c", Noise::GitChurn, false),
+            "sub/.git/objects/"
+        );
+        assert_eq!(g(".git/objects", Noise::GitChurn, true), ".git/objects/");
+        assert_eq!(g("target/debug/app", Noise::Scratch, false), "target/");
+        assert_eq!(g("target", Noise::Scratch, true), "target/");
+        assert_eq!(g("x.log", Noise::Scratch, false), "x.log");
     }
 
     #[test]

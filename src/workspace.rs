@@ -140,14 +140,20 @@ impl Workspace {
         write_meta(&self.dir, &m)
     }
 
-    /// Summary for `list`.
+    /// Summary for `list`, `mount` and the container commands: the pending counts come from
+    /// the change set in memory (O(1); no walk, no hash).
     pub fn info(&self) -> api::WorkspaceInfo {
         let m = self.meta();
+        let counts = self.overlay.changes().counts();
         api::WorkspaceInfo {
             name: self.name.clone(),
             project: m.project,
             mountpoint: if m.mounted { m.mountpoint } else { None },
-            pending: self.status().map(|s| s.len() as u64).unwrap_or(0),
+            pending: counts.changes,
+            scratch: counts.scratch,
+            git_churn: counts.git_churn,
+            scratch_under: counts.scratch_under,
+            git_churn_under: counts.git_churn_under,
             image_id: m.image_id,
             problem: None,
             allow_other: None,
@@ -164,10 +170,21 @@ impl Workspace {
         commit::status::pending(&self.overlay)
     }
 
+    /// The pending changes `show` selects, sorted by path (hidden classes cost no I/O).
+    pub fn status_shown(&self, show: api::Show) -> Result<Vec<api::Change>> {
+        commit::status::pending_where(&self.overlay, |n| show.keeps(n))
+    }
+
     /// Diffs of the pending changes at or below `paths` (all when empty).
     pub fn diff(&self, paths: &[RelPath]) -> Result<Vec<api::FileDiff>> {
+        self.diff_shown(paths, api::Show::All)
+    }
+
+    /// Diffs of the pending changes `show` selects at or below `paths` (all when empty), with
+    /// renames paired as git pairs them (see [`crate::diff::pair_renames`]).
+    pub fn diff_shown(&self, paths: &[RelPath], show: api::Show) -> Result<Vec<api::FileDiff>> {
         let mut out = Vec::new();
-        for change in self.status()? {
+        for change in self.status_shown(show)? {
             if !paths.is_empty() && !paths.iter().any(|p| change.path.starts_with(p)) {
                 continue;
             }
@@ -182,9 +199,9 @@ impl Workspace {
                 &change.path,
                 &change.current,
             );
-            out.push(crate::diff::file_diff(change, old, new));
+            out.push(crate::diff::Side::pair(change, old, new));
         }
-        Ok(out)
+        Ok(crate::diff::pair_renames(out))
     }
 
     /// Commits changes to the host project.
@@ -193,12 +210,14 @@ impl Workspace {
         req: &api::CommitRequest,
         progress: &dyn Fn(u64, u64),
     ) -> Result<api::CommitReport> {
-        commit::commit(
+        let mut report = commit::commit(
             &self.overlay,
             &commit::backups_dir(&self.dir),
             req,
             progress,
-        )
+        )?;
+        report.scratch_pending = self.overlay.changes().counts().scratch;
+        Ok(report)
     }
 
     /// Drops changes at or below `paths` (all when empty).

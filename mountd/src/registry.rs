@@ -157,10 +157,8 @@ impl Registry {
                 name: b.key().clone(),
                 project: PathBuf::new(),
                 mountpoint: None,
-                pending: 0,
-                image_id: None,
                 problem: Some(b.value().clone()),
-                allow_other: None,
+                ..WorkspaceInfo::default()
             });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));

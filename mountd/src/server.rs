@@ -12,8 +12,8 @@
 //! | `DELETE /v1/workspaces/{name}` | `DiscardReport` (unmounted, state deleted) |
 //! | `POST /v1/workspaces/{name}/unmount` | `WorkspaceInfo` |
 //! | `POST /v1/workspaces/{name}/image` ([`ImageRecord`]) | `WorkspaceInfo` |
-//! | `GET /v1/workspaces/{name}/status` | `[Change]` |
-//! | `POST /v1/workspaces/{name}/diff` ([`PathsRequest`]) | `[FileDiff]` |
+//! | `GET /v1/workspaces/{name}/status[?show=all\|review\|scratch]` | `[Change]` |
+//! | `POST /v1/workspaces/{name}/diff[?show=…]` ([`PathsRequest`]) | `[FileDiff]` |
 //! | `POST /v1/workspaces/{name}/commit` ([`CommitRequest`]) | NDJSON stream of [`CommitEvent`] |
 //! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::connect_info::Connected;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -250,16 +250,50 @@ async fn record_image(
     .await
 }
 
-async fn status(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    blocking(move || Ok(s.registry.get(&name)?.ws.status()?)).await
+/// `?show=all|review|scratch` (absent: all).
+fn parse_show(query: Option<String>) -> Result<wsfs::api::Show, Failure> {
+    let Some(value) = query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("show="))
+    else {
+        return Ok(wsfs::api::Show::All);
+    };
+    serde_json::from_value(serde_json::Value::String(value.to_string())).map_err(|_| {
+        Failure::BadRequest(format!(
+            "show={value:?}: expected one of all, review, scratch"
+        ))
+    })
 }
 
-async fn diff(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn status(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let show = match parse_show(query) {
+        Ok(v) => v,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.status_shown(show)?)).await
+}
+
+async fn diff(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
     let req: PathsRequest = match parse(&body) {
         Ok(r) => r,
         Err(f) => return failure(f),
     };
-    blocking(move || Ok(s.registry.get(&name)?.ws.diff(&req.paths)?)).await
+    let show = match parse_show(query) {
+        Ok(v) => v,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.diff_shown(&req.paths, show)?)).await
 }
 
 async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {

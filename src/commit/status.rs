@@ -6,6 +6,7 @@ use crate::api::{Change, ChangeKind};
 use crate::error::{IoContext, Result};
 use crate::journal::record::EntryState;
 use crate::overlay::Overlay;
+use crate::policy::Noise;
 use crate::relpath::RelPath;
 use crate::sys;
 
@@ -68,7 +69,12 @@ pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
     }
 }
 
-fn classify(base: &EntryState, current: &EntryState, from: &Option<RelPath>) -> Option<ChangeKind> {
+/// The kind of change from `base` to `current` (`from`: a rename's origin), or `None`.
+pub(crate) fn classify(
+    base: &EntryState,
+    current: &EntryState,
+    from: &Option<RelPath>,
+) -> Option<ChangeKind> {
     if same_state(base, current) && from.is_none() {
         return None;
     }
@@ -84,24 +90,34 @@ fn classify(base: &EntryState, current: &EntryState, from: &Option<RelPath>) -> 
 
 /// Every pending change, sorted by path.
 pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
+    pending_where(ov, |_| true)
+}
+
+/// The pending changes whose review class `keep` accepts, sorted by path. Changes of other
+/// classes are skipped before any I/O, so hidden scratch costs nothing here.
+pub fn pending_where(ov: &Overlay, keep: impl Fn(Noise) -> bool) -> Result<Vec<Change>> {
     let mut out = Vec::new();
     let mut out_opaque = Vec::new();
     let policy = ov.policy();
     let mut push = |path: RelPath, base: EntryState, current: EntryState, from: Option<RelPath>| {
         if let Some(kind) = classify(&base, &current, &from) {
             let is_dir = current.is_dir() || base.is_dir();
-            out.push(Change {
-                scratch: policy.is_scratch(&path, is_dir),
-                protected: policy.is_protected(&path),
-                path,
-                kind,
-                from,
-                base,
-                current,
-            });
+            let noise = policy.noise(&path, is_dir);
+            if keep(noise) {
+                out.push(Change {
+                    scratch: noise == Noise::Scratch,
+                    git_churn: noise == Noise::GitChurn,
+                    protected: policy.is_protected(&path),
+                    path,
+                    kind,
+                    from,
+                    base,
+                    current,
+                });
+            }
         }
     };
-    for (path, change) in ov.changes().snapshot() {
+    for (path, change) in ov.changes().snapshot_where(&keep) {
         let current = ov.upper_state(&path, false)?;
         let owns_subtree = current.is_dir() && (change.opaque || !change.base.is_dir());
         if change.opaque && same_state(&change.base, &current) {
@@ -144,7 +160,8 @@ pub fn pending(ov: &Overlay) -> Result<Vec<Change>> {
     for path in out_opaque {
         if let Some(c) = ov.changes().get(&path) {
             out.push(Change {
-                scratch: policy.is_scratch(&path, true),
+                scratch: c.noise == Noise::Scratch,
+                git_churn: c.noise == Noise::GitChurn,
                 protected: policy.is_protected(&path),
                 path,
                 kind: ChangeKind::Modified,

@@ -6,12 +6,25 @@
 //!
 //! Meaning in the merged view: a path with a change and no upper entry is a *whiteout* (hidden
 //! lower entry); a directory change with `opaque` hides the whole lower directory.
+//!
+//! The set also keeps the pending counts (`list`, `mount`, `run` read them without a walk or a
+//! hash): each entry remembers what it contributes ([`Change::noise`] if it is pending, nothing
+//! otherwise), and every mutation adjusts the counters by the difference.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::commit::status::{classify, same_state};
 use crate::hash::ContentHash;
 use crate::journal::record::{EntryState, Op, Record};
+use crate::policy::{summary_group, Noise, Policy};
 use crate::relpath::RelPath;
+
+/// Most groups named in a hidden-paths summary (a reader shows one fewer and "…" when all
+/// of them are there).
+const SUMMARY_GROUPS: usize = 5;
 
 /// What the overlay knows about one touched path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,12 +37,88 @@ pub struct Change {
     pub opaque: bool,
     /// Latest recorded state of the path in the overlay.
     pub current: EntryState,
+    /// How review treats the path (scratch, git churn, or a real change).
+    pub noise: Noise,
+    /// What this entry adds to the counters: its noise class while it is pending (and whether
+    /// it was counted as a directory, for its summary group).
+    counted: Option<Noise>,
+    counted_dir: bool,
+}
+
+/// Pending counts by review class, read in O(1) plus the (few) summary groups.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingCounts {
+    /// Real changes (not scratch, not git churn).
+    pub changes: u64,
+    /// Scratch paths.
+    pub scratch: u64,
+    /// Git object store and reflog paths.
+    pub git_churn: u64,
+    /// The largest groups of scratch paths (directory with `/`, or a file name), biggest first.
+    pub scratch_under: Vec<String>,
+    /// The groups of git churn (`.git/objects/`, `.git/logs/`).
+    pub git_churn_under: Vec<String>,
+}
+
+#[derive(Default)]
+struct Counters {
+    changes: AtomicI64,
+    scratch: AtomicI64,
+    git_churn: AtomicI64,
+    /// (class, summary group) → pending paths in it, for scratch and git churn only.
+    groups: DashMap<(Noise, Vec<u8>), i64>,
+}
+
+impl Counters {
+    fn shift(&self, path: &RelPath, is_dir: bool, class: Option<Noise>, by: i64) {
+        let Some(class) = class else { return };
+        let counter = match class {
+            Noise::None => &self.changes,
+            Noise::Scratch => &self.scratch,
+            Noise::GitChurn => &self.git_churn,
+        };
+        counter.fetch_add(by, Ordering::Relaxed);
+        if class == Noise::None {
+            return;
+        }
+        let key = (class, summary_group(path, class, is_dir));
+        let mut n = self.groups.entry(key.clone()).or_insert(0);
+        *n += by;
+        let empty = *n <= 0;
+        drop(n);
+        if empty {
+            self.groups.remove_if(&key, |_, n| *n <= 0);
+        }
+    }
+
+    fn groups(&self, class: Noise) -> Vec<String> {
+        let mut g: Vec<(i64, Vec<u8>)> = self
+            .groups
+            .iter()
+            .filter(|e| e.key().0 == class)
+            .map(|e| (*e.value(), e.key().1.clone()))
+            .collect();
+        g.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        g.into_iter()
+            .take(SUMMARY_GROUPS)
+            .map(|(_, name)| String::from_utf8_lossy(&name).into_owned())
+            .collect()
+    }
 }
 
 /// All changes, concurrent.
 #[derive(Default)]
 pub struct ChangeSet {
     map: DashMap<RelPath, Change>,
+    /// Classifies paths for review; none = every path is a real change.
+    policy: Option<Arc<Policy>>,
+    counters: Counters,
+}
+
+/// True if the entry shows up in `status` (see `commit::status::pending`).
+fn is_pending(c: &Change) -> bool {
+    classify(&c.base, &c.current, &c.origin).is_some()
+        || (c.opaque && c.current.is_dir() && same_state(&c.base, &c.current))
 }
 
 impl ChangeSet {
@@ -38,13 +127,76 @@ impl ChangeSet {
         Self::default()
     }
 
-    /// Rebuilds from journal records.
+    /// Rebuilds from journal records (every path counted as a real change).
     pub fn replay(records: &[Record]) -> Self {
-        let set = Self::new();
+        Self::replay_with(records, None)
+    }
+
+    /// Rebuilds from journal records, classifying paths with `policy` for the counts.
+    pub fn replay_with(records: &[Record], policy: Option<Arc<Policy>>) -> Self {
+        let set = Self {
+            policy,
+            ..Self::default()
+        };
         for r in records {
             set.apply(r);
         }
         set
+    }
+
+    /// The pending counts, without walking anything.
+    pub fn counts(&self) -> PendingCounts {
+        let n = |a: &AtomicI64| a.load(Ordering::Relaxed).max(0) as u64;
+        PendingCounts {
+            changes: n(&self.counters.changes),
+            scratch: n(&self.counters.scratch),
+            git_churn: n(&self.counters.git_churn),
+            scratch_under: self.counters.groups(Noise::Scratch),
+            git_churn_under: self.counters.groups(Noise::GitChurn),
+        }
+    }
+
+    /// Sorted snapshot of the changes whose review class `keep` accepts.
+    pub fn snapshot_where(&self, keep: impl Fn(Noise) -> bool) -> Vec<(RelPath, Change)> {
+        let mut v: Vec<_> = self
+            .map
+            .iter()
+            .filter(|e| keep(e.value().noise))
+            .map(|e| (e.key().clone(), e.value().clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Re-derives `path`'s review class and pending contribution after a mutation. The policy
+    /// is asked with no map guard held (its first query in a directory reads a file).
+    fn recount(&self, path: &RelPath) {
+        let Some(is_dir) = self
+            .map
+            .get(path)
+            .map(|c| c.base.is_dir() || c.current.is_dir())
+        else {
+            return;
+        };
+        let noise = self
+            .policy
+            .as_ref()
+            .map_or(Noise::None, |p| p.noise(path, is_dir));
+        if let Some(mut c) = self.map.get_mut(path) {
+            c.noise = noise;
+            let want = is_pending(&c).then_some(noise);
+            if (c.counted, c.counted_dir) != (want, is_dir) {
+                self.counters.shift(path, c.counted_dir, c.counted, -1);
+                self.counters.shift(path, is_dir, want, 1);
+                c.counted = want;
+                c.counted_dir = is_dir;
+            }
+        }
+    }
+
+    /// Takes a removed entry's contribution off the counters.
+    fn uncount(&self, path: &RelPath, c: &Change) {
+        self.counters.shift(path, c.counted_dir, c.counted, -1);
     }
 
     /// True if `path` was touched.
@@ -74,13 +226,7 @@ impl ChangeSet {
 
     /// Sorted snapshot of every change.
     pub fn snapshot(&self) -> Vec<(RelPath, Change)> {
-        let mut v: Vec<_> = self
-            .map
-            .iter()
-            .map(|e| (e.key().clone(), e.value().clone()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+        self.snapshot_where(|_| true)
     }
 
     /// Updates the recorded content hash of a file (after a Write record).
@@ -90,10 +236,20 @@ impl ChangeSet {
                 *h = Some(hash);
             }
         }
+        self.recount(path);
     }
 
     /// Applies one record. Live and replay share this function.
     pub fn apply(&self, r: &Record) {
+        self.apply_record(r);
+        let d = &r.draft;
+        self.recount(&d.path);
+        if let Some(to) = &d.to {
+            self.recount(&to.path);
+        }
+    }
+
+    fn apply_record(&self, r: &Record) {
         let d = &r.draft;
         match &d.op {
             Op::CommitBegin { .. } | Op::CommitEnd { .. } => {}
@@ -109,7 +265,7 @@ impl ChangeSet {
                         || (c.current.is_dir() && d.new.is_dir())
                 });
                 if same && !keep {
-                    self.map.remove(&d.path);
+                    self.remove(&d.path);
                 } else {
                     self.rebase(&d.path, d.new.clone());
                 }
@@ -197,6 +353,9 @@ impl ChangeSet {
                 origin: None,
                 opaque: false,
                 current: EntryState::Absent,
+                noise: Noise::None,
+                counted: None,
+                counted_dir: false,
             })
             .clone()
     }
@@ -212,23 +371,30 @@ impl ChangeSet {
 
     /// A path created and removed again inside the overlay leaves no trace.
     fn prune(&self, path: &RelPath) {
-        self.map
-            .remove_if(path, |_, c| c.base.is_absent() && c.current.is_absent());
+        if let Some((k, c)) = self
+            .map
+            .remove_if(path, |_, c| c.base.is_absent() && c.current.is_absent())
+        {
+            self.uncount(&k, &c);
+        }
     }
 
     /// Forgets every change at or below any of `paths` (empty = all).
     pub fn drop_under(&self, paths: &[RelPath]) {
-        if paths.is_empty() {
-            self.map.clear();
-            return;
-        }
-        self.map
-            .retain(|k, _| !paths.iter().any(|p| k.starts_with(p)));
+        self.map.retain(|k, c| {
+            let keep = !paths.is_empty() && !paths.iter().any(|p| k.starts_with(p));
+            if !keep {
+                self.uncount(k, c);
+            }
+            keep
+        });
     }
 
     /// Forgets exactly `path`.
     pub fn remove(&self, path: &RelPath) {
-        self.map.remove(path);
+        if let Some((k, c)) = self.map.remove(path) {
+            self.uncount(&k, &c);
+        }
     }
 
     /// Sets a new base after a partial commit (the overlay's content moved on meanwhile).
@@ -237,6 +403,7 @@ impl ChangeSet {
             c.base = base;
             c.origin = None;
         }
+        self.recount(path);
     }
 }
 
@@ -315,5 +482,70 @@ mod tests {
         })));
         assert!(!s.contains(&p("d")));
         assert!(s.contains(&p("a")));
+    }
+
+    #[test]
+    fn counts_follow_every_mutation_by_review_class() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join(".git")).unwrap();
+        std::fs::write(t.path().join(".gitignore"), "target/\n").unwrap();
+        let root = crate::sys::open_root(t.path()).unwrap();
+        let policy = Policy::load(std::os::fd::AsFd::as_fd(&root), &Default::default()).unwrap();
+        let s = ChangeSet::replay_with(&[], Some(Arc::new(policy)));
+        let create = |path: &str| {
+            s.apply(&rec(Draft::new(
+                Op::Create,
+                p(path),
+                Some(EntryState::Absent),
+                file(b"x"),
+            )))
+        };
+        let counts = |s: &ChangeSet| {
+            let c = s.counts();
+            (c.changes, c.scratch, c.git_churn)
+        };
+        create("src/a.rs");
+        create("target/debug/app");
+        create("target/debug/lib.rlib");
+        create(".git/objects/ab/cd");
+        assert_eq!(counts(&s), (1, 2, 1));
+        assert_eq!(s.counts().scratch_under, vec!["target/".to_string()]);
+        assert_eq!(
+            s.counts().git_churn_under,
+            vec![".git/objects/".to_string()]
+        );
+        // Unlinking a created file leaves nothing; renaming a host file counts once.
+        s.apply(&rec(Draft::new(
+            Op::Unlink,
+            p("target/debug/app"),
+            None,
+            EntryState::Absent,
+        )));
+        assert_eq!(counts(&s), (1, 1, 1));
+        s.apply(&rec(Draft {
+            op: Op::Rename,
+            path: p("host.txt"),
+            base: Some(file(b"h")),
+            new: EntryState::Absent,
+            to: Some(Target {
+                path: p("moved.txt"),
+                base: Some(EntryState::Absent),
+                new: file(b"h"),
+            }),
+        }));
+        // The source's deletion and the rename are both status entries.
+        assert_eq!(counts(&s), (3, 1, 1));
+        // Another write to a pending path adds nothing.
+        s.apply(&rec(Draft::new(Op::Write, p("src/a.rs"), None, file(b"x"))));
+        assert_eq!(counts(&s), (3, 1, 1));
+        s.apply(&rec(Draft::control(Op::Discard {
+            paths: vec![p("target")],
+        })));
+        assert_eq!(counts(&s), (3, 0, 1));
+        assert!(s.counts().scratch_under.is_empty());
+        s.apply(&rec(Draft::control(Op::Discard { paths: vec![] })));
+        assert_eq!(counts(&s), (0, 0, 0));
+        // Replay gives the same counts as the live path.
+        assert_eq!(s.counts(), ChangeSet::new().counts());
     }
 }

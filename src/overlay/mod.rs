@@ -128,7 +128,7 @@ impl Overlay {
             lower_dev,
             upper_dev,
             nodes: NodeTable::new(root_node, lower_dev),
-            changes: ChangeSet::replay(replay),
+            changes: ChangeSet::replay_with(replay, Some(policy.clone())),
             handles: DashMap::new(),
             dir_handles: DashMap::new(),
             dir_listings: DashMap::new(),

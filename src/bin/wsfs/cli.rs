@@ -46,6 +46,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Which pending changes `status` and `diff` show.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ShowFlags {
+    /// Only the scratch paths (build output, caches, git-ignored files).
+    #[arg(long, conflicts_with = "all")]
+    pub scratch: bool,
+    /// Everything: real changes, scratch, and git's object/reflog churn.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl ShowFlags {
+    /// The API's view for these flags.
+    pub fn show(self) -> wsfs::api::Show {
+        match (self.scratch, self.all) {
+            (true, _) => wsfs::api::Show::Scratch,
+            (_, true) => wsfs::api::Show::All,
+            _ => wsfs::api::Show::Review,
+        }
+    }
+}
+
 /// The commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -69,15 +91,21 @@ pub enum Command {
     /// List workspaces.
     List,
     /// Pending changes, like `git status --short` (A added, M modified, D deleted,
-    /// R renamed, T type changed).
+    /// R renamed, T type changed). Scratch paths and git's object/reflog churn are summarised
+    /// in one line each, like git hides ignored files.
     Status {
         /// Workspace name.
         name: Option<String>,
+        #[command(flatten)]
+        show: ShowFlags,
     },
-    /// Unified diff of pending changes against the host project.
+    /// Unified diff of pending changes against the host project (renames paired as
+    /// `git diff -M` pairs them; scratch and git churn left out unless asked).
     Diff {
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        show: ShowFlags,
         /// Summary of changed lines per file instead of the diff.
         #[arg(long)]
         stat: bool,

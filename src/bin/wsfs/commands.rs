@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::CommandFactory;
 use serde::Serialize;
-use wsfs::api::{CommitRequest, MountRequest, PathsRequest, WorkspaceInfo};
+use wsfs::api::{CommitRequest, MountRequest, PathsRequest, Show, WorkspaceInfo};
 use wsfs::client::{Autostart, Client};
 use wsfs::state::{default_socket, StateRoot};
 
@@ -99,22 +99,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 render::list(&mut out, &list)?;
             }
         }
-        Command::Status { name } => {
+        Command::Status { name, show } => {
             let ws = pick(&client, name.as_deref()).await?;
-            let changes = client.status(&ws.name).await?;
+            let changes = client.status(&ws.name, show.show()).await?;
             if json {
                 print_json(&mut out, &changes)?;
             } else {
                 render::status(&mut out, &changes)?;
+                if show.show() == Show::Review {
+                    render::hidden_summary(&mut out, &ws, "status")?;
+                }
             }
         }
         Command::Diff {
             target,
+            show,
             stat,
             color,
         } => {
             let (ws, paths) = target_paths(&client, &target).await?;
-            let diffs = client.diff(&ws.name, &PathsRequest { paths }).await?;
+            let diffs = client
+                .diff(&ws.name, &PathsRequest { paths }, show.show())
+                .await?;
             let pal = render::Palette::new(match color {
                 Color::Always => true,
                 Color::Never => false,

@@ -95,6 +95,57 @@ pub fn status(out: &mut impl Write, changes: &[Change]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `1,234`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The one-line summaries of what `status` hides: scratch paths and git churn.
+pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> std::io::Result<()> {
+    let line = |n: u64, what: &str, under: &[String], flag: &str| {
+        let s = if n == 1 { "" } else { "s" };
+        // The daemon names at most 5 groups; a 5th means "and more".
+        let (shown, more) = if under.len() > 4 {
+            (&under[..4], ", …")
+        } else {
+            (under, "")
+        };
+        format!(
+            "{} {what}{s} under {}{more} — wsfs {cmd} {flag}",
+            thousands(n),
+            shown.join(", ")
+        )
+    };
+    if ws.scratch > 0 {
+        writeln!(
+            out,
+            "{}",
+            line(ws.scratch, "scratch path", &ws.scratch_under, "--scratch")
+        )?;
+    }
+    if ws.git_churn > 0 {
+        writeln!(
+            out,
+            "{}",
+            line(
+                ws.git_churn,
+                "git object/log path",
+                &ws.git_churn_under,
+                "--all"
+            )
+        )?;
+    }
+    Ok(())
+}
+
 /// `wsfs diff`: unified diffs, binary files named.
 pub fn diff(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std::io::Result<()> {
     let changes: Vec<Change> = diffs.iter().map(|d| d.change.clone()).collect();
@@ -108,6 +159,15 @@ pub fn diff(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std::io::
             "{}",
             pal.paint("1", &format!("diff --wsfs a/{from} b/{}", c.path))
         )?;
+        if let Some(from) = &c.from {
+            for line in [
+                format!("similarity index {}%", d.similarity.unwrap_or(0)),
+                format!("rename from {from}"),
+                format!("rename to {}", c.path),
+            ] {
+                writeln!(out, "{}", pal.paint("1", &line))?;
+            }
+        }
         if let Some(line) = header_line(c) {
             writeln!(out, "{}", pal.paint("1", &line))?;
         }
@@ -138,10 +198,9 @@ fn header_line(c: &Change) -> Option<String> {
     let (bk, ck) = (c.base.kind_word(), c.current.kind_word());
     let (bm, cm) = (mode_of(&c.base), mode_of(&c.current));
     let mode = |m: Option<u32>| m.map_or(String::new(), |m| format!(" mode {m:o}"));
-    if let Some(from) = &c.from {
-        return Some(format!("renamed from {from}"));
-    }
     match (bk, ck) {
+        _ if c.from.is_some() && bm != cm => Some(format!("old{} new{}", mode(bm), mode(cm))),
+        _ if c.from.is_some() => None,
         ("absent", _) => Some(format!("new {ck}{}", mode(cm))),
         (_, "absent") => Some(format!("deleted {bk}{}", mode(bm))),
         _ if bk != ck => Some(format!(
@@ -162,38 +221,214 @@ fn mode_of(s: &wsfs::journal::record::EntryState) -> Option<u32> {
     }
 }
 
-/// `wsfs diff --stat`.
+/// A file side: anything but a directory or nothing (git counts only files).
+fn is_file(s: &wsfs::journal::record::EntryState) -> bool {
+    !s.is_dir() && !s.is_absent()
+}
+
+/// git's name for a rename in a stat line: `a => b`, or `dir/{a => b}/rest` around the common
+/// directory prefix and suffix (git's `pprint_rename`).
+fn rename_name(a: &str, b: &str) -> String {
+    let (ab, bb) = (a.as_bytes(), b.as_bytes());
+    let mut pfx = 0;
+    let mut i = 0;
+    while i < ab.len() && i < bb.len() && ab[i] == bb[i] {
+        if ab[i] == b'/' {
+            pfx = i + 1;
+        }
+        i += 1;
+    }
+    let mut sfx = 0;
+    let adjust = usize::from(pfx > 0);
+    let (mut ia, mut ib) = (ab.len() as isize, bb.len() as isize);
+    let floor = pfx as isize - adjust as isize;
+    while ia >= floor && ib >= floor {
+        let (ca, cb) = (ab.get(ia as usize), bb.get(ib as usize));
+        if ia < ab.len() as isize && ca != cb {
+            break;
+        }
+        if ia < ab.len() as isize && ca == Some(&b'/') {
+            sfx = ab.len() - ia as usize;
+        }
+        ia -= 1;
+        ib -= 1;
+    }
+    let a_mid = ab.len().saturating_sub(pfx + sfx);
+    let b_mid = bb.len().saturating_sub(pfx + sfx);
+    let mid = |s: &str, n: usize| s.get(pfx..pfx + n).unwrap_or("").to_string();
+    if pfx + sfx > 0 {
+        format!(
+            "{}{{{} => {}}}{}",
+            &a[..pfx],
+            mid(a, a_mid),
+            mid(b, b_mid),
+            &a[a.len() - sfx..]
+        )
+    } else {
+        format!("{a} => {b}")
+    }
+}
+
+/// git's `scale_linear`: at least one column for any change.
+fn scale(it: u64, width: u64, max: u64) -> u64 {
+    if it == 0 {
+        0
+    } else {
+        1 + it * (width - 1) / max
+    }
+}
+
+/// `wsfs diff --stat`, laid out as `git diff --stat` lays it out (`$COLUMNS` or 80 columns).
+/// Directories are not files: they get no line and no count.
 pub fn diff_stat(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std::io::Result<()> {
-    let width = diffs
+    let width: u64 = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c| c > 0)
+        .unwrap_or(80);
+    struct Row {
+        name: String,
+        added: u64,
+        deleted: u64,
+        binary: bool,
+    }
+    let rows: Vec<Row> = diffs
         .iter()
-        .map(|d| d.change.path.display().len())
+        .filter(|d| is_file(&d.change.base) || is_file(&d.change.current))
+        .map(|d| {
+            let c = &d.change;
+            let name = match &c.from {
+                Some(from) => rename_name(&from.display(), &c.path.display()),
+                None => c.path.display(),
+            };
+            let size = |s: &wsfs::journal::record::EntryState| match s {
+                wsfs::journal::record::EntryState::File { size, .. } => *size,
+                _ => 0,
+            };
+            let (added, deleted) = match (d.binary, d.same_content) {
+                (true, true) => (0, 0),
+                (true, false) => (size(&c.current), size(&c.base)),
+                (false, _) => (d.added_lines, d.removed_lines),
+            };
+            Row {
+                name,
+                added,
+                deleted,
+                binary: d.binary,
+            }
+        })
+        .collect();
+    let dec = |n: u64| n.to_string().len() as u64;
+    let max_len = rows
+        .iter()
+        .map(|r| r.name.chars().count() as u64)
         .max()
         .unwrap_or(0);
-    let (mut add, mut del) = (0, 0);
-    for d in diffs {
-        add += d.added_lines;
-        del += d.removed_lines;
-        let n = d.added_lines + d.removed_lines;
-        let bar = if d.binary {
-            "Bin".to_string()
+    let mut bin_width = 0;
+    let mut number_width = 0;
+    let mut max_change = 0;
+    for r in &rows {
+        if r.binary {
+            bin_width = bin_width.max(14 + dec(r.added) + dec(r.deleted));
+            number_width = 3;
         } else {
-            let scale = |k: u64| if n > 50 { k * 50 / n } else { k } as usize;
-            format!(
-                "{n:>5} {}{}",
-                pal.paint("32", &"+".repeat(scale(d.added_lines))),
-                pal.paint("31", &"-".repeat(scale(d.removed_lines)))
-            )
-        };
-        writeln!(out, " {:<width$} | {bar}", d.change.path.display())?;
+            max_change = max_change.max(r.added + r.deleted);
+        }
     }
-    writeln!(
-        out,
-        " {} file{} changed, {add} insertion{}(+), {del} deletion{}(-)",
-        diffs.len(),
-        if diffs.len() == 1 { "" } else { "s" },
-        if add == 1 { "" } else { "s" },
-        if del == 1 { "" } else { "s" },
-    )
+    number_width = number_width.max(dec(max_change));
+    let width = width.max(16 + 6 + number_width);
+    let mut graph_width = if max_change + 4 > bin_width {
+        max_change
+    } else {
+        bin_width - 4
+    };
+    let mut name_width = max_len;
+    if name_width + number_width + 6 + graph_width > width {
+        if graph_width > (width * 3 / 8).saturating_sub(number_width + 6) {
+            graph_width = (width * 3 / 8).saturating_sub(number_width + 6).max(6);
+        }
+        if name_width > width.saturating_sub(number_width + 6 + graph_width) {
+            name_width = width.saturating_sub(number_width + 6 + graph_width);
+        } else {
+            graph_width = width - number_width - 6 - name_width;
+        }
+    }
+    let (mut total_add, mut total_del) = (0, 0);
+    for r in &rows {
+        let mut name: &str = &r.name;
+        let mut prefix = "";
+        let mut len = name_width as usize;
+        if name.chars().count() > len {
+            prefix = "...";
+            len = len.saturating_sub(3);
+            let skip = name.chars().count() - len;
+            let cut = name.char_indices().nth(skip).map_or(name.len(), |(i, _)| i);
+            name = &name[cut..];
+            if let Some(i) = name.find('/') {
+                name = &name[i..];
+            }
+        }
+        let padding = len.saturating_sub(name.chars().count());
+        let nw = number_width as usize;
+        if r.binary {
+            if r.added == 0 && r.deleted == 0 {
+                writeln!(out, " {prefix}{name}{:padding$} | {:>nw$}", "", "Bin")?;
+            } else {
+                writeln!(
+                    out,
+                    " {prefix}{name}{:padding$} | {:>nw$} {} -> {} bytes",
+                    "",
+                    "Bin",
+                    pal.paint("31", &r.deleted.to_string()),
+                    pal.paint("32", &r.added.to_string())
+                )?;
+            }
+            continue;
+        }
+        total_add += r.added;
+        total_del += r.deleted;
+        let (mut add, mut del) = (r.added, r.deleted);
+        if graph_width <= max_change {
+            let mut total = scale(add + del, graph_width, max_change);
+            if total < 2 && add > 0 && del > 0 {
+                total = 2;
+            }
+            if add < del {
+                add = scale(add, graph_width, max_change);
+                del = total - add;
+            } else {
+                del = scale(del, graph_width, max_change);
+                add = total - del;
+            }
+        }
+        let n = r.added + r.deleted;
+        writeln!(
+            out,
+            " {prefix}{name}{:padding$} | {n:>nw$}{}{}{}",
+            "",
+            if n > 0 { " " } else { "" },
+            pal.paint("32", &"+".repeat(add as usize)),
+            pal.paint("31", &"-".repeat(del as usize))
+        )?;
+    }
+    let files = rows.len();
+    if files == 0 {
+        return writeln!(out, " 0 files changed");
+    }
+    let mut line = format!(" {files} file{} changed", if files == 1 { "" } else { "s" });
+    if total_add > 0 || total_del == 0 {
+        line.push_str(&format!(
+            ", {total_add} insertion{}(+)",
+            if total_add == 1 { "" } else { "s" }
+        ));
+    }
+    if total_del > 0 || total_add == 0 {
+        line.push_str(&format!(
+            ", {total_del} deletion{}(-)",
+            if total_del == 1 { "" } else { "s" }
+        ));
+    }
+    writeln!(out, "{line}")
 }
 
 /// `wsfs commit`: what was applied and what was refused.
@@ -217,7 +452,11 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
         writeln!(out, "{verb}  {p}")?;
     }
     if r.applied.is_empty() && r.busy.is_empty() {
-        writeln!(out, "nothing to commit")?;
+        if r.scratch_pending > 0 {
+            writeln!(out, "nothing to commit but scratch")?;
+        } else {
+            writeln!(out, "nothing to commit")?;
+        }
     } else if !r.dry_run {
         writeln!(
             out,
@@ -229,6 +468,16 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
     }
     if let Some(b) = &r.backup_dir {
         writeln!(out, "overwritten host files were saved in {}", b.display())?;
+    }
+    if r.scratch_pending > 0 {
+        let n = r.scratch_pending;
+        writeln!(
+            out,
+            "{} scratch path{} left pending (not committed; `wsfs status --scratch` lists \
+             them, `wsfs commit --include-scratch` commits them, `wsfs discard` drops them)",
+            thousands(n),
+            if n == 1 { "" } else { "s" }
+        )?;
     }
     for p in &r.busy {
         writeln!(
@@ -323,7 +572,20 @@ pub fn verify(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::utc;
+    use super::{rename_name, thousands, utc};
+
+    #[test]
+    fn rename_names_like_git() {
+        assert_eq!(rename_name("a.txt", "a2.txt"), "a.txt => a2.txt");
+        assert_eq!(rename_name("src/a.rs", "src/b.rs"), "src/{a.rs => b.rs}");
+        assert_eq!(rename_name("a/x/f", "b/x/f"), "{a => b}/x/f");
+        assert_eq!(rename_name("d/a/f", "d/b/f"), "d/{a => b}/f");
+        assert_eq!(rename_name("d/f", "d/e/f"), "d/{ => e}/f");
+        assert_eq!(rename_name("mv/a", "moved/a"), "{mv => moved}/a");
+        assert_eq!(thousands(4854), "4,854");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+    }
 
     #[test]
     fn utc_dates() {

@@ -129,10 +129,7 @@ mod tests {
             name: name.into(),
             project: project.into(),
             mountpoint: mp.map(Into::into),
-            pending: 0,
-            image_id: None,
-            problem: None,
-            allow_other: None,
+            ..WorkspaceInfo::default()
         }
     }
 
