@@ -502,6 +502,12 @@ fn round(
         }
     }
     if failed {
+        // Without a model, the journal can still be checked against the upper layer.
+        problems.extend(
+            verify_problems(live)
+                .into_iter()
+                .map(|p| format!("verify: {p}")),
+        );
         // The model is lost: commit, so the next round starts from host == mount. (Not
         // discard: a discarded name cannot be created again yet, issue 12 defect 6.)
         let _ = live.wsfs(["commit", "w"]);
