@@ -195,7 +195,9 @@ fn host_files(worker: usize) -> Vec<(String, String)> {
 }
 
 /// Runs one worker's random operations on its own names until `deadline` or `max_ops`;
-/// returns the operations done. Every change is applied to `model` as it returns.
+/// returns the operations done. Every change is applied to `model` as it returns. A failed
+/// `utime` changes nothing the model holds: it goes to `soft` and the worker goes on; any
+/// other failure ends the worker (the model is lost).
 fn worker(
     mp: &Path,
     k: usize,
@@ -203,6 +205,7 @@ fn worker(
     deadline: Instant,
     max_ops: u64,
     model: &mut Model,
+    soft: &mut Vec<String>,
 ) -> Result<u64, String> {
     let mut rng = Rng(seed | 1);
     let dir = format!("w{k}");
@@ -229,7 +232,9 @@ fn worker(
                 let data = content(k, v);
                 write_file(&at(&tmp), &data).map_err(|e| err("write tmp", e))?;
                 if v % 2 == 0 {
-                    utime(&at(&tmp), v).map_err(|e| err("utime tmp", e))?;
+                    if let Err(e) = utime(&at(&tmp), v) {
+                        soft.push(utime_err(k, ops, &at(&tmp), e));
+                    }
                 }
                 std::fs::rename(at(&tmp), at(&slot)).map_err(|e| err("rename", e))?;
                 model.insert(slot, data);
@@ -283,12 +288,17 @@ fn worker(
             // utime on many files (git freshening objects, make, touch)
             5 => {
                 for i in 0..HOST_FILES {
-                    utime(&at(&format!("{dir}/h{i}")), v).map_err(|e| err("utime", e))?;
+                    let p = format!("{dir}/h{i}");
+                    if let Err(e) = utime(&at(&p), v) {
+                        soft.push(utime_err(k, ops, &at(&p), e));
+                    }
                 }
                 for i in 0..SLOTS {
                     let p = format!("{dir}/f{i}");
                     if model.contains_key(&p) {
-                        utime(&at(&p), v).map_err(|e| err("utime slot", e))?;
+                        if let Err(e) = utime(&at(&p), v) {
+                            soft.push(utime_err(k, ops, &at(&p), e));
+                        }
                     }
                 }
             }
@@ -358,6 +368,15 @@ fn worker(
         }
     }
     Ok(ops)
+}
+
+/// A failed `utime`, and whether the file exists when asked again.
+fn utime_err(k: usize, ops: u64, p: &Path, e: std::io::Error) -> String {
+    let again = match std::fs::symlink_metadata(p) {
+        Ok(m) => format!("exists when asked again ({} bytes)", m.len()),
+        Err(e) => format!("{e} again"),
+    };
+    format!("w{k} op {ops} utime {}: {e}; {again}", p.display())
 }
 
 /// `utimensat` by path (no open file), as `touch`, `tar` and git's object freshening do.
@@ -439,7 +458,8 @@ fn round(
 ) -> (u64, Vec<String>) {
     let host = files_of(&live.project);
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let results: Vec<Result<(u64, Model), String>> = std::thread::scope(|s| {
+    type Outcome = (Result<(u64, Model), String>, Vec<String>);
+    let results: Vec<Outcome> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|k| {
                 let mut model: Model = host
@@ -448,15 +468,17 @@ fn round(
                     .map(|(p, c)| (p.clone(), c.clone()))
                     .collect();
                 s.spawn(move || {
-                    worker(
+                    let mut soft = Vec::new();
+                    let r = worker(
                         mp,
                         k,
                         seed.wrapping_add(k as u64 * 7919),
                         deadline,
                         max_ops,
                         &mut model,
-                    )
-                    .map(|ops| (ops, model))
+                        &mut soft,
+                    );
+                    (r.map(|ops| (ops, model)), soft)
                 })
             })
             .collect();
@@ -465,16 +487,27 @@ fn round(
     let mut problems = Vec::new();
     let mut ops = 0;
     let mut model = Model::new();
-    for r in results {
+    let mut failed = false;
+    for (r, soft) in results {
+        problems.extend(soft);
         match r {
             Ok((n, m)) => {
                 ops += n;
                 model.extend(m);
             }
-            Err(e) => problems.push(format!("worker failed: {e}")),
+            Err(e) => {
+                failed = true;
+                problems.push(format!("worker failed: {e}"));
+            }
         }
     }
-    if !problems.is_empty() {
+    if failed {
+        // Without a model, the journal can still be checked against the upper layer.
+        problems.extend(
+            verify_problems(live)
+                .into_iter()
+                .map(|p| format!("verify: {p}")),
+        );
         // The model is lost: commit, so the next round starts from host == mount. (Not
         // discard: a discarded name cannot be created again yet, issue 12 defect 6.)
         let _ = live.wsfs(["commit", "w"]);
