@@ -11,6 +11,7 @@ use super::state::state_of;
 use super::{to_timespec, Attr, Ino, Kind, Layer, Overlay, Req, SetAttr, SetTime, ROOT_INO};
 use crate::error::{Error, IoContext, Result};
 use crate::journal::record::{Draft, EntryState, Op, Target};
+use crate::journal::{line_bound, Reservation};
 use crate::relpath::RelPath;
 use crate::sys;
 
@@ -75,6 +76,8 @@ impl Overlay {
             .fh
             .and_then(|fh| self.handles.get(&fh).map(|h| h.clone()));
         let data_needed = set.size != Some(0);
+        // Journal room first: a full disk fails the change before it happens.
+        let mut res = self.reserve(1, &[&path], link_bytes(&node), set.size.is_some())?;
         self.copy_up(&node, data_needed)?;
         let (dir_fd, name) = self.upper_location(&node)?;
         let dir = dir_fd.as_fd();
@@ -130,7 +133,7 @@ impl Overlay {
             )?;
             let new = self.keep_known_hash(&path, new);
             let base = self.base_for(&path)?;
-            self.record(Draft::new(Op::Setattr, path, base, new))?;
+            self.record_in(&mut res, Draft::new(Op::Setattr, path, base, new))?;
         }
         Ok(self.attr_of(ino, &st))
     }
@@ -230,6 +233,7 @@ impl Overlay {
         path: RelPath,
         op: Op,
         perm: Option<u32>,
+        res: &mut Reservation<'_>,
     ) -> Result<(Attr, Arc<Node>)> {
         let is_dir = op == Op::Mkdir;
         let recorded = (|| {
@@ -245,7 +249,7 @@ impl Overlay {
             let hash_new = st.st_mode & libc::S_IFMT == libc::S_IFREG;
             let new = state_of(ufd.as_fd(), name, &st, &path, hash_new)?;
             let base = self.base_for(&path)?;
-            self.record(Draft::new(op, path.clone(), base, new))?;
+            self.record_in(res, Draft::new(op, path.clone(), base, new))?;
             Ok(st)
         })();
         let st = match recorded {
@@ -279,6 +283,7 @@ impl Overlay {
         if !matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG | 0) {
             return Err(Error::posix(libc::EPERM, &path));
         }
+        let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         let perm = mode & 0o7777 & !umask;
         if kind == libc::S_IFREG || kind == 0 {
@@ -298,7 +303,7 @@ impl Overlay {
             Op::Mknod
         };
         Ok(self
-            .finish_create(req, &dir, &ufd, name, path, op, Some(perm))?
+            .finish_create(req, &dir, &ufd, name, path, op, Some(perm), &mut res)?
             .0)
     }
 
@@ -313,6 +318,7 @@ impl Overlay {
     ) -> Result<Attr> {
         let dir = self.node(parent)?;
         let path = self.prepare_create(&dir, name)?;
+        let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         sys::mkdirat(ufd.as_fd(), name, mode & 0o7777 & !umask).ctx("mkdir", &path)?;
         let (attr, node) = self.finish_create(
@@ -323,6 +329,7 @@ impl Overlay {
             path,
             Op::Mkdir,
             Some(mode & 0o7777 & !umask),
+            &mut res,
         )?;
         *node.upper_dir.lock().unwrap() = None;
         Ok(attr)
@@ -332,10 +339,11 @@ impl Overlay {
     pub fn symlink(&self, req: &Req, parent: Ino, name: &OsStr, target: &OsStr) -> Result<Attr> {
         let dir = self.node(parent)?;
         let path = self.prepare_create(&dir, name)?;
+        let mut res = self.reserve(1, &[&path], target.len(), false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         sys::symlinkat(target, ufd.as_fd(), name).ctx("symlink", &path)?;
         Ok(self
-            .finish_create(req, &dir, &ufd, name, path, Op::Symlink, None)?
+            .finish_create(req, &dir, &ufd, name, path, Op::Symlink, None, &mut res)?
             .0)
     }
 
@@ -350,13 +358,19 @@ impl Overlay {
             return Err(Error::posix(libc::EISDIR, &path));
         }
         let base = self.base_for(&path)?;
+        let link = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            st.st_size as usize
+        } else {
+            0
+        };
+        let mut res = self.reserve(1, &[&path], link, true)?;
         if layer == Layer::Upper {
             let ufd = self
                 .upper_dir_fd(&dir)
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
         }
-        self.record(Draft::new(
+        self.record_in(&mut res, Draft::new(
             Op::Unlink,
             path.clone(),
             base,
@@ -409,13 +423,14 @@ impl Overlay {
             return Err(Error::posix(libc::ENOTEMPTY, &path));
         }
         let base = self.base_for(&path)?;
+        let mut res = self.reserve(1, &[&path], 0, true)?;
         if child.is_upper() {
             let ufd = self
                 .upper_dir_fd(&dir)
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, true).ctx("rmdir", &path)?;
         }
-        self.record(Draft::new(Op::Rmdir, path, base, EntryState::Absent))?;
+        self.record_in(&mut res, Draft::new(Op::Rmdir, path, base, EntryState::Absent))?;
         child.set_upper(false);
         child.unlinked.store(true, Ordering::Release);
         Ok(())
@@ -430,6 +445,7 @@ impl Overlay {
         }
         let dir = self.node(newparent)?;
         let path = self.prepare_create(&dir, newname)?;
+        let mut res = self.reserve(1, &[&node.path(), &path], 2 * link_bytes(&node), false)?;
         self.copy_up(&node, true)?;
         let (src_dir, src_name) = self.upper_location(&node)?;
         let ufd = self.ensure_upper_dir(&dir)?;
@@ -452,7 +468,7 @@ impl Overlay {
             base,
             new,
         });
-        self.record(d)?;
+        self.record_in(&mut res, d)?;
         node.aliases
             .lock()
             .unwrap()
@@ -538,6 +554,7 @@ impl Overlay {
         } else {
             Vec::new()
         };
+        let mut res = self.reserve_rename(&spath, &dpath, &snode, &descendants)?;
         if s_is_dir {
             self.ensure_upper_dir(&snode)?;
         } else {
@@ -563,7 +580,7 @@ impl Overlay {
             base: dbase,
             new,
         });
-        self.record(d)?;
+        self.record_in(&mut res, d)?;
         for (child, is_dir, cbase) in descendants {
             let to = child.rebase(&spath, &dpath);
             let tbase = self.base_for(&to)?;
@@ -578,7 +595,7 @@ impl Overlay {
                 base: tbase,
                 new,
             });
-            self.record(d)?;
+            self.record_in(&mut res, d)?;
         }
         // Move the nodes.
         if let Some((d, last_link)) = dnode {
@@ -636,6 +653,8 @@ impl Overlay {
         }
         let sbase = self.base_for(spath)?;
         let dbase = self.base_for(dpath)?;
+        let link = link_bytes(snode) + link_bytes(&dnode);
+        let mut res = self.reserve(1, &[spath, dpath], 2 * link, false)?;
         self.copy_up(snode, true)?;
         self.copy_up(&dnode, true)?;
         let sfd = self
@@ -654,7 +673,7 @@ impl Overlay {
             base: dbase,
             new: dnew,
         });
-        self.record(d)?;
+        self.record_in(&mut res, d)?;
         let sloc = snode.loc();
         let dloc = dnode.loc();
         snode.set_loc(Loc {
@@ -668,5 +687,52 @@ impl Overlay {
             path: sloc.path,
         });
         Ok(())
+    }
+
+    /// Journal room for a rename's records: the entry itself, then one per descendant of a
+    /// directory (each names its old and new path; a symlink's target twice, as base and new).
+    fn reserve_rename(
+        &self,
+        spath: &RelPath,
+        dpath: &RelPath,
+        snode: &Node,
+        descendants: &[(RelPath, bool, Option<EntryState>)],
+    ) -> Result<Reservation<'_>> {
+        let grow = dpath.as_bytes().len().saturating_sub(spath.as_bytes().len());
+        // The entry's own record: its target as base and new, and a replaced destination's.
+        let mut bytes = line_bound(
+            spath.as_bytes().len() + dpath.as_bytes().len() + 2 * link_bytes(snode) + PATH_MAX,
+        );
+        for (child, _, cbase) in descendants {
+            let state = match cbase {
+                Some(base) => Some(base.clone()),
+                None => self.changes.get(child).map(|c| c.current),
+            };
+            let link = state.as_ref().map_or(0, symlink_len);
+            bytes += line_bound(2 * child.as_bytes().len() + grow + 2 * link);
+        }
+        self.journal
+            .reserve(bytes, false)
+            .map_err(|e| Error::posix(e.errno(), spath))
+    }
+}
+
+/// Longest symlink target Linux stores.
+const PATH_MAX: usize = 4096;
+
+/// Room a symlink's target may take in a record (its exact length is not at hand).
+fn link_bytes(node: &Node) -> usize {
+    if node.kind == Kind::Symlink {
+        PATH_MAX
+    } else {
+        0
+    }
+}
+
+/// Length of a symlink state's target (0 for anything else).
+fn symlink_len(state: &EntryState) -> usize {
+    match state {
+        EntryState::Symlink { target } => target.len(),
+        _ => 0,
     }
 }

@@ -88,7 +88,17 @@ pub fn mount(
     if !stale::register_live(&mp) {
         anyhow::bail!("{} is already mounted by this daemon", mp.display());
     }
-    match start(overlay, project, &mp) {
+    let placeholder = match stale::Placeholder::unseal(&mp) {
+        Ok(p) => p,
+        Err(e) => {
+            stale::unregister_live(&mp);
+            return Err(e);
+        }
+    };
+    let started = start(overlay, project, &mp);
+    // Sealed underneath the mount: whenever it is not mounted, it refuses writes.
+    placeholder.seal();
+    match started {
         Ok(running) => {
             info!(mountpoint = %mp.display(), project = %project.display(), "mounted");
             Ok(MountHandle {
