@@ -231,6 +231,11 @@ impl Workspace {
         if let Some(p) = chain.problem {
             report.problems.push(format!("journal: {p}"));
         }
+        if self.overlay.recovery_deferred() {
+            report.problems.push(
+                "journal: recovery records are deferred until the state disk has free space (free some, then run verify again)".into(),
+            );
+        }
         for (path, change) in self.overlay.changes().snapshot() {
             if let EntryState::File {
                 hash: Some(recorded),

@@ -554,7 +554,7 @@ impl Overlay {
         } else {
             Vec::new()
         };
-        let mut res = self.reserve_rename(&spath, &dpath, &snode, &descendants)?;
+        let mut res = self.reserve_rename(&spath, &dpath, &snode, [&sbase, &dbase], &descendants)?;
         if s_is_dir {
             self.ensure_upper_dir(&snode)?;
         } else {
@@ -696,12 +696,14 @@ impl Overlay {
         spath: &RelPath,
         dpath: &RelPath,
         snode: &Node,
+        bases: [&Option<EntryState>; 2],
         descendants: &[(RelPath, bool, Option<EntryState>)],
     ) -> Result<Reservation<'_>> {
         let grow = dpath.as_bytes().len().saturating_sub(spath.as_bytes().len());
-        // The entry's own record: its target as base and new, and a replaced destination's.
+        // The entry's own record: both bases, and its target as the new state.
+        let links: usize = bases.iter().filter_map(|b| b.as_ref()).map(symlink_len).sum();
         let mut bytes = line_bound(
-            spath.as_bytes().len() + dpath.as_bytes().len() + 2 * link_bytes(snode) + PATH_MAX,
+            spath.as_bytes().len() + dpath.as_bytes().len() + links + link_bytes(snode),
         );
         for (child, _, cbase) in descendants {
             let state = match cbase {
