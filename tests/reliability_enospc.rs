@@ -207,7 +207,9 @@ fn journal_append_failure_leaves_chain_intact() {
     }
     let fs = Tmpfs::new("4m");
     let state: PathBuf = fs.path().join("state");
-    std::fs::write(fs.path().join("ballast"), vec![1u8; 256 << 10]).unwrap();
+    // Freed later: enough for the discard record (it lists every path) and the journal's
+    // space reserve to refill, which operations other than deletes need first.
+    std::fs::write(fs.path().join("ballast"), vec![1u8; 1 << 20]).unwrap();
     let mut live = Live::new_with_state(&[("a", "a\n")], state);
     let mp = live.mount();
     // Many metadata operations: each is one journal record and almost no data.
@@ -250,6 +252,9 @@ fn journal_append_failure_leaves_chain_intact() {
         live.ok(["discard", "w"]);
     }
     assert_eq!(live.ok(["status", "w"]), "");
+    // Discarded directories free no blocks: new changes (other than deletes) wait for space.
+    // Once it returns, the workspace takes them again.
+    let _ = std::fs::remove_file(fs.path().join("ballast"));
     std::fs::write(mp.join("after"), "ok").unwrap();
     verify_clean(&live, "after discard");
 }
@@ -303,7 +308,15 @@ fn set_xattr(p: &Path, name: &str, value: &[u8]) -> std::io::Result<()> {
     let c = CString::new(p.as_os_str().as_bytes()).unwrap();
     let n = CString::new(name).unwrap();
     // SAFETY: valid C strings and buffer.
-    let r = unsafe { libc::lsetxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     if r == 0 {
         Ok(())
     } else {
@@ -365,7 +378,11 @@ fn op_is_all_or_nothing(mp: &Path, op: &str, i: usize) -> bool {
                 .map(|e| e.unwrap().path())
                 .collect();
             for (p, b) in paths.iter().zip(&before) {
-                assert_eq!(listed.contains(p), b.is_some(), "{op} {i}: listing of {p:?}");
+                assert_eq!(
+                    listed.contains(p),
+                    b.is_some(),
+                    "{op} {i}: listing of {p:?}"
+                );
             }
             false
         }
@@ -378,7 +395,10 @@ fn assert_status_matches_view(live: &Live, mp: &Path, ctx: &str) {
     let status = live.json(["status", "w"]);
     let mut changes = BTreeMap::new();
     for c in status.as_array().unwrap() {
-        changes.insert(c["path"].as_str().unwrap().to_string(), c["current"].clone());
+        changes.insert(
+            c["path"].as_str().unwrap().to_string(),
+            c["current"].clone(),
+        );
     }
     for (path, cur) in &changes {
         let view = seen(&mp.join(path));
@@ -390,7 +410,11 @@ fn assert_status_matches_view(live: &Live, mp: &Path, ctx: &str) {
             (k, Some(v)) => {
                 assert_eq!(k, v.kind, "{ctx}: {path}: status {cur}, mount {v:?}");
                 if k == "file" {
-                    assert_eq!(cur["mode"].as_u64().unwrap() as u32 & 0o7777, v.mode, "{ctx}: {path} mode");
+                    assert_eq!(
+                        cur["mode"].as_u64().unwrap() as u32 & 0o7777,
+                        v.mode,
+                        "{ctx}: {path} mode"
+                    );
                     assert_eq!(cur["size"].as_u64().unwrap(), v.size, "{ctx}: {path} size");
                 }
             }
@@ -480,7 +504,9 @@ fn full_disk_operations_are_all_or_nothing() {
         assert_status_matches_view(&live, &mp, &format!("journal full, after {op}"));
     }
     assert!(live.daemon_alive(), "{}", live.log());
-    eprintln!("outcomes on a full disk (ok, failed) per op: {outcomes:?}; {n} mkdirs filled the journal");
+    eprintln!(
+        "outcomes on a full disk (ok, failed) per op: {outcomes:?}; {n} mkdirs filled the journal"
+    );
 
     // Space returns: the workspace works, and commits what status showed.
     std::fs::remove_file(mp.join("big")).unwrap();
@@ -540,11 +566,26 @@ fn full_disk_at_start_still_opens_and_bare_mountpoint_refuses_writes() {
     let list = live.json(["list"]);
     let w = &list.as_array().unwrap()[0];
     assert_eq!(w["name"], "w", "{list}");
-    assert!(w.get("problem").is_none_or(|p| p.is_null()), "workspace not opened: {list}\n{}", live.log());
-    assert_eq!(w["mountpoint"].as_str(), mp.to_str(), "not remounted: {list}\n{}", live.log());
+    assert!(
+        w.get("problem").is_none_or(|p| p.is_null()),
+        "workspace not opened: {list}\n{}",
+        live.log()
+    );
+    assert_eq!(
+        w["mountpoint"].as_str(),
+        mp.to_str(),
+        "not remounted: {list}\n{}",
+        live.log()
+    );
     live.ok(["status", "w"]);
-    assert_eq!(std::fs::read(mp.join("open.txt")).unwrap(), vec![b'2'; 8192]);
-    assert_eq!(std::fs::read_to_string(mp.join("kept.txt")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read(mp.join("open.txt")).unwrap(),
+        vec![b'2'; 8192]
+    );
+    assert_eq!(
+        std::fs::read_to_string(mp.join("kept.txt")).unwrap(),
+        "kept\n"
+    );
 
     // Space returns: the deferred recovery record is written, verify is clean, status right.
     std::fs::remove_file(fs.path().join("ballast")).unwrap();
@@ -555,7 +596,17 @@ fn full_disk_at_start_still_opens_and_bare_mountpoint_refuses_writes() {
     // Unmounted on purpose: the bare mountpoint refuses writes too.
     live.ok(["unmount", "w"]);
     let refused = std::fs::write(mp.join("stray.txt"), "lost\n");
-    assert!(refused.is_err(), "a write into the unmounted mountpoint was accepted");
-    live.ok(["mount", live.project.to_str().unwrap(), "--name", "w", "--mountpoint", mp.to_str().unwrap()]);
+    assert!(
+        refused.is_err(),
+        "a write into the unmounted mountpoint was accepted"
+    );
+    live.ok([
+        "mount",
+        live.project.to_str().unwrap(),
+        "--name",
+        "w",
+        "--mountpoint",
+        mp.to_str().unwrap(),
+    ]);
     assert!(!mp.join("stray.txt").exists());
 }

@@ -309,7 +309,10 @@ impl Journal {
     /// Appends one record in room claimed by `res` (what does not fit in the claim is taken
     /// as [`Journal::append`] takes it).
     pub fn append_reserved(&self, draft: Draft, res: &mut Reservation<'_>) -> Result<Record> {
-        debug_assert!(std::ptr::eq(res.journal, self), "reservation of another journal");
+        debug_assert!(
+            std::ptr::eq(res.journal, self),
+            "reservation of another journal"
+        );
         self.append_with(draft, Some(res))
     }
 

@@ -108,7 +108,8 @@ impl Pool {
         if !self.supported {
             return true;
         }
-        let ok = self.free(len) >= line + FREEING_MARGIN || self.grow(file, len, line + FREEING_MARGIN);
+        let ok =
+            self.free(len) >= line + FREEING_MARGIN || self.grow(file, len, line + FREEING_MARGIN);
         if ok {
             self.top_up(file, len + line);
         }

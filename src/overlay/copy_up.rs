@@ -87,7 +87,11 @@ impl Overlay {
             .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         let base = self.base_for(&loc.path)?;
         // Journal room before the copy: a full disk fails here with nothing copied.
-        let link = if node.kind == Kind::Symlink { 2 * 4096 } else { 0 };
+        let link = if node.kind == Kind::Symlink {
+            2 * 4096
+        } else {
+            0
+        };
         let mut res = self.reserve(1, &[&loc.path], link, false)?;
         self.copy_entry(
             lower_parent.as_fd(),

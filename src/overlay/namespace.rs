@@ -370,12 +370,10 @@ impl Overlay {
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
         }
-        self.record_in(&mut res, Draft::new(
-            Op::Unlink,
-            path.clone(),
-            base,
-            EntryState::Absent,
-        ))?;
+        self.record_in(
+            &mut res,
+            Draft::new(Op::Unlink, path.clone(), base, EntryState::Absent),
+        )?;
         let dev = if layer == Layer::Upper {
             self.upper_dev
         } else {
@@ -430,7 +428,10 @@ impl Overlay {
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, true).ctx("rmdir", &path)?;
         }
-        self.record_in(&mut res, Draft::new(Op::Rmdir, path, base, EntryState::Absent))?;
+        self.record_in(
+            &mut res,
+            Draft::new(Op::Rmdir, path, base, EntryState::Absent),
+        )?;
         child.set_upper(false);
         child.unlinked.store(true, Ordering::Release);
         Ok(())
@@ -554,7 +555,8 @@ impl Overlay {
         } else {
             Vec::new()
         };
-        let mut res = self.reserve_rename(&spath, &dpath, &snode, [&sbase, &dbase], &descendants)?;
+        let mut res =
+            self.reserve_rename(&spath, &dpath, &snode, [&sbase, &dbase], &descendants)?;
         if s_is_dir {
             self.ensure_upper_dir(&snode)?;
         } else {
@@ -699,12 +701,18 @@ impl Overlay {
         bases: [&Option<EntryState>; 2],
         descendants: &[(RelPath, bool, Option<EntryState>)],
     ) -> Result<Reservation<'_>> {
-        let grow = dpath.as_bytes().len().saturating_sub(spath.as_bytes().len());
+        let grow = dpath
+            .as_bytes()
+            .len()
+            .saturating_sub(spath.as_bytes().len());
         // The entry's own record: both bases, and its target as the new state.
-        let links: usize = bases.iter().filter_map(|b| b.as_ref()).map(symlink_len).sum();
-        let mut bytes = line_bound(
-            spath.as_bytes().len() + dpath.as_bytes().len() + links + link_bytes(snode),
-        );
+        let links: usize = bases
+            .iter()
+            .filter_map(|b| b.as_ref())
+            .map(symlink_len)
+            .sum();
+        let mut bytes =
+            line_bound(spath.as_bytes().len() + dpath.as_bytes().len() + links + link_bytes(snode));
         for (child, _, cbase) in descendants {
             let state = match cbase {
                 Some(base) => Some(base.clone()),

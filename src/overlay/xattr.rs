@@ -91,7 +91,11 @@ impl Overlay {
         }
         let base = self.base_for(&path)?;
         // Journal room first: a full disk fails the change before it happens.
-        let link = if node.kind == super::Kind::Symlink { 2 * 4096 } else { 0 };
+        let link = if node.kind == super::Kind::Symlink {
+            2 * 4096
+        } else {
+            0
+        };
         let mut res = self.reserve(1, &[&path], link, false)?;
         self.copy_up(&node, true)?;
         let (fd, entry, path) = self.xattr_location(ino)?;
