@@ -316,7 +316,7 @@ impl Journal {
         self.append_with(draft, Some(res))
     }
 
-    fn append_with(&self, draft: Draft, mut res: Option<&mut Reservation<'_>>) -> Result<Record> {
+    fn append_with(&self, draft: Draft, res: Option<&mut Reservation<'_>>) -> Result<Record> {
         let mut t = self.lock();
         if t.dirty {
             t.rollback()
@@ -333,7 +333,7 @@ impl Journal {
         t.buf = buf;
         let hash = hash?;
         let line = t.buf.len() as u64;
-        let covered = res.as_deref_mut().map_or(0, |r| {
+        let covered = res.map_or(0, |r| {
             let used = r.bytes.min(line);
             r.bytes -= used;
             used
