@@ -635,7 +635,10 @@ impl SmallFs {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            assert!(std::env::var_os("CI").is_none(), "cannot mount a tmpfs (needs root)");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "cannot mount a tmpfs (needs root)"
+            );
             eprintln!("skipping: cannot mount a tmpfs (needs root)");
             return None;
         }
@@ -678,7 +681,8 @@ fn reserve_holds_room_on_a_full_disk_and_claims_fail_cleanly() {
     loop {
         match j.reserve(bound, false) {
             Ok(mut r) => {
-                j.append_reserved(file_draft(b"claimed", 1), &mut r).unwrap();
+                j.append_reserved(file_draft(b"claimed", 1), &mut r)
+                    .unwrap();
                 appended += 1;
             }
             Err(e) => {
@@ -688,7 +692,10 @@ fn reserve_holds_room_on_a_full_disk_and_claims_fail_cleanly() {
         }
         assert!(appended < 100_000, "the reserve never ran out");
     }
-    assert!(appended > 100, "only {appended} records fitted in the reserve");
+    assert!(
+        appended > 100,
+        "only {appended} records fitted in the reserve"
+    );
     // ...until only the freeing margin is left, which deletes may still claim.
     let mut freeing = j.reserve(bound, true).expect("the freeing margin is there");
     // An append without a claim cannot take claimed room or the margin.

@@ -96,8 +96,11 @@ pub fn mount(
         }
     };
     let started = start(overlay, project, &mp);
-    // Sealed underneath the mount: whenever it is not mounted, it refuses writes.
-    placeholder.seal();
+    // Sealed underneath the mount: whenever it is not mounted, it refuses writes (never the
+    // host project's own directory, should it be mounted over).
+    if project.canonicalize().ok().as_deref() != Some(mp.as_path()) {
+        placeholder.seal();
+    }
     match started {
         Ok(running) => {
             info!(mountpoint = %mp.display(), project = %project.display(), "mounted");

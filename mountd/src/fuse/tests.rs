@@ -126,6 +126,14 @@ struct Env {
     _mnt_parent: tempfile::TempDir,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Unmount, then give the sealed mountpoint back so the temp dir can go.
+        drop(self.handle.take());
+        super::release_placeholder(&self.mnt);
+    }
+}
+
 impl Env {
     fn new(files: &[(&str, &str)]) -> Env {
         let project = tempfile::tempdir().unwrap();
