@@ -3,7 +3,10 @@
 //! EIO, not a hang), the daemon stays up and keeps answering, the journal chain still verifies
 //! and every upper file still matches its recorded hash, nothing stored before is lost (also
 //! across a restart), and the workspace works again (write, status, commit) once space is
-//! freed. Needs root (tmpfs mount) and /dev/fuse.
+//! freed. Issue 12: every operation on a full disk is all or nothing (no half-applied change
+//! the journal misses), a restart on a full disk opens the workspace, and the bare mountpoint
+//! refuses writes. Needs root (tmpfs mount) and /dev/fuse. tmpfs reproduces the half-applied
+//! operations: a rename or chmod needs no blocks there, the journal's next page does.
 
 mod live;
 
