@@ -598,4 +598,5 @@ fn mountpoint_inside_the_project_is_not_watched() {
         fs::read_to_string(mp.join("a")).ok().as_deref() == Some("2")
     });
     h.unmount().unwrap();
+    super::release_placeholder(&mp);
 }
