@@ -136,7 +136,12 @@ impl Workspace {
     /// Updates and persists meta.json.
     pub fn update_meta(&self, f: &dyn Fn(&mut WorkspaceMeta)) -> Result<()> {
         let mut m = self.meta.lock().unwrap();
+        let before = m.clone();
         f(&mut m);
+        if *m == before {
+            // Nothing to write (a remount at start): needs no free space.
+            return Ok(());
+        }
         write_meta(&self.dir, &m)
     }
 
@@ -167,6 +172,7 @@ impl Workspace {
 
     /// Pending changes, sorted by path.
     pub fn status(&self) -> Result<Vec<api::Change>> {
+        self.settle_recovery();
         commit::status::pending(&self.overlay)
     }
 
@@ -210,6 +216,8 @@ impl Workspace {
         req: &api::CommitRequest,
         progress: &dyn Fn(u64, u64),
     ) -> Result<api::CommitReport> {
+        // Never commit past changes the journal has not recorded yet.
+        self.overlay.finish_deferred_recovery()?;
         let mut report = commit::commit(
             &self.overlay,
             &commit::backups_dir(&self.dir),
@@ -222,6 +230,7 @@ impl Workspace {
 
     /// Drops changes at or below `paths` (all when empty).
     pub fn discard(&self, paths: &[RelPath]) -> Result<api::DiscardReport> {
+        self.overlay.finish_deferred_recovery()?;
         commit::discard(&self.overlay, paths)
     }
 
@@ -232,6 +241,7 @@ impl Workspace {
 
     /// Walks the hash chain and re-hashes upper files against their recorded hashes.
     pub fn verify(&self) -> Result<api::VerifyReport> {
+        self.settle_recovery();
         let chain = Journal::verify_chain(&self.dir.join("journal"))?;
         let mut report = api::VerifyReport {
             records: chain.records,
@@ -240,6 +250,11 @@ impl Workspace {
         };
         if let Some(p) = chain.problem {
             report.problems.push(format!("journal: {p}"));
+        }
+        if self.overlay.recovery_deferred() {
+            report.problems.push(
+                "journal: recovery records are deferred until the state disk has free space (free some, then run verify again)".into(),
+            );
         }
         for (path, change) in self.overlay.changes().snapshot() {
             if let EntryState::File {
@@ -260,6 +275,14 @@ impl Workspace {
             }
         }
         Ok(report)
+    }
+
+    /// Writes recovery records a full disk deferred at open, if there is room now (else
+    /// they wait: status and verify still answer, from the journal as it is).
+    fn settle_recovery(&self) {
+        if let Err(e) = self.overlay.finish_deferred_recovery() {
+            tracing::warn!(workspace = %self.name, error = %e, "deferred recovery records still wait for space");
+        }
     }
 
     /// Deletes a workspace's state entirely.

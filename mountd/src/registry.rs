@@ -315,6 +315,10 @@ impl Registry {
         let dropped = entry.ws.status()?.into_iter().map(|c| c.path).collect();
         self.unmount(name)?;
         let default_mp = self.state.default_mountpoint(name);
+        let mp = entry.ws.meta().mountpoint;
+        for m in mp.iter().chain([&default_mp]) {
+            fuse::release_placeholder(m);
+        }
         self.entries.remove(name);
         drop(entry);
         Workspace::destroy(&self.state, name)?;

@@ -15,6 +15,7 @@
 
 pub mod codec;
 pub mod record;
+mod reserve;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -29,6 +30,7 @@ use crate::hash::ContentHash;
 use crate::relpath::RelPath;
 use crate::sys;
 pub use record::{Draft, EntryState, Op, Record, Target};
+pub use reserve::{line_bound, Reservation, FREEING_MARGIN, RESERVE_BYTES};
 
 /// A reused encode buffer larger than this is dropped after use (a huge `commit_begin`).
 const BUF_KEEP: usize = 1 << 20;
@@ -47,6 +49,8 @@ struct Tail {
     dirty: bool,
     /// Reused line buffer.
     buf: Vec<u8>,
+    /// The space reserve preallocated past `len` (see [`reserve`]).
+    pool: reserve::Pool,
     /// Test hook: the next write stops after this many bytes and fails with ENOSPC.
     #[cfg(test)]
     fail_write_after: Option<usize>,
@@ -74,6 +78,7 @@ impl Tail {
         }
         sys::ftruncate(self.file.as_fd(), self.len)?;
         self.dirty = false;
+        self.pool.cut(self.len);
         Ok(())
     }
 }
@@ -233,6 +238,7 @@ impl Journal {
             seq: scan.records.last().map_or(0, |r| r.seq),
             hash: scan.last_hash,
         };
+        let pool = reserve::Pool::open(&file, scan.good_len);
         let journal = Journal {
             path: path.to_path_buf(),
             verified: Mutex::new(verified),
@@ -243,6 +249,7 @@ impl Journal {
                 len: scan.good_len,
                 dirty: false,
                 buf: Vec::with_capacity(1024),
+                pool,
                 #[cfg(test)]
                 fail_write_after: None,
                 #[cfg(test)]
@@ -269,7 +276,47 @@ impl Journal {
     /// previous payload), then makes one `write(2)` of the whole line on the `O_APPEND` fd; no
     /// fsync. Returns the full record. If the write fails (ENOSPC, EIO, ...) the file is cut back
     /// to its previous length, so it never keeps a partial line, and the error keeps its errno.
+    ///
+    /// It uses only reserve space no [`Reservation`] holds (see [`Journal::reserve`]): when
+    /// the reserve cannot cover it, it fails with `ENOSPC` without writing.
     pub fn append(&self, draft: Draft) -> Result<Record> {
+        self.append_with(draft, None)
+    }
+
+    /// Claims room for records totalling at most `bytes` (see [`line_bound`]) in the space
+    /// reserve, before an operation changes anything: when even a grown reserve cannot hold
+    /// them the claim fails with `ENOSPC`, and the operation must fail without changing
+    /// anything. `frees`: the operation frees space (unlink, rmdir, truncate) and may use the
+    /// last [`FREEING_MARGIN`] of the reserve. Dropping the reservation returns what its
+    /// records did not use.
+    pub fn reserve(&self, bytes: u64, frees: bool) -> Result<Reservation<'_>> {
+        let mut t = self.lock();
+        let len = t.len;
+        let Tail { pool, file, .. } = &mut *t;
+        if !pool.claim(file, len, bytes, frees) {
+            return Err(io_err(
+                "journal reserve",
+                &self.path,
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        Ok(Reservation {
+            journal: self,
+            bytes,
+        })
+    }
+
+    /// Appends one record in room claimed by `res` (what does not fit in the claim is taken
+    /// as [`Journal::append`] takes it).
+    pub fn append_reserved(&self, draft: Draft, res: &mut Reservation<'_>) -> Result<Record> {
+        debug_assert!(
+            std::ptr::eq(res.journal, self),
+            "reservation of another journal"
+        );
+        self.append_with(draft, Some(res))
+    }
+
+    fn append_with(&self, draft: Draft, res: Option<&mut Reservation<'_>>) -> Result<Record> {
         let mut t = self.lock();
         if t.dirty {
             t.rollback()
@@ -285,6 +332,22 @@ impl Journal {
         let hash = codec::encode_line(&record, &mut buf);
         t.buf = buf;
         let hash = hash?;
+        let line = t.buf.len() as u64;
+        let covered = res.map_or(0, |r| {
+            let used = r.bytes.min(line);
+            r.bytes -= used;
+            used
+        });
+        t.pool.release(covered);
+        let len = t.len;
+        let Tail { pool, file, .. } = &mut *t;
+        if covered < line && !pool.admit_unclaimed(file, len, line - covered) {
+            return Err(io_err(
+                "journal append",
+                &self.path,
+                io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
         if let Err(e) = t.write_line() {
             t.dirty = true;
             if let Err(re) = t.rollback() {

@@ -622,3 +622,95 @@ fn check_unchanged_catches_changes_behind_our_back() {
     std::fs::write(&path, &clean).unwrap();
     j.check_unchanged().unwrap();
 }
+
+/// A small tmpfs for the reserve tests (root only; under CI a missing prerequisite fails).
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn new(size: &str) -> Option<SmallFs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "cannot mount a tmpfs (needs root)"
+            );
+            eprintln!("skipping: cannot mount a tmpfs (needs root)");
+            return None;
+        }
+        Some(SmallFs(dir))
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+/// Fills the filesystem holding `dir` until a write fails with ENOSPC.
+fn fill_fs(dir: &Path) {
+    let mut f = File::create(dir.join("filler")).unwrap();
+    let chunk = vec![7u8; 4096];
+    loop {
+        if let Err(e) = f.write_all(&chunk) {
+            assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+            return;
+        }
+    }
+}
+
+#[test]
+fn reserve_holds_room_on_a_full_disk_and_claims_fail_cleanly() {
+    let Some(fs) = SmallFs::new("2m") else {
+        return;
+    };
+    let path = fs.0.path().join("journal");
+    let (j, _) = Journal::open(&path).unwrap();
+    fill_fs(fs.0.path());
+    let bound = line_bound(16);
+    // The disk is full, the reserve is not: claims and their appends succeed...
+    let mut appended = 0;
+    loop {
+        match j.reserve(bound, false) {
+            Ok(mut r) => {
+                j.append_reserved(file_draft(b"claimed", 1), &mut r)
+                    .unwrap();
+                appended += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.errno(), libc::ENOSPC, "{e}");
+                break;
+            }
+        }
+        assert!(appended < 100_000, "the reserve never ran out");
+    }
+    assert!(
+        appended > 100,
+        "only {appended} records fitted in the reserve"
+    );
+    // ...until only the freeing margin is left, which deletes may still claim.
+    let mut freeing = j.reserve(bound, true).expect("the freeing margin is there");
+    // An append without a claim cannot take claimed room or the margin.
+    let unclaimed = j.append(file_draft(b"unclaimed", 1)).unwrap_err();
+    assert_eq!(unclaimed.errno(), libc::ENOSPC);
+    j.append_reserved(file_draft(b"delete", 1), &mut freeing)
+        .unwrap();
+    drop(freeing);
+    // Nothing partial was written: the whole chain replays.
+    let n = j.last_seq();
+    drop(j);
+    let (_, replay) = Journal::open(&path).unwrap();
+    assert_eq!(replay.records.len() as u64, n);
+    assert_eq!(replay.cut_bytes, 0);
+    // The reserve is invisible to readers: the file's size is exactly its records.
+    let data = std::fs::read(&path).unwrap();
+    assert_eq!(data.last(), Some(&b'\n'));
+}

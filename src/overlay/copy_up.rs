@@ -86,6 +86,13 @@ impl Overlay {
             .lower_dir_fd(parent)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
         let base = self.base_for(&loc.path)?;
+        // Journal room before the copy: a full disk fails here with nothing copied.
+        let link = if node.kind == Kind::Symlink {
+            2 * 4096
+        } else {
+            0
+        };
+        let mut res = self.reserve(1, &[&loc.path], link, false)?;
         self.copy_entry(
             lower_parent.as_fd(),
             &loc.name,
@@ -100,7 +107,7 @@ impl Overlay {
         node.version.fetch_add(1, Ordering::AcqRel);
         // The change is pending until the last writer closes the file: new hash unknown yet.
         let new = super::state::state_of(upper_parent.as_fd(), &loc.name, &ust, &loc.path, false)?;
-        self.record(Draft::new(Op::Write, loc.path.clone(), base, new))?;
+        self.record_in(&mut res, Draft::new(Op::Write, loc.path.clone(), base, new))?;
         Ok(())
     }
 

@@ -170,6 +170,7 @@ impl Overlay {
             let opened = self.open_gated(req, attr.ino, flags)?;
             return Ok((self.getattr(attr.ino, Some(opened.fh))?, opened));
         }
+        let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         let perm = mode & 0o7777 & !umask;
         let acc = match access_mode(flags) {
@@ -193,7 +194,11 @@ impl Overlay {
         let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
         let new = state_of(ufd.as_fd(), name, &st, &path, true)?;
         let base = self.base_for(&path)?;
-        self.record(Draft::new(Op::Create, path.clone(), base, new))?;
+        if let Err(e) = self.record_in(&mut res, Draft::new(Op::Create, path.clone(), base, new)) {
+            // Nothing may stay behind a create that failed (it would show through the mount).
+            let _ = sys::unlinkat(ufd.as_fd(), name, false);
+            return Err(e);
+        }
         let node = self.node_for(&dir, name, path, &st, Layer::Upper)?;
         node.lookups.fetch_add(1, Ordering::AcqRel);
         let attr = self.attr_of(node.ino, &st);

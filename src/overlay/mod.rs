@@ -49,7 +49,7 @@ pub use types::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::journal::record::{Draft, EntryState, Record};
-use crate::journal::Journal;
+use crate::journal::{line_bound, Journal, Reservation};
 use crate::policy::Policy;
 use crate::relpath::RelPath;
 use crate::sys::{self, Stat};
@@ -88,6 +88,9 @@ pub struct Overlay {
     /// FICLONE failed once: stop trying.
     no_reflink: AtomicBool,
     tmp_counter: AtomicU64,
+    /// Recovery found the journal behind the upper layer but had no room to record it
+    /// (disk full at open): [`Overlay::finish_deferred_recovery`] records it later.
+    recovery_deferred: Mutex<bool>,
 }
 
 impl Overlay {
@@ -141,6 +144,7 @@ impl Overlay {
             invalidator: RwLock::new(None),
             no_reflink: AtomicBool::new(false),
             tmp_counter: AtomicU64::new(0),
+            recovery_deferred: Mutex::new(false),
         });
         ov.clean_work_dir();
         ov.reconcile(replay)?;
@@ -392,6 +396,49 @@ impl Overlay {
     fn record_locked(&self, order: &MutexGuard<'_, ()>, draft: Draft) -> Result<Record> {
         let _ = order;
         let rec = self.journal.append(draft)?;
+        self.changes.apply(&rec);
+        Ok(rec)
+    }
+
+    /// Claims journal room for `records` records naming `paths` (and symlink targets of
+    /// `link_bytes` in all) before an operation changes the upper layer: on a full disk the
+    /// operation then fails with `ENOSPC` having changed nothing, instead of changing the upper
+    /// layer and failing to record it. `frees`: the operation frees space (see
+    /// [`crate::journal::FREEING_MARGIN`]).
+    pub(crate) fn reserve(
+        &self,
+        records: usize,
+        paths: &[&RelPath],
+        link_bytes: usize,
+        frees: bool,
+    ) -> Result<Reservation<'_>> {
+        let text: usize = paths.iter().map(|p| p.as_bytes().len()).sum::<usize>() + link_bytes;
+        self.journal
+            .reserve(records as u64 * line_bound(text), frees)
+            .map_err(|e| match paths.first() {
+                Some(p) => Error::posix(e.errno(), p),
+                None => e,
+            })
+    }
+
+    /// Like [`Overlay::record`], in room claimed by [`Overlay::reserve`].
+    fn record_in(&self, res: &mut Reservation<'_>, draft: Draft) -> Result<Record> {
+        let _g = self.record_lock.lock().unwrap();
+        let rec = self.journal.append_reserved(draft, res)?;
+        self.changes.apply(&rec);
+        Ok(rec)
+    }
+
+    /// [`Overlay::record_in`] for a caller that holds the record lock (`order`), like
+    /// [`Overlay::record_locked`].
+    fn record_locked_in(
+        &self,
+        order: &MutexGuard<'_, ()>,
+        res: &mut Reservation<'_>,
+        draft: Draft,
+    ) -> Result<Record> {
+        let _ = order;
+        let rec = self.journal.append_reserved(draft, res)?;
         self.changes.apply(&rec);
         Ok(rec)
     }

@@ -11,6 +11,7 @@ use super::state::state_of;
 use super::{to_timespec, Attr, Ino, Kind, Layer, Overlay, Req, SetAttr, SetTime, ROOT_INO};
 use crate::error::{Error, IoContext, Result};
 use crate::journal::record::{Draft, EntryState, Op, Target};
+use crate::journal::{line_bound, Reservation};
 use crate::relpath::RelPath;
 use crate::sys;
 
@@ -75,6 +76,8 @@ impl Overlay {
             .fh
             .and_then(|fh| self.handles.get(&fh).map(|h| h.clone()));
         let data_needed = set.size != Some(0);
+        // Journal room first: a full disk fails the change before it happens.
+        let mut res = self.reserve(1, &[&path], link_bytes(&node), set.size.is_some())?;
         self.copy_up(&node, data_needed)?;
         let (dir_fd, name) = self.upper_location(&node)?;
         let dir = dir_fd.as_fd();
@@ -137,7 +140,7 @@ impl Overlay {
                 let path = node.path();
                 let new = self.keep_known_hash(&path, new);
                 let base = self.base_for(&path)?;
-                self.record_locked(&order, Draft::new(Op::Setattr, path, base, new))?;
+                self.record_locked_in(&order, &mut res, Draft::new(Op::Setattr, path, base, new))?;
             }
         }
         Ok(self.attr_of(ino, &st))
@@ -238,6 +241,7 @@ impl Overlay {
         path: RelPath,
         op: Op,
         perm: Option<u32>,
+        res: &mut Reservation<'_>,
     ) -> Result<(Attr, Arc<Node>)> {
         let is_dir = op == Op::Mkdir;
         let recorded = (|| {
@@ -253,7 +257,7 @@ impl Overlay {
             let hash_new = st.st_mode & libc::S_IFMT == libc::S_IFREG;
             let new = state_of(ufd.as_fd(), name, &st, &path, hash_new)?;
             let base = self.base_for(&path)?;
-            self.record(Draft::new(op, path.clone(), base, new))?;
+            self.record_in(res, Draft::new(op, path.clone(), base, new))?;
             Ok(st)
         })();
         let st = match recorded {
@@ -287,6 +291,7 @@ impl Overlay {
         if !matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG | 0) {
             return Err(Error::posix(libc::EPERM, &path));
         }
+        let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         let perm = mode & 0o7777 & !umask;
         if kind == libc::S_IFREG || kind == 0 {
@@ -306,7 +311,7 @@ impl Overlay {
             Op::Mknod
         };
         Ok(self
-            .finish_create(req, &dir, &ufd, name, path, op, Some(perm))?
+            .finish_create(req, &dir, &ufd, name, path, op, Some(perm), &mut res)?
             .0)
     }
 
@@ -321,6 +326,7 @@ impl Overlay {
     ) -> Result<Attr> {
         let dir = self.node(parent)?;
         let path = self.prepare_create(&dir, name)?;
+        let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         sys::mkdirat(ufd.as_fd(), name, mode & 0o7777 & !umask).ctx("mkdir", &path)?;
         let (attr, node) = self.finish_create(
@@ -331,6 +337,7 @@ impl Overlay {
             path,
             Op::Mkdir,
             Some(mode & 0o7777 & !umask),
+            &mut res,
         )?;
         node.upper_dir.clear();
         Ok(attr)
@@ -340,10 +347,11 @@ impl Overlay {
     pub fn symlink(&self, req: &Req, parent: Ino, name: &OsStr, target: &OsStr) -> Result<Attr> {
         let dir = self.node(parent)?;
         let path = self.prepare_create(&dir, name)?;
+        let mut res = self.reserve(1, &[&path], target.len(), false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         sys::symlinkat(target, ufd.as_fd(), name).ctx("symlink", &path)?;
         Ok(self
-            .finish_create(req, &dir, &ufd, name, path, Op::Symlink, None)?
+            .finish_create(req, &dir, &ufd, name, path, Op::Symlink, None, &mut res)?
             .0)
     }
 
@@ -358,6 +366,12 @@ impl Overlay {
             return Err(Error::posix(libc::EISDIR, &path));
         }
         let base = self.base_for(&path)?;
+        let link = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            st.st_size as usize
+        } else {
+            0
+        };
+        let mut res = self.reserve(1, &[&path], link, true)?;
         if layer == Layer::Upper {
             let ufd = self
                 .upper_dir_fd(&dir)?
@@ -367,8 +381,9 @@ impl Overlay {
         // Recorded and detached as one step: a last close settling concurrently either
         // records before the unlink or sees the node gone (never writes the dead name).
         let order = self.record_lock.lock().unwrap();
-        self.record_locked(
+        self.record_locked_in(
             &order,
+            &mut res,
             Draft::new(Op::Unlink, path.clone(), base, EntryState::Absent),
         )?;
         let dev = if layer == Layer::Upper {
@@ -418,13 +433,17 @@ impl Overlay {
             return Err(Error::posix(libc::ENOTEMPTY, &path));
         }
         let base = self.base_for(&path)?;
+        let mut res = self.reserve(1, &[&path], 0, true)?;
         if child.is_upper() {
             let ufd = self
                 .upper_dir_fd(&dir)?
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, true).ctx("rmdir", &path)?;
         }
-        self.record(Draft::new(Op::Rmdir, path, base, EntryState::Absent))?;
+        self.record_in(
+            &mut res,
+            Draft::new(Op::Rmdir, path, base, EntryState::Absent),
+        )?;
         child.set_upper(false);
         child.unlinked.store(true, Ordering::Release);
         Ok(())
@@ -439,6 +458,7 @@ impl Overlay {
         }
         let dir = self.node(newparent)?;
         let path = self.prepare_create(&dir, newname)?;
+        let mut res = self.reserve(1, &[&node.path(), &path], 2 * link_bytes(&node), false)?;
         self.copy_up(&node, true)?;
         let (src_dir, src_name) = self.upper_location(&node)?;
         let ufd = self.ensure_upper_dir(&dir)?;
@@ -463,7 +483,7 @@ impl Overlay {
         });
         // Recorded and aliased as one step, so a last close records the new name too.
         let order = self.record_lock.lock().unwrap();
-        self.record_locked(&order, d)?;
+        self.record_locked_in(&order, &mut res, d)?;
         node.aliases
             .lock()
             .unwrap()
@@ -550,6 +570,8 @@ impl Overlay {
         } else {
             Vec::new()
         };
+        let mut res =
+            self.reserve_rename(&spath, &dpath, &snode, [&sbase, &dbase], &descendants)?;
         if s_is_dir {
             self.ensure_upper_dir(&snode)?;
         } else {
@@ -596,7 +618,7 @@ impl Overlay {
         // under the old names before the rename, or under the new ones after it.
         let order = self.record_lock.lock().unwrap();
         for d in drafts {
-            self.record_locked(&order, d)?;
+            self.record_locked_in(&order, &mut res, d)?;
         }
         // Move the nodes.
         if let Some((d, last_link)) = dnode {
@@ -667,6 +689,8 @@ impl Overlay {
         }
         let sbase = self.base_for(spath)?;
         let dbase = self.base_for(dpath)?;
+        let link = link_bytes(snode) + link_bytes(&dnode);
+        let mut res = self.reserve(1, &[spath, dpath], 2 * link, false)?;
         self.copy_up(snode, true)?;
         self.copy_up(&dnode, true)?;
         let sfd = self
@@ -686,7 +710,7 @@ impl Overlay {
             new: dnew,
         });
         let order = self.record_lock.lock().unwrap();
-        self.record_locked(&order, d)?;
+        self.record_locked_in(&order, &mut res, d)?;
         let sloc = snode.loc();
         let dloc = dnode.loc();
         snode.set_loc(Loc {
@@ -701,5 +725,60 @@ impl Overlay {
         });
         drop(order);
         Ok(())
+    }
+
+    /// Journal room for a rename's records: the entry itself, then one per descendant of a
+    /// directory (each names its old and new path; a symlink's target twice, as base and new).
+    fn reserve_rename(
+        &self,
+        spath: &RelPath,
+        dpath: &RelPath,
+        snode: &Node,
+        bases: [&Option<EntryState>; 2],
+        descendants: &[(RelPath, bool, Option<EntryState>)],
+    ) -> Result<Reservation<'_>> {
+        let grow = dpath
+            .as_bytes()
+            .len()
+            .saturating_sub(spath.as_bytes().len());
+        // The entry's own record: both bases, and its target as the new state.
+        let links: usize = bases
+            .iter()
+            .filter_map(|b| b.as_ref())
+            .map(symlink_len)
+            .sum();
+        let mut bytes =
+            line_bound(spath.as_bytes().len() + dpath.as_bytes().len() + links + link_bytes(snode));
+        for (child, _, cbase) in descendants {
+            let state = match cbase {
+                Some(base) => Some(base.clone()),
+                None => self.changes.get(child).map(|c| c.current),
+            };
+            let link = state.as_ref().map_or(0, symlink_len);
+            bytes += line_bound(2 * child.as_bytes().len() + grow + 2 * link);
+        }
+        self.journal
+            .reserve(bytes, false)
+            .map_err(|e| Error::posix(e.errno(), spath))
+    }
+}
+
+/// Longest symlink target Linux stores.
+const PATH_MAX: usize = 4096;
+
+/// Room a symlink's target may take in a record (its exact length is not at hand).
+fn link_bytes(node: &Node) -> usize {
+    if node.kind == Kind::Symlink {
+        PATH_MAX
+    } else {
+        0
+    }
+}
+
+/// Length of a symlink state's target (0 for anything else).
+fn symlink_len(state: &EntryState) -> usize {
+    match state {
+        EntryState::Symlink { target } => target.len(),
+        _ => 0,
     }
 }

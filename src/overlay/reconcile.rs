@@ -34,9 +34,45 @@ impl Overlay {
     /// Brings the journal in line with the upper layer (see the module comment): first every
     /// journaled path is checked against its upper entry, then upper entries the journal never
     /// mentioned are adopted.
+    ///
+    /// Opening must not need free space: when the disk is too full for these records, they
+    /// are deferred (the workspace opens, logs a warning) and written by
+    /// [`Overlay::finish_deferred_recovery`] once space returns.
     pub(crate) fn reconcile(&self, replay: &[Record]) -> Result<()> {
-        self.settle_recorded_paths(replay)?;
-        self.adopt_unrecorded_entries()
+        let mut deferred = self.recovery_deferred.lock().unwrap();
+        match self
+            .settle_recorded_paths(replay)
+            .and_then(|()| self.adopt_unrecorded_entries())
+        {
+            Err(e) if out_of_space(&e) => {
+                tracing::warn!(error = %e, "no room to record recovery now; deferred until space returns");
+                *deferred = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Writes the recovery records a full disk deferred at open (a no-op otherwise). Status,
+    /// verify, commit and discard call it first; it fails with `ENOSPC` while the disk is
+    /// still full, and the records stay deferred.
+    pub fn finish_deferred_recovery(&self) -> Result<()> {
+        let mut deferred = self.recovery_deferred.lock().unwrap();
+        if !*deferred {
+            return Ok(());
+        }
+        // Without the replay's record times every recorded file is hashed again: slower,
+        // never wrong, and only once.
+        self.settle_recorded_paths(&[])?;
+        self.adopt_unrecorded_entries()?;
+        *deferred = false;
+        tracing::info!("deferred recovery records written");
+        Ok(())
+    }
+
+    /// True while recovery records wait for space.
+    pub fn recovery_deferred(&self) -> bool {
+        *self.recovery_deferred.lock().unwrap()
     }
 
     /// Appends a record for every journaled path whose upper entry differs from its record.
@@ -169,6 +205,11 @@ impl Overlay {
         }
         false
     }
+}
+
+/// The disk (or the user's quota) is full.
+fn out_of_space(e: &crate::error::Error) -> bool {
+    matches!(e.errno(), libc::ENOSPC | libc::EDQUOT)
 }
 
 /// Time of the last record naming each path (as `path` or as a rename/link target).

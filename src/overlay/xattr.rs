@@ -90,6 +90,13 @@ impl Overlay {
             return Err(Error::posix(libc::EPERM, &path));
         }
         let base = self.base_for(&path)?;
+        // Journal room first: a full disk fails the change before it happens.
+        let link = if node.kind == super::Kind::Symlink {
+            2 * 4096
+        } else {
+            0
+        };
+        let mut res = self.reserve(1, &[&path], link, false)?;
         self.copy_up(&node, true)?;
         let (fd, entry, path) = self.xattr_location(ino)?;
         op(fd.as_fd(), &entry).ctx("xattr", &path)?;
@@ -106,7 +113,7 @@ impl Overlay {
             }
             other => other,
         };
-        self.record(Draft::new(Op::Xattr, path, base, new))?;
+        self.record_in(&mut res, Draft::new(Op::Xattr, path, base, new))?;
         Ok(())
     }
 }

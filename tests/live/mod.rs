@@ -340,6 +340,18 @@ impl Drop for Live {
             .arg(&mp)
             .stderr(Stdio::null())
             .status();
+        // mountd seals bare mountpoints (immutable when root): release them so it can go.
+        let mut sealed = vec![mp];
+        if let Ok(dir) = std::fs::read_dir(self.state.join("mnt")) {
+            sealed.extend(dir.flatten().map(|e| e.path()));
+        }
+        for p in sealed {
+            let _ = Command::new("chattr")
+                .arg("-i")
+                .arg(&p)
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -21,4 +21,4 @@ mod tests;
 mod watch;
 
 pub use session::{mount, MountHandle};
-pub use stale::prepare_mountpoint;
+pub use stale::{prepare_mountpoint, release_placeholder};

@@ -91,7 +91,20 @@ pub fn mount(
     if !stale::register_live(&mp) {
         anyhow::bail!("{} is already mounted by this daemon", mp.display());
     }
-    match start(overlay, project, &mp) {
+    let placeholder = match stale::Placeholder::unseal(&mp) {
+        Ok(p) => p,
+        Err(e) => {
+            stale::unregister_live(&mp);
+            return Err(e);
+        }
+    };
+    let started = start(overlay, project, &mp);
+    // Sealed underneath the mount: whenever it is not mounted, it refuses writes (never the
+    // host project's own directory, should it be mounted over).
+    if project.canonicalize().ok().as_deref() != Some(mp.as_path()) {
+        placeholder.seal();
+    }
+    match started {
         Ok((running, allow_other)) => {
             info!(mountpoint = %mp.display(), project = %project.display(), allow_other, "mounted");
             Ok(MountHandle {

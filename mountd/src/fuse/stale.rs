@@ -172,3 +172,79 @@ pub fn prepare_mountpoint(mountpoint: &Path) -> anyhow::Result<()> {
         mp.display()
     )
 }
+
+/// The bare mountpoint directory under a mount. While nothing is mounted on it (the daemon
+/// is down, could not open the workspace, or the workspace was unmounted) it must not accept
+/// writes as if it were the workspace: they would land untracked in the state directory or
+/// the user's directory. So it is sealed: mode 0555 and, when the daemon may (root, and a
+/// filesystem with inode flags), immutable, which refuses even root. It is unsealed just
+/// before a mount (fusermount wants write access) and sealed again through a descriptor
+/// opened before the mount, which still reaches the directory underneath.
+pub(super) struct Placeholder {
+    dir: std::fs::File,
+}
+
+impl Placeholder {
+    /// Opens and unseals the directory at `mp` (not following a symlink).
+    pub(super) fn unseal(mp: &Path) -> anyhow::Result<Placeholder> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(mp)
+            .with_context(|| format!("opening mountpoint {}", mp.display()))?;
+        let p = Placeholder { dir };
+        p.set_immutable(false);
+        p.chmod(0o755)
+            .with_context(|| format!("making mountpoint {} writable to mount on", mp.display()))?;
+        Ok(p)
+    }
+
+    /// Seals the directory (also once a mount covers it: this reaches the one underneath).
+    pub(super) fn seal(&self) {
+        if let Err(e) = self.chmod(0o555) {
+            warn!(error = %e, "cannot make the bare mountpoint read-only");
+        }
+        self.set_immutable(true);
+    }
+
+    fn chmod(&self, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        self.dir
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+    }
+
+    /// Sets or clears the immutable flag where the daemon may; silently nothing elsewhere
+    /// (mode 0555 still stops other users' and the owner's ordinary writes).
+    fn set_immutable(&self, on: bool) {
+        use std::os::fd::AsFd;
+        let Ok(flags) = sys::inode_flags(self.dir.as_fd()) else {
+            return;
+        };
+        let want = if on {
+            flags | sys::FS_IMMUTABLE_FL
+        } else {
+            flags & !sys::FS_IMMUTABLE_FL
+        };
+        if want == flags {
+            return;
+        }
+        if let Err(e) = sys::set_inode_flags(self.dir.as_fd(), want) {
+            if on && e.raw_os_error() != Some(libc::EPERM) {
+                warn!(error = %e, "cannot make the bare mountpoint immutable");
+            }
+        }
+    }
+}
+
+/// Gives a sealed mountpoint back as an ordinary directory (when its workspace is removed).
+/// Does nothing while something is mounted on it, or when it does not exist.
+pub fn release_placeholder(mp: &Path) {
+    let mounted = mounts().is_ok_and(|ms| ms.iter().any(|m| m.mount_point == mp));
+    if mounted {
+        return;
+    }
+    if let Ok(p) = Placeholder::unseal(mp) {
+        drop(p);
+    }
+}

@@ -79,3 +79,23 @@ pub(super) fn mount_fusectl() -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// `FS_IOC_GETFLAGS` / `FS_IOC_SETFLAGS` (inode flags, `chattr`'s).
+const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
+/// The immutable inode flag: no change to the inode or its entries, even by root.
+pub(super) const FS_IMMUTABLE_FL: libc::c_int = 0x10;
+
+/// Inode flags of an open file (`chattr`'s attributes).
+pub(super) fn inode_flags(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
+    let mut flags: libc::c_int = 0;
+    // SAFETY: the kernel writes one int through the valid pointer.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_GETFLAGS as _, &mut flags) })?;
+    Ok(flags)
+}
+
+/// Sets the inode flags of an open file (the immutable flag needs CAP_LINUX_IMMUTABLE).
+pub(super) fn set_inode_flags(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: the kernel reads one int through the valid pointer.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), FS_IOC_SETFLAGS as _, &flags) }).map(drop)
+}

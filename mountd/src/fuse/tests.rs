@@ -126,6 +126,14 @@ struct Env {
     _mnt_parent: tempfile::TempDir,
 }
 
+impl Drop for Env {
+    fn drop(&mut self) {
+        // Unmount, then give the sealed mountpoint back so the temp dir can go.
+        drop(self.handle.take());
+        super::release_placeholder(&self.mnt);
+    }
+}
+
 impl Env {
     fn new(files: &[(&str, &str)]) -> Env {
         let project = tempfile::tempdir().unwrap();
@@ -590,4 +598,5 @@ fn mountpoint_inside_the_project_is_not_watched() {
         fs::read_to_string(mp.join("a")).ok().as_deref() == Some("2")
     });
     h.unmount().unwrap();
+    super::release_placeholder(&mp);
 }
