@@ -200,7 +200,7 @@ impl Overlay {
             return Err(e);
         }
         let node = self.node_for(&dir, name, path, &st, Layer::Upper)?;
-        node.lookups.fetch_add(1, Ordering::AcqRel);
+        let node = self.nodes.count_lookup(&node);
         let attr = self.attr_of(node.ino, &st);
         let opened = self.new_handle(node, fd, Layer::Upper, true, flags)?;
         Ok((attr, opened))

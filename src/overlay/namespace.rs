@@ -32,7 +32,7 @@ impl Overlay {
             .resolve(&dir, name, &path)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
         let node = self.node_for(&dir, name, path, &st, layer)?;
-        node.lookups.fetch_add(1, Ordering::AcqRel);
+        let node = self.nodes.count_lookup(&node);
         Ok(self.attr_of(node.ino, &st))
     }
 
@@ -271,7 +271,7 @@ impl Overlay {
             }
         };
         let node = self.node_for(dir, name, path, &st, Layer::Upper)?;
-        node.lookups.fetch_add(1, Ordering::AcqRel);
+        let node = self.nodes.count_lookup(&node);
         Ok((self.attr_of(node.ino, &st), node))
     }
 
@@ -489,7 +489,7 @@ impl Overlay {
             .unwrap()
             .push((dir.clone(), newname.to_owned()));
         drop(order);
-        node.lookups.fetch_add(1, Ordering::AcqRel);
+        let node = self.nodes.count_lookup(&node);
         Ok(self.attr_of(node.ino, &st))
     }
 

@@ -219,6 +219,27 @@ impl NodeTable {
         n
     }
 
+    /// Counts one kernel lookup of `node`, the node a reply is about to name. Done under the
+    /// table's entry lock, the lock [`NodeTable::forget`] takes: a `forget` of the kernel's
+    /// previous references that ran between finding the node and counting it has removed it
+    /// from the table, and the kernel would then hold an id the daemon no longer knows (every
+    /// later request for it failing with `ENOENT`). Such a node is put back. If the id now
+    /// names another node (replaced meanwhile), that one is counted and returned: it is what
+    /// the id means from now on.
+    pub fn count_lookup(&self, node: &Arc<Node>) -> Arc<Node> {
+        match self.nodes.entry(node.ino) {
+            dashmap::mapref::entry::Entry::Occupied(e) => {
+                e.get().lookups.fetch_add(1, Ordering::AcqRel);
+                e.get().clone()
+            }
+            dashmap::mapref::entry::Entry::Vacant(e) => {
+                node.lookups.fetch_add(1, Ordering::AcqRel);
+                e.insert(node.clone());
+                node.clone()
+            }
+        }
+    }
+
     /// Applies a kernel `forget`.
     pub fn forget(&self, ino: Ino, n: u64) {
         if ino == ROOT_INO {
@@ -259,5 +280,72 @@ impl NodeTable {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> NodeTable {
+        let root = Node::new(
+            ROOT_INO,
+            Kind::Dir,
+            Loc {
+                parent: None,
+                name: Default::default(),
+                path: RelPath::root(),
+            },
+            false,
+        );
+        NodeTable::new(root, 1)
+    }
+
+    fn file(t: &NodeTable, ino: Ino) -> Node {
+        Node::new(
+            ino,
+            Kind::File,
+            Loc {
+                parent: Some(t.root()),
+                name: "f".into(),
+                path: RelPath::root().join(std::ffi::OsStr::new("f")).unwrap(),
+            },
+            false,
+        )
+    }
+
+    /// The interleaving behind "an existing file answers ENOENT under load": a lookup finds
+    /// the node, the kernel's forget of its earlier reference removes it, then the lookup
+    /// counts. The id the reply names must still be known afterwards.
+    #[test]
+    fn a_lookup_counted_after_a_racing_forget_keeps_the_node() {
+        let t = table();
+        let found = t.get_or_insert(7, || file(&t, 7));
+        t.count_lookup(&found);
+        // The lookup in flight has found the node; the kernel forgets its old reference.
+        let again = t.get_or_insert(7, || file(&t, 7));
+        t.forget(7, 1);
+        assert!(
+            t.get(7).is_none(),
+            "forget of the last reference removes the node"
+        );
+        let counted = t.count_lookup(&again);
+        assert!(Arc::ptr_eq(&counted, &again));
+        let live = t.get(7).expect("the id the reply names is known");
+        assert_eq!(live.lookups.load(Ordering::Acquire), 1);
+        t.forget(7, 1);
+        assert!(t.get(7).is_none());
+    }
+
+    /// When the id was given to a new node meanwhile, that node is counted and returned.
+    #[test]
+    fn a_lookup_counts_the_node_the_id_names_now() {
+        let t = table();
+        let old = Arc::new(file(&t, 9));
+        let new = t.get_or_insert(9, || file(&t, 9));
+        let counted = t.count_lookup(&old);
+        assert!(Arc::ptr_eq(&counted, &new));
+        assert_eq!(new.lookups.load(Ordering::Acquire), 1);
+        assert_eq!(old.lookups.load(Ordering::Acquire), 0);
     }
 }
