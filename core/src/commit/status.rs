@@ -9,42 +9,14 @@ use crate::overlay::Overlay;
 use crate::relpath::RelPath;
 use crate::sys;
 
-/// True when two states describe the same content (for files: hash and mode).
+/// True when two states describe the same content: [`EntryState::same_state`].
 pub fn same_state(a: &EntryState, b: &EntryState) -> bool {
-    match (a, b) {
-        (
-            EntryState::File {
-                hash: ha,
-                mode: ma,
-                size: sa,
-            },
-            EntryState::File {
-                hash: hb,
-                mode: mb,
-                size: sb,
-            },
-        ) => ma == mb && sa == sb && ha.is_some() && ha == hb,
-        _ => a == b,
-    }
+    a.same_state(b)
 }
 
-/// Same content ignoring mode (conflict checks compare content only).
+/// Same content ignoring mode: [`EntryState::same_content`].
 pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
-    match (a, b) {
-        (
-            EntryState::File {
-                hash: ha, size: sa, ..
-            },
-            EntryState::File {
-                hash: hb, size: sb, ..
-            },
-        ) => sa == sb && ha.is_some() && ha == hb,
-        (EntryState::Dir { .. }, EntryState::Dir { .. }) => true,
-        (EntryState::Special { mode: ma }, EntryState::Special { mode: mb }) => {
-            ma & libc::S_IFMT == mb & libc::S_IFMT
-        }
-        _ => a == b,
-    }
+    a.same_content(b)
 }
 
 fn classify(base: &EntryState, current: &EntryState, from: &Option<RelPath>) -> Option<ChangeKind> {

@@ -103,8 +103,7 @@ impl ChangeSet {
                 // exactly what was committed.
                 let keep = d.base.is_some();
                 let same = self.map.get(&d.path).is_some_and(|c| {
-                    crate::commit::status::same_state(&c.current, &d.new)
-                        || (c.current.is_dir() && d.new.is_dir())
+                    c.current.same_state(&d.new) || (c.current.is_dir() && d.new.is_dir())
                 });
                 if same && !keep {
                     self.map.remove(&d.path);
