@@ -1,35 +1,23 @@
-//! wsfs core: copy-on-write workspaces over a host project.
+//! wsfs, the control plane: the API client, the container controller and its configuration.
 //!
-//! A *workspace* is a host project directory (the read-only lower layer) plus a state directory
-//! holding the upper layer, the hashed change journal and metadata. The core serves a merged
-//! view with a FUSE-shaped API ([`overlay::Overlay`]), records every change in the journal
-//! ([`journal`]), and applies or drops changes on request ([`commit`]). It knows nothing about
-//! FUSE or Docker: `mountd` adapts it to the kernel, the controller adapts it to containers.
+//! The workspace itself (overlay, journal, commit, policy, the path-safety syscalls, the API
+//! types) lives in the `wsfs-core` crate (`core/`); its modules are re-exported here under their
+//! usual names, so `wsfs::overlay`, `wsfs::api`, ... keep working. `mountd` (the daemon) depends
+//! on the core only; this crate adds what talks to the daemon ([`client`]) and to Docker
+//! ([`controller`], configured by [`config`]), and the `wsfs` command line in `src/bin/wsfs`.
 //!
-//! See `docs/architecture.md` for the layers, the on-disk layout and the journal format.
+//! See `docs/architecture.md` for the crates and how they depend on each other.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
-pub mod api;
-pub mod bytes_serde;
 pub mod client;
-pub mod commit;
 pub mod config;
+mod control_error;
 pub mod controller;
-pub mod copy;
-pub mod diff;
-pub mod error;
-pub mod fault;
-pub mod hash;
-pub mod journal;
-pub mod overlay;
-pub mod policy;
-pub mod relpath;
-pub mod state;
-pub mod sys;
-pub mod tree;
-pub mod workspace;
 
-pub use error::{Error, Result};
-pub use relpath::RelPath;
+pub use control_error::{Error, Result};
+pub use wsfs_core::{
+    api, bytes_serde, commit, copy, diff, fault, hash, journal, overlay, policy, relpath, state,
+    sys, tree, workspace, RelPath,
+};

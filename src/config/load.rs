@@ -5,7 +5,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::{Config, HostUser};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Name of the per-project file at the project root.
 pub const PROJECT_FILE: &str = ".wsfs.toml";

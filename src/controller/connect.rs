@@ -3,7 +3,7 @@
 use bollard::{Docker, API_DEFAULT_VERSION};
 
 use super::Controller;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Seconds before a request without a response fails.
 const TIMEOUT_SECS: u64 = 120;

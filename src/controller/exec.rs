@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{docker_err, Controller, LABEL_SHELL, LABEL_USER, LABEL_WORKDIR};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Where a command's streams go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 
 use super::{docker_err, is_not_found, Controller};
 use crate::config::{passwd_entries, PasswdEntry};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// How long a pull may take before we give up (no registry is a common case).
 const PULL_TIMEOUT: Duration = Duration::from_secs(60);

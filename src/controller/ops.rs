@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::*;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// Seconds `down` waits after SIGTERM before SIGKILL.
 const STOP_TIMEOUT_SECS: i32 = 5;

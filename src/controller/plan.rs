@@ -11,7 +11,7 @@ use super::exec::Io;
 use super::tar::{Meta, TarBuilder};
 use super::*;
 use crate::config::{expand_tilde, Config, EnvValue, HostUser, PasswdEntry};
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// The idle keep-alive process run under Docker's init (tini) when no command is given. Any
 /// POSIX `sh` does; the shell dies on SIGTERM, tini reaps and exits.

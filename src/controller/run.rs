@@ -15,7 +15,7 @@ use std::process::Command;
 
 use super::ns_sys::{spawn_in_namespace, NsSetup};
 use crate::config::HostUser;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// What to run and where.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ use bollard::query_parameters::{CreateContainerOptionsBuilder, UploadToContainer
 use super::exec::Io;
 use super::plan::build_spec;
 use super::*;
-use crate::error::{Error, Result};
+use crate::{Error, Result};
 
 /// What `post_start` did.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::CommandFactory;
-use serde::Serialize;
 use wsfs::api::{CommitRequest, MountRequest, PathsRequest, Show, WorkspaceInfo};
 use wsfs::client::{Autostart, Client};
 use wsfs::state::{default_socket, StateRoot};
 
 use crate::cli::{Cli, Color, Command, Target};
+use crate::output::{print_json, Outcome};
 use crate::render;
 use crate::resolve;
 
@@ -19,18 +19,6 @@ const OWNER_ONLY_NOTE: &str = "note: mounted for your user only. You, `wsfs run`
 containers (same uid) can use it; a Docker daemon running as root cannot, which needs the mount \
 option allow_other. To get it: add the line `user_allow_other` to /etc/fuse.conf, then \
 `wsfs unmount` and `wsfs mount` again; or run mountd as a system service (as root).";
-
-/// How a command ended (errors are returned as `Err`).
-pub enum Outcome {
-    /// Success.
-    Ok,
-    /// A commit was refused (conflicts or protected paths).
-    Refused,
-    /// The command ran but found problems it reported (e.g. `verify`).
-    Failed,
-    /// A command run in the workspace ended with this exit code.
-    Exit(i64),
-}
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
@@ -313,12 +301,6 @@ fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(std::env::current_dir()
         .context("reading the current directory")?
         .join(p))
-}
-
-pub fn print_json(out: &mut impl Write, value: &impl Serialize) -> anyhow::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    writeln!(out)?;
-    Ok(())
 }
 
 /// A progress bar on stderr for interactive, human-output commits.

@@ -13,7 +13,7 @@ use wsfs::config::Overrides;
 use wsfs::controller::{Controller, Io, LogStream, RunPlan, UpRequest};
 
 use crate::cli::ContainerFlags;
-use crate::commands::Outcome;
+use crate::output::{print_json, Outcome};
 use crate::{render, resolve};
 
 /// Mounts `project` (optionally as `name` at `mountpoint`) through mountd.
@@ -102,7 +102,7 @@ pub async fn up(
             mountpoint: &'a Path,
             exit_code: Option<i64>,
         }
-        crate::commands::print_json(
+        print_json(
             &mut std::io::stdout(),
             &Up {
                 workspace: &info.name,
@@ -193,7 +193,7 @@ pub async fn ps(client: &Client, json: bool) -> anyhow::Result<Outcome> {
         .collect();
     let mut out = std::io::stdout().lock();
     if json {
-        crate::commands::print_json(&mut out, &rows)?;
+        print_json(&mut out, &rows)?;
         return Ok(Outcome::Ok);
     }
     writeln!(

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use wsfs::client::{Autostart, Client, ClientError};
 use wsfs::journal::record::{Op, Record};
 
-use crate::commands::Outcome;
+use crate::output::Outcome;
 
 /// Handles `err` (a [`ClientError::CommitInterrupted`]) for the commit of workspace `ws`
 /// requested at `started_ns` (wall clock, ns since the epoch). The command fails (exit 1)

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod containers;
 mod interrupted;
+mod output;
 mod render;
 mod resolve;
 
@@ -35,10 +36,10 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(commands::run(cli)) {
-        Ok(commands::Outcome::Ok) => ExitCode::SUCCESS,
-        Ok(commands::Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
-        Ok(commands::Outcome::Failed) => ExitCode::FAILURE,
-        Ok(commands::Outcome::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
+        Ok(output::Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(output::Outcome::Refused) => ExitCode::from(EXIT_REFUSED),
+        Ok(output::Outcome::Failed) => ExitCode::FAILURE,
+        Ok(output::Outcome::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("wsfs: {e:#}");
             ExitCode::FAILURE

@@ -5,6 +5,9 @@
 //! Files live under `CARGO_TARGET_TMPDIR` (the target directory's disk), not `/tmp`, so the
 //! figures are those of a real filesystem.
 
+// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
+extern crate wsfs_core as wsfs;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

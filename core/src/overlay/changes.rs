@@ -260,8 +260,8 @@ impl ChangeSet {
                 // without a hash was checked against the upper content by the commit).
                 let keep = d.base.is_some();
                 let same = self.map.get(&d.path).is_some_and(|c| {
-                    crate::commit::status::same_state(&c.current, &d.new)
-                        || crate::commit::status::settled_by(&c.current, &d.new)
+                    c.current.same_state(&d.new)
+                        || c.current.settled_by(&d.new)
                         || (c.current.is_dir() && d.new.is_dir())
                 });
                 if same && !keep {

@@ -3,6 +3,9 @@
 //! file entirely old or entirely new, finish the commit (roll forward), and a second commit
 //! must be a no-op.
 
+// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
+extern crate wsfs_core as wsfs;
+
 mod common;
 
 use std::path::Path;

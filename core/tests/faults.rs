@@ -4,6 +4,9 @@
 //! The fault plan is process-wide (it counts the arming thread's calls only), so these tests
 //! take a lock to arm one plan at a time.
 
+// The core under its short name, as in the root crate.
+extern crate wsfs_core as wsfs;
+
 mod common;
 
 use std::ffi::OsStr;

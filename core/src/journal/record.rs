@@ -64,6 +64,65 @@ impl EntryState {
             EntryState::Special { .. } => "special",
         }
     }
+
+    /// True when both states describe the same content (for files: hash and mode).
+    pub fn same_state(&self, other: &EntryState) -> bool {
+        match (self, other) {
+            (
+                EntryState::File {
+                    hash: ha,
+                    mode: ma,
+                    size: sa,
+                },
+                EntryState::File {
+                    hash: hb,
+                    mode: mb,
+                    size: sb,
+                },
+            ) => ma == mb && sa == sb && ha.is_some() && ha == hb,
+            _ => self == other,
+        }
+    }
+
+    /// True when `self` is a file state whose hash was never settled (copied up for a
+    /// `chmod`, `utime` or link, never written) and `committed` is the same file with its
+    /// hash: a commit that verified the upper content against that hash settles the record.
+    pub fn settled_by(&self, committed: &EntryState) -> bool {
+        match (self, committed) {
+            (
+                EntryState::File {
+                    hash: None,
+                    mode: ma,
+                    size: sa,
+                },
+                EntryState::File {
+                    hash: Some(_),
+                    mode: mb,
+                    size: sb,
+                },
+            ) => ma == mb && sa == sb,
+            _ => false,
+        }
+    }
+
+    /// Same content ignoring mode (conflict checks compare content only).
+    pub fn same_content(&self, other: &EntryState) -> bool {
+        match (self, other) {
+            (
+                EntryState::File {
+                    hash: ha, size: sa, ..
+                },
+                EntryState::File {
+                    hash: hb, size: sb, ..
+                },
+            ) => sa == sb && ha.is_some() && ha == hb,
+            (EntryState::Dir { .. }, EntryState::Dir { .. }) => true,
+            (EntryState::Special { mode: ma }, EntryState::Special { mode: mb }) => {
+                ma & libc::S_IFMT == mb & libc::S_IFMT
+            }
+            _ => self == other,
+        }
+    }
 }
 
 /// The operation a record describes.

@@ -2,6 +2,9 @@
 //! After every step the merged view equals the model; after commit the host equals the model;
 //! after discard the merged view equals the original host tree again.
 
+// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
+extern crate wsfs_core as wsfs;
+
 mod common;
 
 use std::collections::BTreeMap;

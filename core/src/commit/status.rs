@@ -10,63 +10,20 @@ use crate::policy::Noise;
 use crate::relpath::RelPath;
 use crate::sys;
 
-/// True when two states describe the same content (for files: hash and mode).
+/// True when two states describe the same content: [`EntryState::same_state`].
 pub fn same_state(a: &EntryState, b: &EntryState) -> bool {
-    match (a, b) {
-        (
-            EntryState::File {
-                hash: ha,
-                mode: ma,
-                size: sa,
-            },
-            EntryState::File {
-                hash: hb,
-                mode: mb,
-                size: sb,
-            },
-        ) => ma == mb && sa == sb && ha.is_some() && ha == hb,
-        _ => a == b,
-    }
+    a.same_state(b)
 }
 
-/// True when `recorded` is a file state whose hash was never settled (copied up for a
-/// `chmod`, `utime` or link, never written) and `committed` is the same file with its hash:
-/// a commit that verified the upper content against that hash settles the record.
+/// True when `recorded` is a file state whose hash was never settled and `committed` is the
+/// same file with its hash: [`EntryState::settled_by`].
 pub fn settled_by(recorded: &EntryState, committed: &EntryState) -> bool {
-    match (recorded, committed) {
-        (
-            EntryState::File {
-                hash: None,
-                mode: ma,
-                size: sa,
-            },
-            EntryState::File {
-                hash: Some(_),
-                mode: mb,
-                size: sb,
-            },
-        ) => ma == mb && sa == sb,
-        _ => false,
-    }
+    recorded.settled_by(committed)
 }
 
-/// Same content ignoring mode (conflict checks compare content only).
+/// Same content ignoring mode: [`EntryState::same_content`].
 pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
-    match (a, b) {
-        (
-            EntryState::File {
-                hash: ha, size: sa, ..
-            },
-            EntryState::File {
-                hash: hb, size: sb, ..
-            },
-        ) => sa == sb && ha.is_some() && ha == hb,
-        (EntryState::Dir { .. }, EntryState::Dir { .. }) => true,
-        (EntryState::Special { mode: ma }, EntryState::Special { mode: mb }) => {
-            ma & libc::S_IFMT == mb & libc::S_IFMT
-        }
-        _ => a == b,
-    }
+    a.same_content(b)
 }
 
 /// The kind of change from `base` to `current` (`from`: a rename's origin), or `None`.

@@ -19,7 +19,6 @@ use std::os::fd::AsFd;
 
 use super::state::{state_at, state_of};
 use super::Overlay;
-use crate::commit::status::same_state;
 use crate::error::{Error, IoContext, Result};
 use crate::journal::record::{Draft, EntryState, Op, Record};
 use crate::relpath::RelPath;
@@ -129,7 +128,7 @@ impl Overlay {
             EntryState::File { .. } => state_at(upper, path, true)?,
             other => other,
         };
-        Ok((!same_state(recorded, &actual)).then_some(actual))
+        Ok((!recorded.same_state(&actual)).then_some(actual))
     }
 
     /// True if the upper entry at `path` changed (ctime) after, or shortly before, the record
@@ -170,7 +169,7 @@ impl Overlay {
                     // children: not a change by itself.
                     if !(is_dir && lower.is_dir()) {
                         let new = state_of(fd.as_fd(), &e.name, &st, &path, true)?;
-                        if same_state(&new, &lower) {
+                        if new.same_state(&lower) {
                             // Left behind by a commit that had already applied it.
                             let _ = sys::unlinkat(fd.as_fd(), &e.name, false);
                             continue;

@@ -1,6 +1,9 @@
 //! The core against real directories, without FUSE: merged view, copy-up, journal, status,
 //! commit (incl. conflicts, renames, protected and unsafe paths), discard and restart.
 
+// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
+extern crate wsfs_core as wsfs;
+
 mod common;
 
 use std::os::unix::ffi::OsStrExt;

@@ -56,13 +56,6 @@ pub enum Error {
     /// Serialization of state or journal payloads failed.
     #[error("encoding: {0}")]
     Encoding(String),
-    /// A configuration file or flag is invalid (the message names the file, line and key).
-    #[error("{0}")]
-    Config(String),
-    /// The container runtime refused or failed (Docker unreachable, image or user missing, ...),
-    /// with advice on what to do.
-    #[error("{0}")]
-    Container(String),
 }
 
 impl Error {
@@ -94,8 +87,6 @@ impl Error {
             // A symlink where a directory should be: the path cannot be walked safely.
             Error::UnsafeHostPath { .. } => libc::ELOOP,
             Error::JournalCorrupt { .. } | Error::Workspace(_) | Error::Encoding(_) => libc::EIO,
-            Error::Config(_) => libc::EINVAL,
-            Error::Container(_) => libc::EIO,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Core micro-benchmarks (criterion): journal append, hashing, copy-up, status and commit of
 //! 10,000 changed files. `cargo bench --bench core`; figures go to docs/benchmarks.md.
 
+// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
+extern crate wsfs_core as wsfs;
+
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
