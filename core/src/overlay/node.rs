@@ -320,10 +320,14 @@ mod tests {
     #[test]
     fn a_lookup_counted_after_a_racing_forget_keeps_the_node() {
         let t = table();
-        let found = t.get_or_insert(7, || file(&t, 7));
+        // Nodes are built before the table's entry lock is taken (building one reads the
+        // table for the root).
+        let made = file(&t, 7);
+        let found = t.get_or_insert(7, || made);
         t.count_lookup(&found);
         // The lookup in flight has found the node; the kernel forgets its old reference.
-        let again = t.get_or_insert(7, || file(&t, 7));
+        let made = file(&t, 7);
+        let again = t.get_or_insert(7, || made);
         t.forget(7, 1);
         assert!(
             t.get(7).is_none(),
@@ -342,7 +346,8 @@ mod tests {
     fn a_lookup_counts_the_node_the_id_names_now() {
         let t = table();
         let old = Arc::new(file(&t, 9));
-        let new = t.get_or_insert(9, || file(&t, 9));
+        let made = file(&t, 9);
+        let new = t.get_or_insert(9, || made);
         let counted = t.count_lookup(&old);
         assert!(Arc::ptr_eq(&counted, &new));
         assert_eq!(new.lookups.load(Ordering::Acquire), 1);
