@@ -45,25 +45,6 @@ fn set_user_xattr(p: &Path) {
     );
 }
 
-/// Every non-directory entry under the workspace's upper layer.
-fn upper_files(live: &Live) -> Vec<PathBuf> {
-    let upper = live.state.join("workspaces/w/upper");
-    let mut out = Vec::new();
-    let mut stack = vec![upper.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(&upper).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Metadata-only changes (git's utime freshening, chmod, an xattr) are committed or settled,
 /// and the commit leaves none of them in the upper layer: the next start re-records nothing,
 /// `verify` is clean and nothing is pending.
@@ -96,7 +77,7 @@ fn commit_leaves_no_applied_path_in_the_upper_layer() {
     std::fs::set_permissions(mp.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
     set_user_xattr(&mp.join("tagged"));
     assert!(
-        !upper_files(&live).is_empty(),
+        !live.upper_files().is_empty(),
         "the changes were not copied up"
     );
     let report = live.json(["commit", "w"]);
@@ -110,7 +91,7 @@ fn commit_leaves_no_applied_path_in_the_upper_layer() {
         .mode();
     assert_eq!(mode & 0o777, 0o755, "the chmod was not committed");
     assert_eq!(
-        upper_files(&live),
+        live.upper_files(),
         Vec::<PathBuf>::new(),
         "applied paths left in the upper layer"
     );

@@ -62,28 +62,6 @@ fn status_of(live: &Live) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Non-directory entries left in the workspace's upper layer.
-fn upper_files(live: &Live) -> Vec<PathBuf> {
-    let upper = live.state.join("workspaces/w/upper");
-    let mut out = Vec::new();
-    let mut stack = vec![upper.clone()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd {
-            let e = e.unwrap();
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path().strip_prefix(&upper).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn write_file(p: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(p)?;
     for c in data.chunks(64 * 1024) {
@@ -131,7 +109,7 @@ fn write_close_then(test: &str, rename: bool) {
     assert_eq!(status, expected);
     live.ok(["commit", "w"]);
     assert_eq!(Live::snapshot(&live.project), Live::snapshot(&mp));
-    assert_eq!(upper_files(&live), Vec::<PathBuf>::new());
+    assert_eq!(live.upper_files(), Vec::<PathBuf>::new());
     assert!(verify_problems(&live).is_empty());
 }
 
@@ -568,7 +546,7 @@ fn round(
             ));
         }
     }
-    for p in upper_files(live) {
+    for p in live.upper_files() {
         problems.push(format!(
             "upper still holds {} after the commit",
             p.display()

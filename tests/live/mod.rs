@@ -65,6 +65,25 @@ pub struct Live {
 }
 
 impl Live {
+    /// Every non-directory entry under workspace `w`'s upper layer, relative to it, sorted.
+    pub fn upper_files(&self) -> Vec<PathBuf> {
+        let upper = self.state.join("workspaces/w/upper");
+        let mut out = Vec::new();
+        let mut stack = vec![upper.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path().strip_prefix(&upper).unwrap().to_path_buf());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// A project with `files` (path, content) and a started daemon.
     pub fn new(files: &[(&str, &str)]) -> Live {
         let root = tempfile::tempdir().unwrap();
