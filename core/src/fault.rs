@@ -5,6 +5,9 @@
 //! - Error tests: [`fail_calls`] makes the N-th `openat`, `getdents` or `fstatat` of the
 //!   [`crate::sys`] wrappers fail with a chosen errno. Costs one relaxed atomic load per call
 //!   when nothing is armed.
+//! - Interleaving tests: [`run_at`] runs a test's code at a named [`Point`] inside an
+//!   operation, on the operation's thread, so a race window becomes a deterministic sequence.
+//!   One relaxed atomic load per point when nothing is armed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -114,4 +117,52 @@ fn armed_syscall(call: Syscall) -> std::io::Result<()> {
         return Err(std::io::Error::from_raw_os_error(p.errno));
     }
     Ok(())
+}
+
+/// A point inside an operation where a test can run code (see [`run_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// In `unlink`, after the upper entry is removed and before the unlink is recorded: the
+    /// freed inode number can already belong to a file another request creates.
+    UnlinkAfterRemove,
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+static HOOK_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static HOOK: std::sync::Mutex<Option<(Point, Hook)>> = std::sync::Mutex::new(None);
+
+/// Runs `f` once, the next time any thread reaches `point`, on that thread. One hook is armed
+/// at a time (a second replaces the first).
+pub fn run_at(point: Point, f: impl FnOnce() + Send + 'static) {
+    *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = Some((point, Box::new(f)));
+    HOOK_ARMED.store(true, Ordering::Release);
+}
+
+/// Called by operations at `point`. One relaxed load when nothing is armed.
+#[inline]
+pub(crate) fn point(point: Point) {
+    if HOOK_ARMED.load(Ordering::Relaxed) {
+        run_hook(point);
+    }
+}
+
+#[cold]
+fn run_hook(point: Point) {
+    let hook = {
+        let mut slot = HOOK.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.take() {
+            Some((p, f)) if p == point => {
+                HOOK_ARMED.store(false, Ordering::Release);
+                Some(f)
+            }
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    };
+    if let Some(f) = hook {
+        f();
+    }
 }

@@ -524,3 +524,58 @@ fn a_write_through_one_hard_link_is_recorded_under_every_name() {
     assert_eq!(paths, vec!["c".to_string()]);
     assert_eq!(read(f.ov(), b"c").unwrap(), b"new2");
 }
+
+/// Under load, an unlinked file's inode number is at once reused for a file another request
+/// creates. The unlink must mark its own node gone, not the node the id map names for that
+/// number by then (the new file's): the kernel holds the new file's id, and every request for
+/// it would answer `ENOENT` from then on (issue 12: "existing files answer ENOENT under load").
+/// The create runs inside the unlink's window, after its upper entry is removed.
+#[test]
+fn an_unlink_never_marks_the_file_that_reuses_its_inode_number_gone() {
+    let f = Fixture::new(&[("d/keep", "x")]);
+    let ov = f.ov().clone();
+    let d = ino(&ov, b"d").unwrap();
+    let os = std::ffi::OsStr::new;
+    let upper_ino = |name: &str| {
+        let p = f.state.path().join("workspaces/t/upper/d").join(name);
+        std::fs::metadata(p).unwrap().ino()
+    };
+    // Each `Opened` is dropped at once: it holds the file open (for passthrough), and an
+    // inode number is free for reuse only once nothing holds the file.
+    let fh = ov
+        .create(&REQ, d, os("tmp"), 0o644, 0, libc::O_WRONLY)
+        .unwrap()
+        .1
+        .fh;
+    ov.release(fh).unwrap();
+    let tmp_ino = upper_ino("tmp");
+    let created = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (ov2, created2) = (ov.clone(), created.clone());
+    wsfs::fault::run_at(wsfs::fault::Point::UnlinkAfterRemove, move || {
+        let (a, o) = ov2
+            .create(&REQ, d, os("new"), 0o644, 0, libc::O_WRONLY)
+            .unwrap();
+        ov2.release(o.fh).unwrap();
+        *created2.lock().unwrap() = Some(a.ino);
+    });
+    ov.unlink(d, os("tmp")).unwrap();
+    let new = created
+        .lock()
+        .unwrap()
+        .expect("the hook ran inside the unlink");
+    // ext4 and tmpfs hand a freed inode number to the next file created: the window is real.
+    assert_eq!(
+        upper_ino("new"),
+        tmp_ino,
+        "the new file reuses tmp's inode number"
+    );
+    // The id the create answered is still the file's id, under its name and after a rename
+    // (an atomic save's next step).
+    ov.getattr(new, None).expect("the new file's id answers");
+    assert_eq!(ov.lookup(d, os("new")).unwrap().ino, new);
+    ov.rename(d, os("new"), d, os("slot"), 0).unwrap();
+    ov.getattr(new, None)
+        .expect("the new file's id answers after a rename");
+    assert_eq!(ov.lookup(d, os("slot")).unwrap().ino, new);
+    assert!(f.ws().verify().unwrap().problems.is_empty());
+}

@@ -183,7 +183,11 @@ impl Live {
             .arg(&self.state)
             .arg("--socket")
             .arg(&self.socket)
-            .env("RUST_LOG", "info")
+            // `WSFS_TEST_RUST_LOG` raises the daemon's log level for an investigation.
+            .env(
+                "RUST_LOG",
+                std::env::var("WSFS_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
@@ -350,6 +354,17 @@ impl Drop for Live {
             let status = wait_timeout(&mut child, STOP_LIMIT);
             if !status.success() && !std::thread::panicking() {
                 panic!("mountd did not stop cleanly ({status}):\n{}", self.log());
+            }
+        }
+        // `WSFS_TEST_KEEP_LOG=FILE` keeps the daemon's log past the temp dir (appended).
+        if let Ok(keep) = std::env::var("WSFS_TEST_KEEP_LOG") {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(keep)
+            {
+                use std::io::Write;
+                let _ = f.write_all(self.log().as_bytes());
             }
         }
         // A crashed daemon leaves a dead mount: detach it so the temp dir can go.

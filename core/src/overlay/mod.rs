@@ -526,6 +526,24 @@ impl Overlay {
         self.nodes.forget(ino, nlookup);
     }
 
+    /// What the daemon knows of node `ino`, for a log line about a request that failed in a
+    /// way it should not (an inode the kernel holds answering `ENOENT`).
+    pub fn describe_node(&self, ino: Ino) -> String {
+        let Some(n) = self.nodes.get(ino) else {
+            return format!("node {ino} unknown to the table");
+        };
+        let names: Vec<String> = n.names().iter().map(|p| p.to_string()).collect();
+        format!(
+            "node {ino} {:?} names {names:?} upper={} unlinked={} reverted={} lookups={} writers={}",
+            n.kind,
+            n.is_upper(),
+            n.unlinked.load(Ordering::Acquire),
+            n.reverted.load(Ordering::Acquire),
+            n.lookups.load(Ordering::Acquire),
+            n.writers.load(Ordering::Acquire),
+        )
+    }
+
     /// Paths a container has open for writing (or written and not yet settled by the last
     /// close): their content is not final, so commit leaves them pending.
     pub fn busy_paths(&self) -> std::collections::HashSet<RelPath> {

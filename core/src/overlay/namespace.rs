@@ -365,6 +365,10 @@ impl Overlay {
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             return Err(Error::posix(libc::EISDIR, &path));
         }
+        // The node is found while the entry still exists: once it is unlinked, its inode
+        // number is free for a file another request creates, and the id map would name that
+        // file's node instead (which would then be marked gone while the kernel holds it).
+        let node = self.node_for(&dir, name, path.clone(), &st, layer)?;
         let base = self.base_for(&path)?;
         let link = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
             st.st_size as usize
@@ -378,6 +382,7 @@ impl Overlay {
                 .ok_or_else(|| Error::posix(libc::EIO, &path))?;
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
         }
+        crate::fault::point(crate::fault::Point::UnlinkAfterRemove);
         // Recorded and detached as one step: a last close settling concurrently either
         // records before the unlink or sees the node gone (never writes the dead name).
         let order = self.record_lock.lock().unwrap();
@@ -386,21 +391,12 @@ impl Overlay {
             &mut res,
             Draft::new(Op::Unlink, path.clone(), base, EntryState::Absent),
         )?;
-        let dev = if layer == Layer::Upper {
-            self.upper_dev
-        } else {
-            self.lower_dev
-        };
-        let ino = self.nodes.id_for(layer == Layer::Upper, dev, st.st_ino);
-        self.detach(ino, &dir, name, st.st_nlink <= 1 || layer == Layer::Lower);
+        self.detach(&node, &dir, name, st.st_nlink <= 1 || layer == Layer::Lower);
         Ok(())
     }
 
     /// Marks the node at `dir/name` gone (or moves its primary name to a surviving hard link).
-    fn detach(&self, ino: Ino, dir: &Arc<Node>, name: &OsStr, last_link: bool) {
-        let Some(node) = self.nodes.get(ino) else {
-            return;
-        };
+    fn detach(&self, node: &Node, dir: &Arc<Node>, name: &OsStr, last_link: bool) {
         let mut aliases = node.aliases.lock().unwrap();
         aliases.retain(|(d, n)| !(Arc::ptr_eq(d, dir) && n == name));
         if !last_link {
@@ -623,7 +619,7 @@ impl Overlay {
         // Move the nodes.
         if let Some((d, last_link)) = dnode {
             // A replaced file with other hard links lives on under them.
-            self.detach(d.ino, &ddir, newname, last_link);
+            self.detach(&d, &ddir, newname, last_link);
             if last_link {
                 d.set_upper(false);
             }

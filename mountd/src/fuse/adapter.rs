@@ -16,7 +16,7 @@ use fuser::{
     ReplyEntry, ReplyIoctl, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
     TimeOrNow, WriteFlags,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use wsfs::overlay::{Attr, Layer, Opened, Overlay, Req, SetAttr};
 
 use super::attr::{errno, file_attr, file_type, negative_attr, set_time, TTL};
@@ -60,6 +60,17 @@ fn req(r: &Request) -> Req {
 fn fail(op: &'static str, e: &wsfs::Error) -> Errno {
     debug!(op, error = %e, "fuse op failed");
     errno(e)
+}
+
+impl WsfsFs {
+    /// Like [`fail`] for a request about an inode the kernel holds: `ENOENT` there means the
+    /// daemon lost track of a live entry, so it is logged with what the daemon knows of it.
+    fn fail_on(&self, op: &'static str, ino: INodeNo, e: &wsfs::Error) -> Errno {
+        if e.errno() == libc::ENOENT {
+            warn!(op, ino = ino.0, error = %e, node = %self.ov.describe_node(ino.0), "ENOENT for an inode the kernel holds");
+        }
+        fail(op, e)
+    }
 }
 
 fn reply_entry(op: &'static str, res: wsfs::Result<Attr>, reply: ReplyEntry) {
@@ -169,7 +180,7 @@ impl Filesystem for WsfsFs {
         }
         match res {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            Err(e) => reply.error(fail("getattr", &e)),
+            Err(e) => reply.error(self.fail_on("getattr", ino, &e)),
         }
     }
 
@@ -202,7 +213,7 @@ impl Filesystem for WsfsFs {
         };
         match self.ov.setattr(&req(r), ino.0, &set) {
             Ok(a) => reply.attr(&TTL, &file_attr(&a)),
-            Err(e) => reply.error(fail("setattr", &e)),
+            Err(e) => reply.error(self.fail_on("setattr", ino, &e)),
         }
     }
 
@@ -296,7 +307,7 @@ impl Filesystem for WsfsFs {
     fn open(&self, r: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let opened = match self.ov.open(&req(r), ino.0, flags.0) {
             Ok(o) => o,
-            Err(e) => return reply.error(fail("open", &e)),
+            Err(e) => return reply.error(self.fail_on("open", ino, &e)),
         };
         let read_only = flags.acc_mode() == OpenAccMode::O_RDONLY;
         let want = self.passthrough && opened.layer == Layer::Upper;
@@ -321,7 +332,7 @@ impl Filesystem for WsfsFs {
     ) {
         let (a, opened) = match self.ov.create(&req(r), parent.0, name, mode, umask, flags) {
             Ok(x) => x,
-            Err(e) => return reply.error(fail("create", &e)),
+            Err(e) => return reply.error(self.fail_on("create", parent, &e)),
         };
         let read_only = flags & libc::O_ACCMODE == libc::O_RDONLY;
         let want = self.passthrough && opened.layer == Layer::Upper;
