@@ -717,13 +717,13 @@ async fn exec_options_tty_logs_and_moved_image_tag() {
         gid: 0,
         mtime: 0,
     };
-    t.file("marker", ws.as_bytes(), meta);
+    t.file("marker", ws.as_bytes(), meta).unwrap();
     let opts = bollard::query_parameters::CreateImageOptionsBuilder::default()
         .from_src("-")
         .repo(repo)
         .tag(tag)
         .build();
-    let body = bollard::body_full(bytes::Bytes::from(t.finish()));
+    let body = bollard::body_full(bytes::Bytes::from(t.finish().unwrap()));
     use futures_util::StreamExt;
     let mut s = ctl.docker().create_image(Some(opts), Some(body), None);
     while let Some(item) = s.next().await {

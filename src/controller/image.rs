@@ -100,7 +100,7 @@ impl Controller {
                 .map(|entries| {
                     entries
                         .into_iter()
-                        .find(|e| e.kind == b'0' || e.kind == 0)
+                        .find(|e| e.is_file)
                         .map(|e| String::from_utf8_lossy(&e.data).into_owned())
                 });
         }

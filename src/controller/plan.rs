@@ -174,9 +174,9 @@ fn rehome(host_path: &Path, host_home: &Path, container_home: &Path) -> PathBuf 
 
 /// Adds the directories strictly between `home` and `dst`'s parent (`~/.ssh` for
 /// `~/.ssh/id`), owned by the code user, mode 0700.
-fn parent_dirs(tar: &mut TarBuilder, dst: &Path, home: &Path, meta: Meta) {
+fn parent_dirs(tar: &mut TarBuilder, dst: &Path, home: &Path, meta: Meta) -> Result<()> {
     let Ok(rel) = dst.strip_prefix(home) else {
-        return;
+        return Ok(());
     };
     let mut cur = home.to_path_buf();
     let comps: Vec<_> = rel.components().collect();
@@ -189,9 +189,11 @@ fn parent_dirs(tar: &mut TarBuilder, dst: &Path, home: &Path, meta: Meta) {
                     mode: 0o700,
                     ..meta
                 },
-            );
+            )
+            .map_err(|e| Error::Config(format!("archiving {}: {e}", cur.display())))?;
         }
     }
+    Ok(())
 }
 
 /// Copies a host file or tree into `tar` at `dst`, owned by `uid:gid`, modes kept.
@@ -214,9 +216,9 @@ fn add_tree(
     let name = name.trim_start_matches('/');
     if md.is_symlink() {
         let target = std::fs::read_link(src).map_err(err)?;
-        tar.symlink(name, target.as_os_str().as_encoded_bytes(), meta);
+        tar.symlink(name, &target, meta).map_err(err)?;
     } else if md.is_dir() {
-        tar.dir(name, meta);
+        tar.dir(name, meta).map_err(err)?;
         let mut entries: Vec<_> = std::fs::read_dir(src)
             .map_err(err)?
             .filter_map(|e| e.ok())
@@ -235,7 +237,7 @@ fn add_tree(
         }
         *budget -= md.len();
         let data = std::fs::read(src).map_err(err)?;
-        tar.file(name, &data, meta);
+        tar.file(name, &data, meta).map_err(err)?;
     }
     Ok(())
 }
@@ -294,7 +296,7 @@ pub(super) fn build_spec(req: &UpRequest, image_id: &str, user: &PasswdEntry) ->
         if cfg.defaults.mount_tool_config {
             mounts.push(bind(&src, &dst, false)?);
         } else {
-            parent_dirs(&mut uploads, &dst, &home, owner);
+            parent_dirs(&mut uploads, &dst, &home, owner)?;
             add_tree(&mut uploads, &src, &dst, (uid, gid), &mut budget)?;
         }
     }
@@ -325,7 +327,7 @@ pub(super) fn build_spec(req: &UpRequest, image_id: &str, user: &PasswdEntry) ->
                 src.display()
             )));
         }
-        parent_dirs(&mut uploads, &dst, &home, owner);
+        parent_dirs(&mut uploads, &dst, &home, owner)?;
         add_tree(&mut uploads, &src, &dst, (uid, gid), &mut budget)?;
     }
 

@@ -1,15 +1,15 @@
-//! A minimal tar (ustar + GNU long names) writer and reader: enough to upload files into a
-//! container with their mode and owner, and to read one file out of a container archive.
+//! Tar archives for the Docker API (the `tar` crate does the format): files uploaded into a
+//! container with their mode and owner, and one file read out of a container archive.
 
-const BLOCK: usize = 512;
+use std::path::Path;
 
-/// Builds a tar archive in memory.
-#[derive(Default)]
+/// Builds an uncompressed tar archive in memory.
 pub struct TarBuilder {
-    buf: Vec<u8>,
+    inner: tar::Builder<Vec<u8>>,
+    entries: usize,
 }
 
-/// Owner and mode of an entry.
+/// Owner, mode and time of an entry.
 #[derive(Clone, Copy, Debug)]
 pub struct Meta {
     /// Permission bits (and setuid/setgid/sticky).
@@ -22,99 +22,65 @@ pub struct Meta {
     pub mtime: u64,
 }
 
-fn octal(field: &mut [u8], value: u64) {
-    let width = field.len() - 1;
-    let s = format!("{value:0width$o}");
-    let s = s.as_bytes();
-    let s = &s[s.len().saturating_sub(width)..];
-    field[..s.len()].copy_from_slice(s);
-    field[width] = 0;
+impl Default for TarBuilder {
+    fn default() -> TarBuilder {
+        TarBuilder::new()
+    }
 }
 
 impl TarBuilder {
     /// An empty archive.
     pub fn new() -> TarBuilder {
-        TarBuilder::default()
+        TarBuilder {
+            inner: tar::Builder::new(Vec::new()),
+            entries: 0,
+        }
     }
 
-    fn header(&mut self, name: &[u8], kind: u8, size: u64, link: &[u8], meta: Meta) {
-        if name.len() > 100 {
-            let mut long = name.to_vec();
-            long.push(0);
-            self.raw_entry(b"././@LongLink", b'L', &long, b"", meta);
-        }
-        if link.len() > 100 {
-            let mut long = link.to_vec();
-            long.push(0);
-            self.raw_entry(b"././@LongLink", b'K', &long, b"", meta);
-        }
-        let mut h = [0u8; BLOCK];
-        let n = name.len().min(100);
-        h[..n].copy_from_slice(&name[..n]);
-        octal(&mut h[100..108], u64::from(meta.mode & 0o7777));
-        octal(&mut h[108..116], u64::from(meta.uid));
-        octal(&mut h[116..124], u64::from(meta.gid));
-        octal(&mut h[124..136], size);
-        octal(&mut h[136..148], meta.mtime);
-        h[156] = kind;
-        let l = link.len().min(100);
-        h[157..157 + l].copy_from_slice(&link[..l]);
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[148..156].copy_from_slice(b"        ");
-        let sum: u64 = h.iter().map(|&b| u64::from(b)).sum();
-        octal(&mut h[148..155], sum);
-        h[155] = b' ';
-        self.buf.extend_from_slice(&h);
-    }
-
-    fn raw_entry(&mut self, name: &[u8], kind: u8, data: &[u8], link: &[u8], meta: Meta) {
-        self.header(name, kind, data.len() as u64, link, meta);
-        self.buf.extend_from_slice(data);
-        let pad = (BLOCK - data.len() % BLOCK) % BLOCK;
-        self.buf.extend(std::iter::repeat_n(0u8, pad));
+    fn header(kind: tar::EntryType, size: u64, meta: Meta) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(meta.mode & 0o7777);
+        h.set_uid(u64::from(meta.uid));
+        h.set_gid(u64::from(meta.gid));
+        h.set_mtime(meta.mtime);
+        h
     }
 
     /// Adds a regular file.
-    pub fn file(&mut self, path: &str, data: &[u8], meta: Meta) {
-        self.raw_entry(path.as_bytes(), b'0', data, b"", meta);
+    pub fn file(&mut self, path: &str, data: &[u8], meta: Meta) -> std::io::Result<()> {
+        let mut h = Self::header(tar::EntryType::Regular, data.len() as u64, meta);
+        self.inner.append_data(&mut h, path, data)?;
+        self.entries += 1;
+        Ok(())
     }
 
     /// Adds a directory.
-    pub fn dir(&mut self, path: &str, meta: Meta) {
-        let mut p = path.trim_end_matches('/').to_string();
-        p.push('/');
-        self.raw_entry(p.as_bytes(), b'5', b"", b"", meta);
+    pub fn dir(&mut self, path: &str, meta: Meta) -> std::io::Result<()> {
+        let mut h = Self::header(tar::EntryType::Directory, 0, meta);
+        self.inner.append_data(&mut h, path, std::io::empty())?;
+        self.entries += 1;
+        Ok(())
     }
 
-    /// Adds a symbolic link.
-    pub fn symlink(&mut self, path: &str, target: &[u8], meta: Meta) {
-        self.raw_entry(path.as_bytes(), b'2', b"", target, meta);
+    /// Adds a symbolic link to `target` (any bytes).
+    pub fn symlink(&mut self, path: &str, target: &Path, meta: Meta) -> std::io::Result<()> {
+        let mut h = Self::header(tar::EntryType::Symlink, 0, meta);
+        self.inner.append_link(&mut h, path, target)?;
+        self.entries += 1;
+        Ok(())
     }
 
     /// True when nothing was added.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.entries == 0
     }
 
-    /// The archive with its two end-of-archive blocks.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.buf.extend(std::iter::repeat_n(0u8, 2 * BLOCK));
-        self.buf
+    /// The finished archive.
+    pub fn finish(self) -> std::io::Result<Vec<u8>> {
+        self.inner.into_inner()
     }
-}
-
-fn parse_octal(field: &[u8]) -> Option<u64> {
-    let s: String = field
-        .iter()
-        .take_while(|&&b| b != 0)
-        .map(|&b| b as char)
-        .collect();
-    let s = s.trim();
-    if s.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(s, 8).ok()
 }
 
 /// One entry read back from an archive.
@@ -122,57 +88,29 @@ fn parse_octal(field: &[u8]) -> Option<u64> {
 pub struct Entry {
     /// Path as stored.
     pub name: String,
-    /// Type flag (`b'0'` file, `b'5'` dir, `b'2'` symlink...).
-    pub kind: u8,
+    /// Regular file (as opposed to a directory, link or other kind).
+    pub is_file: bool,
     /// Content (files only).
     pub data: Vec<u8>,
 }
 
-/// Reads the entries of an uncompressed tar archive (GNU long names understood).
-pub fn read_entries(mut tar: &[u8]) -> Result<Vec<Entry>, String> {
+/// Reads the entries of an uncompressed tar archive.
+pub fn read_entries(archive: &[u8]) -> std::io::Result<Vec<Entry>> {
+    use std::io::Read;
     let mut out = Vec::new();
-    let mut long_name: Option<String> = None;
-    while tar.len() >= BLOCK {
-        let h = &tar[..BLOCK];
-        if h.iter().all(|&b| b == 0) {
-            break;
+    for e in tar::Archive::new(archive).entries()? {
+        let mut e = e?;
+        let name = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+        let is_file = e.header().entry_type().is_file();
+        let mut data = Vec::new();
+        if is_file {
+            e.read_to_end(&mut data)?;
         }
-        let size = parse_octal(&h[124..136]).ok_or("bad size field in tar header")? as usize;
-        let padded = size.div_ceil(BLOCK) * BLOCK;
-        if tar.len() < BLOCK + padded {
-            return Err("truncated tar archive".into());
-        }
-        let data = &tar[BLOCK..BLOCK + size];
-        let kind = h[156];
-        let field = |r: std::ops::Range<usize>| {
-            let f = &h[r];
-            let end = f.iter().position(|&b| b == 0).unwrap_or(f.len());
-            String::from_utf8_lossy(&f[..end]).into_owned()
-        };
-        match kind {
-            b'L' => {
-                let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-                long_name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
-            }
-            b'x' | b'g' | b'K' => {}
-            _ => {
-                let name = long_name.take().unwrap_or_else(|| {
-                    let prefix = field(345..500);
-                    let name = field(0..100);
-                    if prefix.is_empty() {
-                        name
-                    } else {
-                        format!("{prefix}/{name}")
-                    }
-                });
-                out.push(Entry {
-                    name,
-                    kind,
-                    data: data.to_vec(),
-                });
-            }
-        }
-        tar = &tar[BLOCK + padded..];
+        out.push(Entry {
+            name,
+            is_file,
+            data,
+        });
     }
     Ok(out)
 }
@@ -182,7 +120,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_trip() {
+    fn entries_round_trip_with_long_names_and_owners() {
         let m = Meta {
             mode: 0o600,
             uid: 4242,
@@ -190,17 +128,25 @@ mod tests {
             mtime: 1,
         };
         let mut b = TarBuilder::new();
-        b.dir("home/a/.ssh", m);
-        b.file("home/a/.ssh/key", b"secret", m);
+        assert!(b.is_empty());
+        b.dir("home/a/.ssh", m).unwrap();
+        b.file("home/a/.ssh/key", b"secret", m).unwrap();
         let long = format!("d/{}", "x".repeat(150));
-        b.file(&long, b"y", m);
-        b.symlink("l", b"target", m);
-        let t = b.finish();
+        b.file(&long, b"y", m).unwrap();
+        b.symlink("l", Path::new(&"t".repeat(120)), m).unwrap();
+        assert!(!b.is_empty());
+        let t = b.finish().unwrap();
         let e = read_entries(&t).unwrap();
         assert_eq!(e.len(), 4);
-        assert_eq!(e[0].name, "home/a/.ssh/");
+        assert_eq!(e[0].name.trim_end_matches('/'), "home/a/.ssh");
+        assert!(!e[0].is_file);
         assert_eq!(e[1].data, b"secret");
         assert_eq!(e[2].name, long);
-        assert_eq!(e[3].kind, b'2');
+        assert!(!e[3].is_file);
+        // Owner and mode survive (what the container sees for an uploaded key).
+        let mut a = tar::Archive::new(&t[..]);
+        let key = a.entries().unwrap().nth(1).unwrap().unwrap();
+        assert_eq!(key.header().uid().unwrap(), 4242);
+        assert_eq!(key.header().mode().unwrap(), 0o600);
     }
 }

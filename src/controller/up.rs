@@ -126,7 +126,10 @@ impl Controller {
                 let setup = async {
                     if !spec.uploads.is_empty() {
                         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
-                        let tar = bytes::Bytes::from(spec.uploads.finish());
+                        let tar = spec.uploads.finish().map_err(|e| {
+                            Error::Container(format!("archiving files to copy in: {e}"))
+                        })?;
+                        let tar = bytes::Bytes::from(tar);
                         self.docker
                             .upload_to_container(&created.id, Some(opts), bollard::body_full(tar))
                             .await

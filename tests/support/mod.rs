@@ -80,7 +80,7 @@ async fn import_image(ctl: &Controller) -> String {
     };
     let mut t = TarBuilder::new();
     for d in ["bin", "etc", "root", "home", "proc", "sys", "dev"] {
-        t.dir(d, root);
+        t.dir(d, root).unwrap();
     }
     t.dir(
         "tmp",
@@ -88,7 +88,8 @@ async fn import_image(ctl: &Controller) -> String {
             mode: 0o1777,
             ..root
         },
-    );
+    )
+    .unwrap();
     t.dir(
         "home/agent",
         Meta {
@@ -96,11 +97,13 @@ async fn import_image(ctl: &Controller) -> String {
             gid: AGENT_UID,
             ..root
         },
-    );
-    t.file("bin/busybox", &bb, root);
+    )
+    .unwrap();
+    t.file("bin/busybox", &bb, root).unwrap();
     for applet in String::from_utf8_lossy(&out.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
-            t.symlink(&format!("bin/{applet}"), b"busybox", root);
+            t.symlink(&format!("bin/{applet}"), "busybox".as_ref(), root)
+                .unwrap();
         }
     }
     t.file(
@@ -110,7 +113,8 @@ async fn import_image(ctl: &Controller) -> String {
             mode: 0o644,
             ..root
         },
-    );
+    )
+    .unwrap();
     t.file(
         "etc/group",
         GROUP.as_bytes(),
@@ -118,13 +122,14 @@ async fn import_image(ctl: &Controller) -> String {
             mode: 0o644,
             ..root
         },
-    );
+    )
+    .unwrap();
     let opts = CreateImageOptionsBuilder::default()
         .from_src("-")
         .repo(IMAGE_REPO)
         .tag(&tag)
         .build();
-    let body = bollard::body_full(bytes::Bytes::from(t.finish()));
+    let body = bollard::body_full(bytes::Bytes::from(t.finish().unwrap()));
     let mut s = ctl.docker().create_image(Some(opts), Some(body), None);
     while let Some(item) = s.next().await {
         item.expect("docker import of the test image");

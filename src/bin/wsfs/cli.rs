@@ -143,6 +143,10 @@ pub enum Command {
     Log {
         /// Workspace name.
         name: Option<String>,
+        /// Show times in UTC (`--date=utc`); the default is local time with its offset, as
+        /// git shows it.
+        #[arg(long, value_enum, default_value_t = DateStyle::Local)]
+        date: DateStyle,
     },
     /// Check the journal's hash chain and that upper files match their recorded hashes.
     Verify {
@@ -279,4 +283,13 @@ pub struct ContainerFlags {
     /// Where to mount the workspace on the host [default: <state-dir>/mnt/<name>].
     #[arg(long)]
     pub mountpoint: Option<PathBuf>,
+}
+
+/// How `wsfs log` shows record times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DateStyle {
+    /// Local time and its UTC offset (`2026-11-18 12:06:40 +0100`).
+    Local,
+    /// UTC (`2026-11-18 11:06:40 +0000`).
+    Utc,
 }

@@ -191,13 +191,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        Command::Log { name } => {
+        Command::Log { name, date } => {
             let ws = pick(&client, name.as_deref()).await?;
             let records = client.log(&ws.name).await?;
             if json {
                 print_json(&mut out, &records)?;
             } else {
-                render::log(&mut out, &records)?;
+                render::log(&mut out, &records, date)?;
             }
         }
         Command::Verify { name } => {

@@ -5,6 +5,8 @@ use std::io::Write;
 use wsfs::api::{Change, ChangeKind, CommitReport, FileDiff, VerifyReport, WorkspaceInfo};
 use wsfs::journal::record::{Op, Record};
 
+use crate::cli::DateStyle;
+
 /// ANSI colours for diffs, or none.
 #[derive(Clone, Copy)]
 pub struct Palette {
@@ -498,11 +500,19 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
 }
 
 /// `wsfs log`: one line per record.
-pub fn log(out: &mut impl Write, records: &[Record]) -> std::io::Result<()> {
+pub fn log(out: &mut impl Write, records: &[Record], date: DateStyle) -> std::io::Result<()> {
+    let zone = match date {
+        DateStyle::Local => jiff::tz::TimeZone::system(),
+        DateStyle::Utc => jiff::tz::TimeZone::UTC,
+    };
     for r in records {
-        let secs = r.time_ns.div_euclid(1_000_000_000);
         let op = op_name(&r.draft.op);
-        let mut line = format!("{:>6}  {}  {:<12}", r.seq, utc(secs), op);
+        let mut line = format!(
+            "{:>6}  {}  {:<12}",
+            r.seq,
+            record_time(r.time_ns, &zone),
+            op
+        );
         match &r.draft.op {
             Op::CommitBegin { id, paths } => {
                 line.push_str(&format!(" {id} ({} paths)", paths.len()))
@@ -532,26 +542,15 @@ fn op_name(op: &Op) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) from Unix seconds.
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// `YYYY-MM-DD HH:MM:SS +hhmm` of a record time (nanoseconds since the epoch) in `zone`.
+fn record_time(ns: i64, zone: &jiff::tz::TimeZone) -> String {
+    match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
+        Ok(t) => t
+            .to_zoned(zone.clone())
+            .strftime("%Y-%m-%d %H:%M:%S %z")
+            .to_string(),
+        Err(_) => format!("@{ns}ns"),
+    }
 }
 
 /// `wsfs verify`.
@@ -572,7 +571,7 @@ pub fn verify(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::{rename_name, thousands, utc};
+    use super::{record_time, rename_name, thousands};
 
     #[test]
     fn rename_names_like_git() {
@@ -588,9 +587,17 @@ mod tests {
     }
 
     #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(utc(1_795_000_000), "2026-11-18 11:06:40");
+    fn record_times_in_utc_and_a_fixed_offset() {
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(record_time(0, &utc), "1970-01-01 00:00:00 +0000");
+        assert_eq!(
+            record_time(951_782_400_000_000_000, &utc),
+            "2000-02-29 00:00:00 +0000"
+        );
+        let cet = jiff::tz::TimeZone::fixed(jiff::tz::offset(1));
+        assert_eq!(
+            record_time(1_795_000_000_000_000_000, &cet),
+            "2026-11-18 12:06:40 +0100"
+        );
     }
 }
