@@ -132,14 +132,8 @@ impl Applier<'_> {
             .collect();
         let mut staged: Vec<Staged> = Vec::new();
         let mut jobs: Vec<Job> = Vec::new();
-        for (
-            n,
-            Checked {
-                change: c,
-                host: seen,
-            },
-        ) in ready.iter().enumerate()
-        {
+        for (n, checked) in ready.iter().enumerate() {
+            let (c, seen) = (&checked.change, &checked.host);
             if c.current.is_absent() {
                 continue;
             }
@@ -341,11 +335,8 @@ impl Applier<'_> {
             .filter(|c| c.change.current.is_absent() && !self.pending.contains(&c.change.path))
             .collect();
         deletions.sort_by(|a, b| b.change.path.cmp(&a.change.path));
-        for Checked {
-            change: c,
-            host: seen,
-        } in deletions
-        {
+        for checked in deletions {
+            let (c, seen) = (&checked.change, &checked.host);
             if !self.moved_away.contains(&c.path) {
                 if self.pending.iter().any(|p| p.starts_with(&c.path)) {
                     self.leave_pending(c);

@@ -2,22 +2,28 @@
 //! commit acts on that path.
 //!
 //! The check hashes each host file once; applying reuses that state instead of hashing the
-//! file again. The race between the check and the write is closed with the file's identity,
+//! file again. What closes the race between the check and the write is the file's identity,
 //! `lstat`ed before it was hashed: device, inode, type and mode, size, mtime and ctime. The
 //! kernel sets ctime on every change of content or metadata, and a file replaced under the
 //! same name has another inode, so an equal identity means the hashed content is still there.
-//! Where the identity cannot prove that, the path is read (and hashed) again, as before:
-//! - it changed (identity differs): read again, and if the host now differs from both the
-//!   base and the committed state, the path is left pending instead of overwritten (unless
-//!   forced: then the backup is taken of what is there now);
+//! Where the identity cannot prove that, the path is read (and hashed) again:
+//! - its identity differs (it changed since the reading);
 //! - its ctime was at most [`RACY`] old when it was read: a change in the same timestamp tick
-//!   would keep the ctime, so no identity is kept and it is always read again;
-//! - anything but a regular file: reading it costs no hash.
+//!   would keep the ctime, so no identity is kept;
+//! - it is not a regular file (reading it costs no hash).
 //!
-//! The identity is compared once when the commit stages the path and once more right before
-//! the staged entry is renamed over it (the temporary files and their fsync lie in between);
-//! a deletion is compared right before it is removed. What is left is the instant between that
-//! last `lstat` and the `rename(2)` or `unlink(2)`, which no filesystem lets a program close.
+//! The host path is proved (or read again) at three points:
+//! - when the commit stages it, and when it deletes it: if the host changed since the check
+//!   and now holds neither the base nor the committed state, the path is left pending instead
+//!   of overwritten (a forced commit applies it, backing up what is there now);
+//! - right before a staged entry is renamed over it (writing and syncing the temporary files
+//!   lie in between): if the host no longer holds what staging saw, the path is left pending,
+//!   forced or not (a backup, if any, holds what staging saw).
+//!
+//! What is left is the instant between that last `lstat` and the `rename(2)` or `unlink(2)`,
+//! which no filesystem lets a program close, and a writer through a shared mapping, whose
+//! stores reach the file without a new ctime until the pages are written back (it races with
+//! the check's hash as well).
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd};
