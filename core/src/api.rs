@@ -223,8 +223,9 @@ pub struct CommitReport {
     /// Where overwritten host files were saved (forced commits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_dir: Option<PathBuf>,
-    /// Paths left pending because the workspace had them open for writing (or they changed
-    /// while the commit ran): their content was not final. Commit them once they are closed.
+    /// Paths left pending because the workspace had them open for writing, or they changed
+    /// while the commit ran (in the workspace, or on the host after the conflict check).
+    /// Commit them again once they are closed (the next commit checks a host change again).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub busy: Vec<RelPath>,
     /// True for a dry run.

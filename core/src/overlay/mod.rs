@@ -91,6 +91,9 @@ pub struct Overlay {
     /// Recovery found the journal behind the upper layer but had no room to record it
     /// (disk full at open): [`Overlay::finish_deferred_recovery`] records it later.
     recovery_deferred: Mutex<bool>,
+    /// Host files hashed by [`Overlay::lower_state_and_stat`] (tests count them).
+    #[cfg(test)]
+    pub(crate) host_hashes: AtomicU64,
 }
 
 impl Overlay {
@@ -145,6 +148,8 @@ impl Overlay {
             no_reflink: AtomicBool::new(false),
             tmp_counter: AtomicU64::new(0),
             recovery_deferred: Mutex::new(false),
+            #[cfg(test)]
+            host_hashes: AtomicU64::new(0),
         });
         ov.clean_work_dir();
         ov.reconcile(replay)?;
@@ -388,6 +393,14 @@ impl Overlay {
         let _g = self.record_lock.lock().unwrap();
         let rec = self.journal.append(draft)?;
         self.changes.apply(&rec);
+        Ok(rec)
+    }
+
+    /// [`Overlay::record`], then syncs the journal: a commit's control records (begin, end)
+    /// go through the one recording path like every other record.
+    pub(crate) fn record_durable(&self, draft: Draft) -> Result<Record> {
+        let rec = self.record(draft)?;
+        self.journal.sync()?;
         Ok(rec)
     }
 

@@ -56,8 +56,18 @@ pub(crate) fn state_of(
 /// State of `path` under `root`, walking without following symlinks. A missing path, or one
 /// whose parent is not a directory (or is a symlink), is `Absent`.
 pub(crate) fn state_at(root: BorrowedFd<'_>, path: &RelPath, hash: bool) -> Result<EntryState> {
+    Ok(stat_and_state_at(root, path, hash)?.0)
+}
+
+/// [`state_at`], with the `lstat` the state was read from (taken before any hashing; `None`
+/// when absent, and for the root).
+fn stat_and_state_at(
+    root: BorrowedFd<'_>,
+    path: &RelPath,
+    hash: bool,
+) -> Result<(EntryState, Option<Stat>)> {
     let Some((parent, name)) = path.split_last() else {
-        return Ok(EntryState::Dir { mode: 0o755 });
+        return Ok((EntryState::Dir { mode: 0o755 }, None));
     };
     let dir = match sys::walk_dirs(root, &parent) {
         Ok(d) => d,
@@ -67,14 +77,14 @@ pub(crate) fn state_at(root: BorrowedFd<'_>, path: &RelPath, hash: bool) -> Resu
                 Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
             ) =>
         {
-            return Ok(EntryState::Absent)
+            return Ok((EntryState::Absent, None))
         }
         Err(e) => return Err(Error::io("walk", path, e)),
     };
     match sys::lstatat(dir.as_fd(), name) {
-        Ok(st) => state_of(dir.as_fd(), name, &st, path, hash),
+        Ok(st) => Ok((state_of(dir.as_fd(), name, &st, path, hash)?, Some(st))),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-            Ok(EntryState::Absent)
+            Ok((EntryState::Absent, None))
         }
         Err(e) => Err(Error::io("lstat", path, e)),
     }
@@ -83,7 +93,19 @@ pub(crate) fn state_at(root: BorrowedFd<'_>, path: &RelPath, hash: bool) -> Resu
 impl Overlay {
     /// The host's state at `path` (content hashed).
     pub fn lower_state(&self, path: &RelPath) -> Result<EntryState> {
-        state_at(self.lower_root.as_fd(), path, true)
+        Ok(self.lower_state_and_stat(path)?.0)
+    }
+
+    /// [`Overlay::lower_state`] with the `lstat` it was read from, taken before the content
+    /// was hashed (`None` when absent).
+    pub fn lower_state_and_stat(&self, path: &RelPath) -> Result<(EntryState, Option<Stat>)> {
+        let read = stat_and_state_at(self.lower_root.as_fd(), path, true)?;
+        #[cfg(test)]
+        if matches!(read.0, EntryState::File { .. }) {
+            self.host_hashes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(read)
     }
 
     /// The overlay's own state at `path`: the upper entry, or `Absent` (whiteout). Hashes
