@@ -2,7 +2,7 @@
 //!
 //! - Crash tests: with `WSFS_FAULT_COMMIT=N` set, the process aborts at the N-th commit step
 //!   (1-based), as if killed there. Costs one atomic increment per step otherwise.
-//! - Error tests: [`fail_calls`] makes the N-th `openat`, `getdents` or `fstatat` of the
+//! - Error tests: [`fail_calls`] makes the N-th `openat`, `getdents`, `fstatat` or `chmod` of the
 //!   [`crate::sys`] wrappers fail with a chosen errno. Costs one relaxed atomic load per call
 //!   when nothing is armed.
 //! - Interleaving tests: [`run_at`] runs a test's code at a named [`Point`] inside an
@@ -40,6 +40,8 @@ pub enum Syscall {
     Getdents,
     /// `fstatat` (lstat of an entry, fstat of a fd).
     Fstatat,
+    /// `chmod` of an open entry (setattr's mode change, copy-up's final mode).
+    Chmod,
 }
 
 /// One armed fault: on the arming thread, calls `from..from + count` (1-based) of `call` fail
@@ -130,12 +132,15 @@ pub enum Point {
 type Hook = Box<dyn FnOnce() + Send>;
 
 static HOOK_ARMED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-static HOOK: std::sync::Mutex<Option<(Point, Hook)>> = std::sync::Mutex::new(None);
+static HOOK: std::sync::Mutex<Option<(Point, std::thread::ThreadId, Hook)>> =
+    std::sync::Mutex::new(None);
 
-/// Runs `f` once, the next time any thread reaches `point`, on that thread. One hook is armed
-/// at a time (a second replaces the first).
+/// Runs `f` once, the next time *the calling thread* reaches `point` (so tests running in
+/// parallel do not trigger each other's hooks). One hook is armed at a time (a second
+/// replaces the first).
 pub fn run_at(point: Point, f: impl FnOnce() + Send + 'static) {
-    *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = Some((point, Box::new(f)));
+    let me = std::thread::current().id();
+    *HOOK.lock().unwrap_or_else(|e| e.into_inner()) = Some((point, me, Box::new(f)));
     HOOK_ARMED.store(true, Ordering::Release);
 }
 
@@ -152,7 +157,7 @@ fn run_hook(point: Point) {
     let hook = {
         let mut slot = HOOK.lock().unwrap_or_else(|e| e.into_inner());
         match slot.take() {
-            Some((p, f)) if p == point => {
+            Some((p, t, f)) if p == point && t == std::thread::current().id() => {
                 HOOK_ARMED.store(false, Ordering::Release);
                 Some(f)
             }

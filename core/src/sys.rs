@@ -253,6 +253,7 @@ pub fn lchownat(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Re
 /// `fchmodat` without following: symlinks have no mode on Linux, so we chmod through the
 /// `/proc/self/fd` of an `O_PATH` fd of the entry, which refers to exactly that inode.
 pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    fault::syscall(Syscall::Chmod)?;
     let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
     // SAFETY: valid C string.
     check(unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)

@@ -256,14 +256,22 @@ impl Workspace {
                 "journal: recovery records are deferred until the state disk has free space (free some, then run verify again)".into(),
             );
         }
+        // Every record must be true of the upper layer: kind, mode, size and link target of
+        // each changed path, and the content of each file whose hash is settled.
         for (path, change) in self.overlay.changes().snapshot() {
+            let recorded = &change.current;
+            let shape = self.overlay.upper_shape(&path)?;
+            if let Some(problem) = shape_problem(recorded, &shape) {
+                report.problems.push(format!("{path}: {problem}"));
+                continue;
+            }
             if let EntryState::File {
                 hash: Some(recorded),
                 ..
-            } = change.current
+            } = recorded
             {
                 match self.overlay.upper_state(&path, true)? {
-                    EntryState::File { hash: Some(actual), .. } if actual == recorded => report.files_ok += 1,
+                    EntryState::File { hash: Some(actual), .. } if actual == *recorded => report.files_ok += 1,
                     EntryState::File { hash: Some(actual), .. } => report.problems.push(format!(
                         "{path}: upper content hash {} differs from the journal's {} (a file still open for writing settles on close; otherwise the upper layer was changed behind wsfs' back)",
                         actual.short(), recorded.short()
@@ -350,4 +358,32 @@ fn lock_dir(dir: &Path) -> Result<fs::File> {
 /// Byte path helper for callers that need an `OsStr` view of a [`RelPath`].
 pub fn rel_os(path: &RelPath) -> &std::ffi::OsStr {
     std::ffi::OsStr::from_bytes(path.as_bytes())
+}
+
+/// What differs between a recorded state and the upper entry's shape (content hashes aside),
+/// or `None` when the record is true of it.
+fn shape_problem(recorded: &EntryState, upper: &EntryState) -> Option<String> {
+    let agree = match (recorded, upper) {
+        (
+            EntryState::File { mode, size, .. },
+            EntryState::File {
+                mode: m, size: s, ..
+            },
+        ) => {
+            if (mode, size) != (m, s) {
+                return Some(format!(
+                    "journal says file of {size} bytes, mode {mode:o}; upper layer has {s} bytes, mode {m:o} (a file still open for writing settles on close)"
+                ));
+            }
+            true
+        }
+        (a, b) => a == b,
+    };
+    (!agree).then(|| {
+        format!(
+            "journal says {}, upper layer has {}",
+            recorded.kind_word(),
+            upper.kind_word()
+        )
+    })
 }

@@ -129,3 +129,52 @@ fn status_sees_a_walk_failure_in_a_new_subtree() {
 fn ov_lookup(f: &Fixture, parent: u64, name: &str) -> u64 {
     f.ov().lookup(parent, OsStr::new(name)).unwrap().ino
 }
+
+/// A `setattr` whose later step fails still records what its earlier steps did (issue 12,
+/// defect 7: an operation either happens and is journaled, or fails and leaves nothing).
+#[test]
+fn a_setattr_that_fails_halfway_records_what_it_changed() {
+    let _s = serial();
+    let f = Fixture::new(&[("f", "hello world\n")]);
+    let ino = ov_lookup(&f, ROOT_INO, "f");
+    // Copied up first (a utime, as `touch` does), so the failing chmod is setattr's own.
+    let touch = wsfs::overlay::SetAttr {
+        mtime: Some(wsfs::overlay::SetTime::Now),
+        ..Default::default()
+    };
+    f.ov().setattr(&REQ, ino, &touch).unwrap();
+    let set = wsfs::overlay::SetAttr {
+        size: Some(5),
+        mode: Some(0o600),
+        ..Default::default()
+    };
+    let fault = fail_calls(Syscall::Chmod, 1, u64::MAX, libc::EIO);
+    let res = f.ov().setattr(&REQ, ino, &set);
+    let chmods = fault.calls();
+    drop(fault);
+    assert!(chmods >= 1, "the mode change was attempted");
+    assert_eq!(errno_of(res), libc::EIO);
+    // The truncate happened: the view, the journal and status all say so.
+    assert_eq!(read(f.ov(), b"f").unwrap(), b"hello");
+    let last = f.ws().log().unwrap().into_iter().last().unwrap();
+    match last.draft.new {
+        wsfs::journal::record::EntryState::File { size, hash, .. } => {
+            assert_eq!(size, 5, "the journal's last record has the truncated size");
+            assert_eq!(hash, Some(wsfs::hash::ContentHash::of(b"hello")));
+        }
+        other => panic!("last record: {other:?}"),
+    }
+    let report = f.ws().verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let status = f.ws().status().unwrap();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0].kind, wsfs::api::ChangeKind::Modified);
+    assert_eq!(f.host_read("f").unwrap(), b"hello world\n");
+    // The journal holds the truncated shape: a commit applies it as recorded.
+    let report = f
+        .ws()
+        .commit(&wsfs::api::CommitRequest::default(), &|_, _| {})
+        .unwrap();
+    assert_eq!(report.applied.len(), 1, "{report:?}");
+    assert_eq!(f.host_read("f").unwrap(), b"hello");
+}

@@ -81,69 +81,100 @@ impl Overlay {
         self.copy_up(&node, data_needed)?;
         let (dir_fd, name) = self.upper_location(&node)?;
         let dir = dir_fd.as_fd();
-        let mut changed_content = false;
-        if let Some(size) = set.size {
-            let fd = match &via_handle {
-                Some(h) if h.writable => h.upper_fd(self)?,
-                _ => Arc::new(sys::openat(dir, &name, libc::O_WRONLY, 0).ctx("open", &path)?),
-            };
-            sys::ftruncate(fd.as_fd(), size).ctx("truncate", &path)?;
-            changed_content = true;
-        }
-        if set.uid.is_some() || set.gid.is_some() {
-            sys::lchownat(
-                dir,
-                &name,
-                set.uid.unwrap_or(u32::MAX),
-                set.gid.unwrap_or(u32::MAX),
-            )
-            .ctx("chown", &path)?;
-        }
-        if let Some(mode) = set.mode {
-            if node.kind != Kind::Symlink {
-                let fd = sys::openat(dir, &name, libc::O_PATH, 0).ctx("open", &path)?;
-                sys::chmod_fd(fd.as_fd(), mode & 0o7777).ctx("chmod", &path)?;
-            }
-        }
-        if set.atime.is_some() || set.mtime.is_some() {
-            let ts = |t: Option<SetTime>| match t {
-                None => sys::TimeSpec::Omit,
-                Some(SetTime::Now) => sys::TimeSpec::Now,
-                Some(SetTime::At(t)) => to_timespec(t),
-            };
-            sys::utimensat(dir, &name, ts(set.atime), ts(set.mtime)).ctx("utimes", &path)?;
-        }
         let _ = req;
-        let st = sys::lstatat(dir, &name).ctx("lstat", &path)?;
+        // Each step changes the upper entry; when a later one fails, what the earlier ones did
+        // is still recorded before the error is returned, so the journal never misses it.
+        let mut changed_content = false;
+        let mut changed_any = false;
+        let steps = (|| -> Result<()> {
+            if let Some(size) = set.size {
+                let fd = match &via_handle {
+                    Some(h) if h.writable => h.upper_fd(self)?,
+                    _ => Arc::new(sys::openat(dir, &name, libc::O_WRONLY, 0).ctx("open", &path)?),
+                };
+                sys::ftruncate(fd.as_fd(), size).ctx("truncate", &path)?;
+                changed_content = true;
+                changed_any = true;
+            }
+            if set.uid.is_some() || set.gid.is_some() {
+                sys::lchownat(
+                    dir,
+                    &name,
+                    set.uid.unwrap_or(u32::MAX),
+                    set.gid.unwrap_or(u32::MAX),
+                )
+                .ctx("chown", &path)?;
+                changed_any = true;
+            }
+            if let Some(mode) = set.mode {
+                if node.kind != Kind::Symlink {
+                    let fd = sys::openat(dir, &name, libc::O_PATH, 0).ctx("open", &path)?;
+                    sys::chmod_fd(fd.as_fd(), mode & 0o7777).ctx("chmod", &path)?;
+                    changed_any = true;
+                }
+            }
+            if set.atime.is_some() || set.mtime.is_some() {
+                let ts = |t: Option<SetTime>| match t {
+                    None => sys::TimeSpec::Omit,
+                    Some(SetTime::Now) => sys::TimeSpec::Now,
+                    Some(SetTime::At(t)) => to_timespec(t),
+                };
+                sys::utimensat(dir, &name, ts(set.atime), ts(set.mtime)).ctx("utimes", &path)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = steps {
+            if changed_any {
+                if let Err(re) = self.record_setattr(&node, dir, &name, changed_content, &mut res) {
+                    tracing::warn!(path = %path, error = %re, "recording a partly applied setattr");
+                }
+            }
+            return Err(e);
+        }
+        let st = self.record_setattr(&node, dir, &name, changed_content, &mut res)?;
+        Ok(self.attr_of(ino, &st))
+    }
+
+    /// Records the shape of `node`'s upper entry (`dir`/`name`) after a `setattr` and returns
+    /// its stat. Content hashes are settled when the file is closed: a truncate while a writer
+    /// has the file open is left to its close.
+    fn record_setattr(
+        &self,
+        node: &Node,
+        dir: std::os::fd::BorrowedFd<'_>,
+        name: &OsStr,
+        changed_content: bool,
+        res: &mut Reservation<'_>,
+    ) -> Result<sys::Stat> {
+        let path = node.path();
+        let st = sys::lstatat(dir, name).ctx("lstat", &path)?;
         if changed_content {
             node.version.fetch_add(1, Ordering::AcqRel);
             if node.writers.load(Ordering::Acquire) > 0 {
                 node.dirty.store(true, Ordering::Release);
             }
         }
-        // Content hashes are settled when the file is closed; record the new shape now unless
-        // a writer still has it open (its close will record).
-        if !(changed_content && node.writers.load(Ordering::Acquire) > 0) {
-            let new = state_of(
-                dir,
-                &name,
-                &st,
-                &path,
-                node.kind == Kind::File && changed_content,
-            )?;
-            // The known hash and the name are read under the record lock: a last close
-            // settling concurrently (RELEASE is asynchronous) may record a newer hash first.
-            let order = self.record_lock.lock().unwrap();
-            let gone =
-                node.unlinked.load(Ordering::Acquire) && !node.reverted.load(Ordering::Acquire);
-            if !gone {
-                let path = node.path();
-                let new = self.keep_known_hash(&path, new);
-                let base = self.base_for(&path)?;
-                self.record_locked_in(&order, &mut res, Draft::new(Op::Setattr, path, base, new))?;
-            }
+        if changed_content && node.writers.load(Ordering::Acquire) > 0 {
+            return Ok(st);
         }
-        Ok(self.attr_of(ino, &st))
+        let new = state_of(
+            dir,
+            name,
+            &st,
+            &path,
+            node.kind == Kind::File && changed_content,
+        )?;
+        // The known hash and the name are read under the record lock: a last close settling
+        // concurrently (RELEASE is asynchronous) may record a newer hash first.
+        let order = self.record_lock.lock().unwrap();
+        let gone = node.unlinked.load(Ordering::Acquire) && !node.reverted.load(Ordering::Acquire);
+        if !gone {
+            let path = node.path();
+            let new = self.keep_known_hash(&path, new);
+            let base = self.base_for(&path)?;
+            self.record_locked_in(&order, res, Draft::new(Op::Setattr, path, base, new))?;
+        }
+        Ok(st)
     }
 
     /// Reuses the recorded content hash when only metadata changed.

@@ -108,6 +108,11 @@ impl Overlay {
         Ok(read)
     }
 
+    /// The shape of the upper entry at `path` (kind, mode, size, link target; no hash).
+    pub fn upper_shape(&self, path: &RelPath) -> Result<EntryState> {
+        state_at(self.upper_root.as_fd(), path, false)
+    }
+
     /// The overlay's own state at `path`: the upper entry, or `Absent` (whiteout). Hashes
     /// files only when the change set has no hash for them, or `rehash` is set.
     pub fn upper_state(&self, path: &RelPath, rehash: bool) -> Result<EntryState> {
