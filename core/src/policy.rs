@@ -62,6 +62,9 @@ pub struct PolicyConfig {
     pub scratch: Vec<String>,
     /// Gitignore patterns for paths whose changes need `allow_protected` to commit.
     pub protected: Vec<String>,
+    /// Gitignore patterns for entries whose own change (not what lies below them) needs
+    /// `allow_protected`, like `.git` itself.
+    pub protected_entries: Vec<String>,
     /// Also treat what the project's git ignore rules ignore as scratch.
     pub scratch_from_gitignore: bool,
 }
@@ -75,6 +78,7 @@ impl Default for PolicyConfig {
             hide: v(&[".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*"]),
             scratch: Vec::new(),
             protected: v(defaults::PROTECTED),
+            protected_entries: v(defaults::PROTECTED_ENTRIES),
             scratch_from_gitignore: true,
         }
     }
@@ -86,8 +90,8 @@ pub struct Policy {
     hide: Gitignore,
     scratch: Gitignore,
     protected: Gitignore,
-    /// Whether `.git` entries themselves are protected (always, except in [`Policy::allow_all`]).
-    git_dir_entries: bool,
+    /// Entries protected themselves, not what lies below them ([`defaults::PROTECTED_ENTRIES`]).
+    protected_entries: Gitignore,
     git: Option<GitRules>,
 }
 
@@ -132,6 +136,8 @@ impl Policy {
         hide.add_config("hide", &cfg.hide)?;
         scratch.add_config("scratch", &cfg.scratch)?;
         protected.add_config("protected", &cfg.protected)?;
+        let mut entries = Rules::new();
+        entries.add_config("protected_entries", &cfg.protected_entries)?;
 
         match read_rule_file(project_root, OsStr::new(WSFSIGNORE)) {
             Ok(data) => {
@@ -162,7 +168,7 @@ impl Policy {
             hide: hide.build("hide")?,
             scratch: scratch.build("scratch")?,
             protected: protected.build("protected")?,
-            git_dir_entries: true,
+            protected_entries: entries.build("protected_entries")?,
             git,
         })
     }
@@ -173,7 +179,7 @@ impl Policy {
             hide: Gitignore::empty(),
             scratch: Gitignore::empty(),
             protected: Gitignore::empty(),
-            git_dir_entries: false,
+            protected_entries: Gitignore::empty(),
             git: None,
         }
     }
@@ -206,16 +212,16 @@ impl Policy {
     }
 
     /// True if `path` (or a parent directory) matches a protected rule, is the project's
-    /// `.wsfsignore`, or is a `.git` entry ([`defaults::is_git_dir_entry`]) that no `!` rule
-    /// re-includes. Without a file type, a directory-only pattern (`dir/`) is honoured as if
+    /// `.wsfsignore`, or itself matches a protected-entry rule (a `.git` entry, for example)
+    /// that no `!` protected rule re-includes. Without a file type, a directory-only pattern (`dir/`) is honoured as if
     /// `path` were a directory: when in doubt, protect.
     pub fn is_protected(&self, path: &RelPath) -> bool {
         let p = path.as_bytes();
         p == WSFSIGNORE.as_bytes()
             || matches_tree(&self.protected, p, false, false)
             || matches_tree(&self.protected, p, true, false)
-            || (self.git_dir_entries
-                && defaults::is_git_dir_entry(p)
+            || (!p.is_empty()
+                && self.protected_entries.matched(as_path(p), true).is_ignore()
                 && !self.protected.matched(as_path(p), true).is_whitelist())
     }
 }
@@ -759,6 +765,8 @@ mod tests {
             ".git/worktrees/wt/config.worktree",
             ".git/worktrees/wt/commondir",
             ".git/worktrees/wt/info/sparse-checkout",
+            ".git/info",
+            ".git/modules/sub/info",
             ".git/modules/sub/worktrees/wt/commondir",
             // `.git` entries themselves (a `gitdir:` file can point anywhere).
             ".git",
@@ -807,6 +815,10 @@ mod tests {
             ".git/logs/refs/heads/main",
             ".git/objects/ab/cdef",
             ".git/objects/info/commit-graph",
+            ".git/objects/info",
+            ".git/info/refs",
+            ".git/modules/sub/info/refs",
+            ".git/modules/sub/objects/info",
             ".git/objects/info/packs",
             ".git/objects/pack/pack-1.pack",
             "sub/.git/objects/ab/cdef",

@@ -23,19 +23,21 @@ pub const PROTECTED: &[&str] = &[
     "**/.git/config",
     "**/.git/config.worktree",
     "**/.git/hooks",
-    "**/.git/info",
+    "**/.git/info/*",
     "**/.git/modules/**/config",
     "**/.git/modules/**/config.worktree",
     "**/.git/modules/**/hooks",
-    "**/.git/modules/**/info",
-    // ...but a submodule's `objects/info` (commit-graph, packs list) is object store.
-    "!**/.git/modules/**/objects/info",
+    "**/.git/modules/**/info/*",
     "**/.git/worktrees/*/config",
     "**/.git/worktrees/*/config.worktree",
     "**/.git/worktrees/*/hooks",
-    "**/.git/worktrees/*/info",
+    "**/.git/worktrees/*/info/*",
     // A linked worktree's pointer to the shared git dir (and so to its config and hooks).
     "**/.git/**/worktrees/*/commondir",
+    // Written by `git gc` (also run by `git commit` once loose objects pile up): `info/refs`
+    // is the ref list for dumb HTTP servers, `objects/info` belongs to the object store.
+    "!**/.git/**/info/refs",
+    "!**/.git/**/objects/info/*",
     // Filter and diff drivers, submodule URLs and update commands.
     ".gitattributes",
     ".gitmodules",
@@ -58,15 +60,15 @@ pub const PROTECTED: &[&str] = &[
     "**/.github/workflows",
 ];
 
-/// True if the last component of `path` (project-relative bytes) is `.git`: the entry that
-/// tells git where a repository's git dir is. Creating, removing or replacing one (a `.git`
-/// file saying `gitdir: ../elsewhere` points git at a config nobody reviewed) is protected;
-/// the files inside a `.git` directory are decided by [`PROTECTED`]. Undone by `!.git` (or
-/// `!**/.git`) in `.wsfsignore`'s `[protected]`.
-pub fn is_git_dir_entry(path: &[u8]) -> bool {
-    let last = match path.iter().rposition(|&b| b == b'/') {
-        Some(i) => &path[i + 1..],
-        None => path,
-    };
-    last == b".git"
-}
+/// Gitignore patterns for entries protected themselves, not what lies below them: creating,
+/// removing or replacing one (or changing its mode) is protected. A `.git` *file* saying
+/// `gitdir: ../elsewhere`, or an `info` directory swapped for a symlink, points git at files
+/// nobody reviewed; the files inside are decided by [`PROTECTED`]. A `!pattern` in
+/// `.wsfsignore`'s `[protected]` that matches the entry itself undoes it.
+pub const PROTECTED_ENTRIES: &[&str] = &[
+    "**/.git",
+    "**/.git/info",
+    "**/.git/modules/**/info",
+    "**/.git/worktrees/*/info",
+    "!**/.git/**/objects/info",
+];
