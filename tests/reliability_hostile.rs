@@ -904,6 +904,27 @@ fn files_that_run_code_on_the_host_are_protected_at_any_depth() {
             .unwrap_or_else(|| panic!("{p} missing from {changes}"));
         assert_eq!(c["protected"], true, "{c}");
     }
+    // `diff` says so under each protected file's header, and only there.
+    let diff = live.ok(["diff", "w"]);
+    for p in planted {
+        let section = diff
+            .split("diff --wsfs ")
+            .find(|s| {
+                s.lines()
+                    .next()
+                    .is_some_and(|h| h.ends_with(&format!("b/{p}")))
+            })
+            .unwrap_or_else(|| panic!("diff does not show {p}:\n{diff}"));
+        assert!(
+            section.contains("protected: a change here can run code"),
+            "{section}"
+        );
+    }
+    let lib = diff
+        .split("diff --wsfs ")
+        .find(|s| s.contains("b/src/lib.rs"))
+        .unwrap();
+    assert!(!lib.contains("protected:"), "{lib}");
 
     // Commit refuses without --allow-protected, names each path, and writes nothing.
     let out = live.wsfs(["--json", "commit", "w"]);
