@@ -165,8 +165,9 @@ pub struct FileDiff {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
-    /// Paths to commit (and everything below them); empty = all.
-    #[serde(default)]
+    /// Paths to commit (and everything below them); empty = all. A path naming the project
+    /// root, or an absolute path, is refused ([`RelPath::selection`]).
+    #[serde(default, deserialize_with = "crate::relpath::deserialize_selection")]
     pub paths: Vec<RelPath>,
     /// Plan only; change nothing.
     #[serde(default)]
@@ -304,8 +305,9 @@ pub struct DaemonInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathsRequest {
-    /// Workspace-relative paths.
-    #[serde(default)]
+    /// Workspace-relative paths; the project root and absolute paths are refused
+    /// ([`RelPath::selection`]).
+    #[serde(default, deserialize_with = "crate::relpath::deserialize_selection")]
     pub paths: Vec<RelPath>,
 }
 

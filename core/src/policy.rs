@@ -11,9 +11,9 @@
 //!   project's own git ignore rules ignore: the root `.gitignore`, `.git/info/exclude` and nested
 //!   `.gitignore` files, read lazily per directory on first query and cached.
 //! - **protected**: changes there can run code on the host; commit refuses them without
-//!   `allow_protected`. Config patterns plus the `[protected]` section; the project's
-//!   `.wsfsignore` itself is always protected, so an agent cannot weaken the rules through a
-//!   commit.
+//!   `allow_protected`. Config patterns (by default the built-in list in [`defaults`]) plus the
+//!   `[protected]` section, where `!pattern` undoes a default; the project's `.wsfsignore`
+//!   itself is always protected, so an agent cannot weaken the rules through a commit.
 //!
 //! Every rule file is read from the *host* project (never the upper layer, which the container
 //! controls), by walking from the project root fd one component at a time with
@@ -40,6 +40,8 @@ use crate::error::{Error, Result};
 use crate::relpath::RelPath;
 use crate::sys;
 
+pub mod defaults;
+
 /// Name of the per-project rules file at the project root.
 pub const WSFSIGNORE: &str = ".wsfsignore";
 
@@ -60,19 +62,23 @@ pub struct PolicyConfig {
     pub scratch: Vec<String>,
     /// Gitignore patterns for paths whose changes need `allow_protected` to commit.
     pub protected: Vec<String>,
+    /// Gitignore patterns for entries whose own change (not what lies below them) needs
+    /// `allow_protected`, like `.git` itself.
+    pub protected_entries: Vec<String>,
     /// Also treat what the project's git ignore rules ignore as scratch.
     pub scratch_from_gitignore: bool,
 }
 
 impl Default for PolicyConfig {
-    /// The documented defaults: common secret files hidden, git hooks and config protected,
-    /// git-ignored files scratch.
+    /// The documented defaults: common secret files hidden, files that run code on the host
+    /// protected ([`defaults::PROTECTED`]), git-ignored files scratch.
     fn default() -> Self {
         let v = |s: &[&str]| s.iter().map(|p| p.to_string()).collect();
         PolicyConfig {
             hide: v(&[".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*"]),
             scratch: Vec::new(),
-            protected: v(&[".git/hooks/**", ".git/config"]),
+            protected: v(defaults::PROTECTED),
+            protected_entries: v(defaults::PROTECTED_ENTRIES),
             scratch_from_gitignore: true,
         }
     }
@@ -84,6 +90,8 @@ pub struct Policy {
     hide: Gitignore,
     scratch: Gitignore,
     protected: Gitignore,
+    /// Entries protected themselves, not what lies below them ([`defaults::PROTECTED_ENTRIES`]).
+    protected_entries: Gitignore,
     git: Option<GitRules>,
 }
 
@@ -128,6 +136,8 @@ impl Policy {
         hide.add_config("hide", &cfg.hide)?;
         scratch.add_config("scratch", &cfg.scratch)?;
         protected.add_config("protected", &cfg.protected)?;
+        let mut entries = Rules::new();
+        entries.add_config("protected_entries", &cfg.protected_entries)?;
 
         match read_rule_file(project_root, OsStr::new(WSFSIGNORE)) {
             Ok(data) => {
@@ -158,6 +168,7 @@ impl Policy {
             hide: hide.build("hide")?,
             scratch: scratch.build("scratch")?,
             protected: protected.build("protected")?,
+            protected_entries: entries.build("protected_entries")?,
             git,
         })
     }
@@ -168,6 +179,7 @@ impl Policy {
             hide: Gitignore::empty(),
             scratch: Gitignore::empty(),
             protected: Gitignore::empty(),
+            protected_entries: Gitignore::empty(),
             git: None,
         }
     }
@@ -199,14 +211,18 @@ impl Policy {
         }
     }
 
-    /// True if `path` (or a parent directory) matches a protected rule, or is the project's
-    /// `.wsfsignore`. Without a file type, a directory-only pattern (`dir/`) is honoured as if
+    /// True if `path` (or a parent directory) matches a protected rule, is the project's
+    /// `.wsfsignore`, or itself matches a protected-entry rule (a `.git` entry, for example)
+    /// that no `!` protected rule re-includes. Without a file type, a directory-only pattern (`dir/`) is honoured as if
     /// `path` were a directory: when in doubt, protect.
     pub fn is_protected(&self, path: &RelPath) -> bool {
         let p = path.as_bytes();
         p == WSFSIGNORE.as_bytes()
             || matches_tree(&self.protected, p, false, false)
             || matches_tree(&self.protected, p, true, false)
+            || (!p.is_empty()
+                && self.protected_entries.matched(as_path(p), true).is_ignore()
+                && !self.protected.matched(as_path(p), true).is_whitelist())
     }
 }
 
@@ -716,14 +732,138 @@ mod tests {
         assert!(p.is_protected(&rp(".git/hooks/sub/x")));
         assert!(p.is_protected(&rp(".git/config")));
         assert!(!p.is_protected(&rp(".git/HEAD")));
-        assert!(!p.is_protected(&rp("sub/.git/config")));
+        assert!(p.is_protected(&rp("sub/.git/config")));
         assert!(!p.is_protected(&rp("src/lib.rs")));
         // Protected paths are not hidden by default.
         assert!(!p.is_hidden(&rp(".git/config"), false));
         assert!(!p.is_hidden(&rp(".git/hooks/pre-commit"), false));
         // The rules file itself is always protected.
         assert!(p.is_protected(&rp(WSFSIGNORE)));
+        assert!(p.is_protected(&rp("sub/.wsfsignore")));
+    }
+
+    #[test]
+    fn files_that_run_code_are_protected_at_any_depth() {
+        let p = load(project(&[]).path(), &PolicyConfig::default()).unwrap();
+        for path in [
+            // Every git dir: the root one, nested repositories, submodules, worktrees.
+            ".git/config",
+            ".git/config.worktree",
+            ".git/hooks",
+            ".git/hooks/post-checkout",
+            ".git/info/attributes",
+            ".git/info/exclude",
+            "sub/.git/config",
+            "sub/.git/hooks/pre-commit",
+            "a/b/c/.git/info/attributes",
+            ".git/modules/sub/config",
+            ".git/modules/sub/hooks/post-checkout",
+            ".git/modules/sub/info/exclude",
+            ".git/modules/libs/foo/config",
+            ".git/modules/a/modules/b/hooks/pre-push",
+            "sub/.git/modules/x/config",
+            ".git/worktrees/wt/config.worktree",
+            ".git/worktrees/wt/commondir",
+            ".git/worktrees/wt/info/sparse-checkout",
+            ".git/info",
+            ".git/modules/sub/info",
+            ".git/modules/sub/worktrees/wt/commondir",
+            // `.git` entries themselves (a `gitdir:` file can point anywhere).
+            ".git",
+            "sub/.git",
+            ".gitattributes",
+            "src/.gitattributes",
+            ".gitmodules",
+            "vendor/x/.gitmodules",
+            // wsfs itself.
+            ".wsfs.toml",
+            "sub/.wsfs.toml",
+            ".wsfsignore",
+            // Tools that run code on entering or opening the project.
+            ".envrc",
+            "sub/.envrc",
+            ".vscode/settings.json",
+            ".vscode/tasks.json",
+            ".vscode/launch.json",
+            "app/.vscode/tasks.json",
+            "proj.code-workspace",
+            ".devcontainer/devcontainer.json",
+            ".devcontainer/Dockerfile",
+            ".devcontainer.json",
+            ".idea/workspace.xml",
+            ".idea/runConfigurations/x.xml",
+            ".claude/settings.json",
+            ".claude/settings.local.json",
+            ".claude/hooks/stop.sh",
+            ".pre-commit-config.yaml",
+            ".husky/pre-commit",
+            ".husky/_/husky.sh",
+            ".github/workflows/ci.yml",
+            "sub/.github/workflows/x.yml",
+        ] {
+            assert!(p.is_protected(&rp(path)), "{path} should be protected");
+        }
+        for path in [
+            // Git's bookkeeping, written by an agent's `git commit`, stays committable.
+            ".git/HEAD",
+            ".git/index",
+            ".git/COMMIT_EDITMSG",
+            ".git/ORIG_HEAD",
+            ".git/packed-refs",
+            ".git/refs/heads/main",
+            ".git/logs/HEAD",
+            ".git/logs/refs/heads/main",
+            ".git/objects/ab/cdef",
+            ".git/objects/info/commit-graph",
+            ".git/objects/info",
+            ".git/info/refs",
+            ".git/modules/sub/info/refs",
+            ".git/modules/sub/objects/info",
+            ".git/objects/info/packs",
+            ".git/objects/pack/pack-1.pack",
+            "sub/.git/objects/ab/cdef",
+            "sub/.git/refs/heads/main",
+            ".git/modules/sub/HEAD",
+            ".git/modules/sub/objects/ab/cdef",
+            ".git/modules/sub/objects/info/commit-graph",
+            ".git/modules/sub/refs/heads/main",
+            ".git/worktrees/wt/HEAD",
+            ".git/worktrees/wt/index",
+            // Ordinary source and build files are the code under review.
+            "Makefile",
+            "package.json",
+            "build.rs",
+            "src/config",
+            "config/app.toml",
+            "hooks/x",
+            "info/x",
+            ".vscode/extensions.json",
+            ".claude/commands/x.md",
+            ".github/CODEOWNERS",
+            "docs/.git-blame-ignore-revs",
+        ] {
+            assert!(!p.is_protected(&rp(path)), "{path} should not be protected");
+        }
+    }
+
+    #[test]
+    fn protected_defaults_are_undone_with_a_negation() {
+        let t = project(&[(
+            WSFSIGNORE,
+            "[protected]\n!.envrc\n!**/.vscode/settings.json\n!**/.git\n!.wsfsignore\n",
+        )]);
+        let p = load(t.path(), &PolicyConfig::default()).unwrap();
+        assert!(!p.is_protected(&rp(".envrc")));
+        assert!(!p.is_protected(&rp("sub/.envrc")));
+        assert!(!p.is_protected(&rp(".vscode/settings.json")));
+        assert!(p.is_protected(&rp(".vscode/tasks.json")));
+        assert!(!p.is_protected(&rp("sub/.git")));
+        assert!(p.is_protected(&rp("sub/.git/config")));
+        // The root `.wsfsignore` cannot be unprotected; others can.
+        assert!(p.is_protected(&rp(WSFSIGNORE)));
         assert!(!p.is_protected(&rp("sub/.wsfsignore")));
+        // Without `.wsfsignore` rules and with no config at all, nothing is protected.
+        assert!(!Policy::allow_all().is_protected(&rp(".git")));
     }
 
     #[test]

@@ -29,6 +29,28 @@ pub fn check_name(name: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Why a request's path was refused by [`RelPath::selection`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// The path names the project root, which would select everything.
+    #[error(
+        "path {0:?} names the project root; to act on every path send no paths \
+         (`{{}}` or `{{\"paths\": []}}`)"
+    )]
+    Root(String),
+    /// An absolute path.
+    #[error("absolute path {0:?}: paths are relative to the project root (`src/main.rs`)")]
+    Absolute(String),
+    /// Not a valid relative path (a `..` component, a NUL byte, a name that is too long).
+    #[error("path {path:?}: {reason}")]
+    Invalid {
+        /// The path as sent, escaped for display.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
 /// A validated relative path; empty means the project root.
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelPath(Vec<u8>);
@@ -51,6 +73,25 @@ impl RelPath {
             out = out.join_unchecked(comp);
         }
         Ok(out)
+    }
+
+    /// Parses a path that a request names to select part of the workspace (commit, discard,
+    /// diff). Like [`RelPath::new`], except that a path naming the project root (`""`, `"."`,
+    /// `"/"`, `"./"`, `"//"`) is refused, because "everything" must be asked for by sending
+    /// no paths, and so is an absolute path (`/etc/passwd` is not read as `etc/passwd`).
+    pub fn selection(bytes: impl AsRef<[u8]>) -> Result<Self, SelectionError> {
+        let bytes = bytes.as_ref();
+        let parsed = RelPath::new(bytes);
+        if parsed.as_ref().is_ok_and(RelPath::is_root) {
+            return Err(SelectionError::Root(escape_bytes(bytes)));
+        }
+        if bytes.starts_with(b"/") {
+            return Err(SelectionError::Absolute(escape_bytes(bytes)));
+        }
+        parsed.map_err(|e| SelectionError::Invalid {
+            path: escape_bytes(bytes),
+            reason: e.to_string(),
+        })
     }
 
     /// Builds from an OS path (relative).
@@ -209,6 +250,24 @@ impl<'de> Deserialize<'de> for RelPath {
     }
 }
 
+/// Serde `deserialize_with` for the `paths` of a request: each path through
+/// [`RelPath::selection`] (root and absolute paths refused).
+pub fn deserialize_selection<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<RelPath>, D::Error> {
+    struct Selected(RelPath);
+    impl<'de> Deserialize<'de> for Selected {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            let bytes = crate::bytes_serde::deserialize(d)?;
+            RelPath::selection(bytes)
+                .map(Selected)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+    let paths = Vec::<Selected>::deserialize(d)?;
+    Ok(paths.into_iter().map(|s| s.0).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +293,76 @@ mod tests {
         assert!(!RelPath::new("ab/c").unwrap().starts_with(&from));
         assert_eq!(p.rebase(&from, &to).as_bytes(), b"x/y/b/c");
         assert_eq!(from.rebase(&from, &to).as_bytes(), b"x/y");
+    }
+
+    #[test]
+    fn selection_refuses_root_and_absolute_paths() {
+        for root in ["", ".", "/", "./", "//", "./.", "/./", "."] {
+            assert_eq!(
+                RelPath::selection(root),
+                Err(SelectionError::Root(root.to_string())),
+                "{root:?}"
+            );
+        }
+        for abs in ["/etc/passwd", "/a", "//a/b", "/./a"] {
+            assert_eq!(
+                RelPath::selection(abs),
+                Err(SelectionError::Absolute(abs.to_string())),
+                "{abs:?}"
+            );
+        }
+        assert!(matches!(
+            RelPath::selection("a/../b"),
+            Err(SelectionError::Invalid { .. })
+        ));
+        assert!(matches!(
+            RelPath::selection(b"a\0b"),
+            Err(SelectionError::Invalid { .. })
+        ));
+        assert_eq!(RelPath::selection("./src/").unwrap().as_bytes(), b"src");
+        assert_eq!(RelPath::selection(b"d\xff").unwrap().as_bytes(), b"d\xff");
+        let msg = RelPath::selection(".").unwrap_err().to_string();
+        assert!(msg.contains("project root") && msg.contains("{}"), "{msg}");
+    }
+
+    #[test]
+    fn selection_in_json() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Req {
+            #[serde(default, deserialize_with = "deserialize_selection")]
+            paths: Vec<RelPath>,
+        }
+        let parse = |json: &str| serde_json::from_str::<Req>(json).map(|r| r.paths);
+        assert!(parse("{}").unwrap().is_empty());
+        assert!(parse(r#"{"paths":[]}"#).unwrap().is_empty());
+        assert_eq!(parse(r#"{"paths":["a/b"]}"#).unwrap()[0].as_bytes(), b"a/b");
+        assert_eq!(
+            parse(r#"{"paths":[{"b64":"/w=="}]}"#).unwrap()[0].as_bytes(),
+            b"\xff"
+        );
+        for bad in [
+            r#"{"paths":[""]}"#,
+            r#"{"paths":["."]}"#,
+            r#"{"paths":["/"]}"#,
+            r#"{"paths":["./"]}"#,
+            r#"{"paths":["//"]}"#,
+            r#"{"paths":["a", "."]}"#,
+            r#"{"paths":[{"b64":""}]}"#,
+            r#"{"paths":[{"b64":"Lg=="}]}"#,
+            r#"{"paths":[{"b64":"Lw=="}]}"#,
+            r#"{"paths":["/etc/passwd"]}"#,
+            r#"{"paths":[{"b64":"L2V0Yy9wYXNzd2Q="}]}"#,
+            r#"{"paths":[{"b64":"YQ==","x":1}]}"#,
+            r#"{"paths":[{"b64":"YQ==","paths":[]}]}"#,
+            r#"{"paths":["../x"]}"#,
+            r#"{"paths":[null]}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad} was accepted");
+        }
+        // Paths read back from the journal or a report may still be the root.
+        let root: RelPath = serde_json::from_str(r#""""#).unwrap();
+        assert!(root.is_root());
     }
 
     #[test]

@@ -181,6 +181,10 @@ impl Registry {
             )));
         }
         self.refuse_nested(&project)?;
+        if let Some(m) = &req.mountpoint {
+            // Before a workspace is created for a request that cannot be mounted.
+            refuse_overlap(&project, &absolute(m)?)?;
+        }
         let entry = self.entry_for(&project, req.name.as_deref())?;
         let meta = entry.ws.meta();
         let mp = match &req.mountpoint {
@@ -285,6 +289,7 @@ impl Registry {
             )));
         }
         let project = entry.ws.meta().project;
+        refuse_overlap(&project, mp)?;
         let handle = fuse::mount(entry.ws.overlay().clone(), &project, mp)
             .map_err(|e| Failure::Internal(format!("mounting at {}: {e:#}", mp.display())))?;
         let mounted_at = handle.mountpoint().to_owned();
@@ -343,6 +348,66 @@ impl Registry {
     }
 }
 
+/// Refuses a mountpoint inside the project, and a project inside (or equal to) the
+/// mountpoint: the workspace would show itself inside itself (`proj/sub/sub/…` without end)
+/// and hide the host files under it. Symlinks in the existing part of `mp` are resolved.
+fn refuse_overlap(project: &Path, mp: &Path) -> Result<(), Failure> {
+    let project_c = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_owned());
+    let mp_c = resolve_existing_prefix(mp);
+    let advice = "pick a mountpoint outside the project (or leave --mountpoint out for the \
+                  default under the wsfs state directory)";
+    if mp_c.starts_with(&project_c) {
+        return Err(Failure::BadRequest(format!(
+            "mountpoint {} is inside the project {}: the workspace would show itself inside \
+             itself and hide the host's files there; {advice}",
+            mp.display(),
+            project.display()
+        )));
+    }
+    if project_c.starts_with(&mp_c) {
+        return Err(Failure::BadRequest(format!(
+            "project {} is inside the mountpoint {}: the mount would hide the project behind \
+             its own workspace; {advice}",
+            project.display(),
+            mp.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `p` (absolute) with its longest existing prefix canonicalized and the rest (not there
+/// yet, so no symlinks) appended lexically.
+fn resolve_existing_prefix(p: &Path) -> PathBuf {
+    let mut existing = p;
+    let mut tail = Vec::new();
+    let base = loop {
+        if let Ok(c) = std::fs::canonicalize(existing) {
+            break c;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                tail.push(name.to_owned());
+                existing = parent;
+            }
+            // `..` or `.` last: keep walking up lexically.
+            (Some(parent), None) => {
+                tail.push(std::ffi::OsString::from(".."));
+                existing = parent;
+            }
+            (None, _) => break existing.to_owned(),
+        }
+    };
+    let mut out = base;
+    for name in tail.iter().rev() {
+        if name == ".." {
+            out.pop();
+        } else if name != "." {
+            out.push(name);
+        }
+    }
+    out
+}
+
 fn absolute(p: &Path) -> Result<PathBuf, Failure> {
     if p.is_absolute() {
         Ok(p.to_owned())
@@ -351,5 +416,40 @@ fn absolute(p: &Path) -> Result<PathBuf, Failure> {
             "mountpoint {} must be an absolute path",
             p.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountpoint_and_project_must_not_overlap() {
+        let t = tempfile::tempdir().unwrap();
+        let project = t.path().join("proj");
+        std::fs::create_dir_all(project.join("sub")).unwrap();
+        let refused = |mp: &Path| match refuse_overlap(&project, mp) {
+            Err(Failure::BadRequest(m)) => {
+                assert!(
+                    m.contains(&*project.to_string_lossy()) && m.contains(&*mp.to_string_lossy()),
+                    "{m}"
+                );
+                true
+            }
+            Err(e) => panic!("{e}"),
+            Ok(()) => false,
+        };
+        assert!(refused(&project.join("sub")));
+        assert!(refused(&project.join("new/mnt")));
+        assert!(refused(&project));
+        assert!(refused(&project.join("sub/..")));
+        assert!(refused(t.path()));
+        assert!(refused(Path::new("/")));
+        // Through a symlink to the project.
+        std::os::unix::fs::symlink(&project, t.path().join("link")).unwrap();
+        assert!(refused(&t.path().join("link/sub")));
+        assert!(!refused(&t.path().join("mnt")));
+        assert!(!refused(&t.path().join("proj-mnt")));
+        assert!(!refused(&t.path().join("proj/../elsewhere")));
     }
 }

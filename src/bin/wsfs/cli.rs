@@ -124,7 +124,8 @@ pub enum Command {
         /// Overwrite conflicting host files (each is backed up first; the backup dir is printed).
         #[arg(long)]
         force: bool,
-        /// Allow changes to protected paths (.git/hooks, .git/config, ...).
+        /// Allow changes to protected paths (git hooks and config, .envrc, CI workflows, ...;
+        /// see docs/policy.md).
         #[arg(long)]
         allow_protected: bool,
         /// Also commit scratch paths (build output, caches, .gitignored files).

@@ -148,6 +148,10 @@ pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> st
     Ok(())
 }
 
+/// The line `wsfs diff` prints under the header of a protected path.
+const PROTECTED_NOTE: &str = "protected: a change here can run code on the host; \
+                              commit refuses it without --allow-protected";
+
 /// `wsfs diff`: unified diffs, binary files named.
 pub fn diff(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std::io::Result<()> {
     let changes: Vec<Change> = diffs.iter().map(|d| d.change.clone()).collect();
@@ -172,6 +176,9 @@ pub fn diff(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std::io::
         }
         if let Some(line) = header_line(c) {
             writeln!(out, "{}", pal.paint("1", &line))?;
+        }
+        if c.protected {
+            writeln!(out, "{}", pal.paint("1;31", PROTECTED_NOTE))?;
         }
         if d.binary {
             writeln!(out, "Binary files a/{from} and b/{} differ", c.path)?;

@@ -71,8 +71,24 @@ pub fn split_target(
 
 /// Turns path arguments into workspace-relative paths: absolute ones must lie in the project
 /// or the mountpoint; relative ones are taken from the current directory when it is inside
-/// the workspace, else from the project root.
+/// the workspace, else from the project root. An argument naming the workspace root (`.` at
+/// the project root) selects everything: the result is then empty, which is how the API is
+/// asked for every path (it refuses a path naming the root).
 pub fn paths(ws: &WorkspaceInfo, args: &[OsString]) -> anyhow::Result<Vec<RelPath>> {
+    let paths = relative_paths(ws, args)?;
+    Ok(everything_if_root(paths))
+}
+
+/// `paths`, or nothing (everything) when one of them is the root.
+fn everything_if_root(paths: Vec<RelPath>) -> Vec<RelPath> {
+    if paths.iter().any(RelPath::is_root) {
+        Vec::new()
+    } else {
+        paths
+    }
+}
+
+fn relative_paths(ws: &WorkspaceInfo, args: &[OsString]) -> anyhow::Result<Vec<RelPath>> {
     let dir = cwd()?;
     let here = containing(std::slice::from_ref(ws), &dir)
         .map(|(_, root)| dir.strip_prefix(&root).map(Path::to_owned))
@@ -153,6 +169,17 @@ mod tests {
         );
         assert!(containing(&list, Path::new("/elsewhere")).is_none());
         assert!(containing(&list, Path::new("/pp")).is_none());
+    }
+
+    #[test]
+    fn the_root_selects_everything() {
+        let rp = |s: &str| RelPath::new(s).unwrap();
+        assert_eq!(
+            everything_if_root(vec![rp("a"), rp("b")]),
+            vec![rp("a"), rp("b")]
+        );
+        assert!(everything_if_root(vec![rp("a"), RelPath::root()]).is_empty());
+        assert!(everything_if_root(Vec::new()).is_empty());
     }
 
     #[test]
