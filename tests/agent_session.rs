@@ -7,6 +7,7 @@
 //! its copy. Needs root, /dev/fuse, cargo and git (see `live::can_mount`).
 
 mod live;
+mod prereq;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -123,14 +124,11 @@ fn cargo_dir() -> Option<PathBuf> {
     let found = std::env::split_paths(&path)
         .chain(home)
         .find(|d| d.join("cargo").is_file());
-    if found.is_none() {
-        let why = "SKIP agent_session: cargo is neither on PATH nor in ~/.cargo/bin";
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{why}, and CI must run it"
-        );
-        eprintln!("{why}");
-    }
+    prereq::require(
+        "agent_session",
+        "cargo on PATH or in ~/.cargo/bin",
+        found.is_some(),
+    );
     found
 }
 

@@ -3,6 +3,7 @@
 //! command or container land in the overlay, never in the host project, until a commit.
 
 mod live;
+mod prereq;
 mod support;
 
 use std::ffi::OsStr;

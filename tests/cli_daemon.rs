@@ -2,6 +2,7 @@
 //! a real FUSE mount. Needs root and /dev/fuse (see `live::can_mount`).
 
 mod live;
+mod prereq;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};

@@ -3,6 +3,7 @@
 //! (issue 12, defects 3 and 4). Needs root and /dev/fuse (see `live::can_mount`).
 
 mod live;
+mod prereq;
 
 use std::fs;
 use std::path::Path;

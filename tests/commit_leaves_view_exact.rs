@@ -4,6 +4,7 @@
 //! a real mount, driven by the real `wsfs` binary.
 
 mod live;
+mod prereq;
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

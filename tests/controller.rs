@@ -4,6 +4,7 @@
 //! A plain temporary directory stands in for the workspace's FUSE mountpoint: the controller
 //! only bind-mounts a host directory at the project's path.
 
+mod prereq;
 mod support;
 
 use std::collections::BTreeMap;
@@ -484,14 +485,7 @@ async fn credential_destination_inside_the_workspace_is_refused() {
 // ---- wsfs run: private mount namespace, no Docker ----
 
 fn root_or_skip(test: &str) -> bool {
-    if wsfs::sys::geteuid() == 0 {
-        return true;
-    }
-    if std::env::var_os("CI").is_some() {
-        panic!("{test}: CI is set but the tests do not run as root");
-    }
-    eprintln!("SKIP {test}: needs root (mount namespaces)");
-    false
+    prereq::require(test, "root (mount namespaces)", wsfs::sys::geteuid() == 0)
 }
 
 fn run_plan(d: &Dirs, script: &str) -> RunPlan {

@@ -6,6 +6,7 @@
 //! `setpriv`; under CI a missing prerequisite fails.
 
 mod live;
+mod prereq;
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
@@ -43,18 +44,14 @@ fn prerequisites(test: &str) -> bool {
         .find_map(|p| std::fs::metadata(p).ok());
     let setuid = fusermount.is_some_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
     let setpriv = Command::new("setpriv").arg("--version").output().is_ok();
-    if setuid && setpriv {
-        return true;
-    }
-    let why = format!(
-        "SKIP {test}: needs a setuid-root fusermount3 (fuse3) and setpriv (util-linux) \
-         (setuid fusermount3={setuid}, setpriv={setpriv})"
-    );
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}, and CI must run it");
-    }
-    eprintln!("{why}");
-    false
+    prereq::require(
+        test,
+        &format!(
+            "a setuid-root fusermount3 (fuse3) and setpriv (util-linux) \
+             (setuid fusermount3={setuid}, setpriv={setpriv})"
+        ),
+        setuid && setpriv,
+    )
 }
 
 /// Distributions make /dev/fuse world read-write (udev's `MODE="0666"`); some containers

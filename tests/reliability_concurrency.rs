@@ -11,6 +11,7 @@
 //!   commit as host drift (conflict), never overwrites it.
 
 mod live;
+mod prereq;
 
 use std::io::Write;
 use std::path::Path;

@@ -26,6 +26,7 @@
 //! `WSFS_CRASH_ITERS=200 WSFS_COMMIT_CRASH_ITERS=100`. Seed: `WSFS_CRASH_SEED` (printed).
 
 mod live;
+mod prereq;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

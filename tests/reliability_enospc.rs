@@ -9,6 +9,7 @@
 //! operations: a rename or chmod needs no blocks there, the journal's next page does.
 
 mod live;
+mod prereq;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@
 //! prints the count of operations and of problems (the target is 0).
 
 mod live;
+mod prereq;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;

@@ -5,6 +5,7 @@
 //! directory look absent: the walk came back short, without an error.
 
 mod live;
+mod prereq;
 
 use std::path::Path;
 use std::process::Command;

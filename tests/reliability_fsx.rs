@@ -12,6 +12,7 @@
 //! where it fails.
 
 mod live;
+mod prereq;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -132,12 +133,11 @@ fn fsx_finds_no_mismatch_on_a_wsfs_mount() {
         return;
     }
     let Some(fsx) = find_fsx() else {
-        let why =
-            "SKIP fsx_finds_no_mismatch_on_a_wsfs_mount: fsx is not installed (cargo install fsx)";
-        if std::env::var_os("CI").is_some() {
-            panic!("{why}, and CI must run it");
-        }
-        eprintln!("{why}");
+        prereq::require(
+            "fsx_finds_no_mismatch_on_a_wsfs_mount",
+            "fsx (cargo install fsx)",
+            false,
+        );
         return;
     };
     let jobs = env_u64("WSFS_FSX_JOBS", 1).max(1);

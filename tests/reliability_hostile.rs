@@ -24,6 +24,7 @@
 //!   error response, and the daemon stays up (proptest).
 
 mod live;
+mod prereq;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};

@@ -33,17 +33,7 @@ pub fn mountd_bin() -> PathBuf {
 
 /// True when real mounts can run here; prints why not otherwise (and fails under CI).
 pub fn can_mount(test: &str) -> bool {
-    let root = unsafe_free_geteuid() == 0;
-    let fuse = Path::new("/dev/fuse").exists();
-    if root && fuse {
-        return true;
-    }
-    let why = format!("SKIP {test}: needs root and /dev/fuse (root={root}, /dev/fuse={fuse})");
-    if std::env::var_os("CI").is_some() {
-        panic!("{why}, and CI must run it");
-    }
-    eprintln!("{why}");
-    false
+    crate::prereq::can_mount(test)
 }
 
 fn unsafe_free_geteuid() -> u32 {
