@@ -105,6 +105,10 @@ pub struct Change {
     /// review like scratch, but committed like any change.
     #[serde(default)]
     pub git_churn: bool,
+    /// Matches a hide rule: a secret the workspace created itself (a host secret is masked
+    /// and cannot change). Never committed.
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// Which pending changes `status` and `diff` return (`?show=` on the API).
@@ -235,6 +239,9 @@ pub struct CommitReport {
     /// `include_scratch`).
     #[serde(default)]
     pub scratch_pending: u64,
+    /// Workspace-only secrets (paths a hide rule matches) left pending: never committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<RelPath>,
 }
 
 /// Result of a discard.

@@ -289,6 +289,7 @@ mod tests {
                 scratch: false,
                 protected: false,
                 git_churn: false,
+                secret: false,
             },
             old.map(<[u8]>::to_vec),
             new.map(<[u8]>::to_vec),

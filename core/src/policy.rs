@@ -4,8 +4,9 @@
 //! matches if it or any of its parent directories matches, and a parent directory that matches
 //! cannot be re-included by a `!pattern` below it.
 //!
-//! - **hide**: secrets that do not exist inside the workspace (lookup answers ENOENT). Config
-//!   patterns plus the `[hide]` section of the project's `.wsfsignore`.
+//! - **hide**: secrets. A host entry a hide rule matches is masked (listed with its metadata,
+//!   never opened or changed: `Overlay::masked`); one the workspace creates is never committed.
+//!   Config patterns plus the `[hide]` section of the project's `.wsfsignore`.
 //! - **scratch**: writable, but left out of status/commit unless asked. Config patterns, the
 //!   `[scratch]` section, and (with [`PolicyConfig::scratch_from_gitignore`]) whatever the
 //!   project's own git ignore rules ignore: the root `.gitignore`, `.git/info/exclude` and nested

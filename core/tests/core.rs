@@ -255,28 +255,65 @@ fn empty_and_sparse_files() {
     );
 }
 
+/// A host secret (a path a hide rule matches) keeps its directory entry and metadata in the
+/// workspace, so git sees it unchanged, but cannot be read, changed, moved or removed; a secret
+/// the workspace creates itself is readable there and never committed (issue 14).
 #[test]
-fn hidden_paths_are_invisible_and_cannot_be_shadowed() {
+fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
     let f = Fixture::new(&[(".env", "SECRET=1"), ("keys/id_rsa", "k"), ("ok", "o")]);
-    assert!(stat(f.ov(), b".env").unwrap_err().is_errno(libc::ENOENT));
-    assert!(!list(f.ov(), b"").contains(&b".env".to_vec()));
-    let (root, _) = parent_and_name(f.ov(), b".env");
-    let err = f
-        .ov()
-        .create(
+    let ov = f.ov();
+    let os = std::ffi::OsStr::new;
+    let host = std::fs::metadata(f.host(".env")).unwrap();
+    let a = stat(ov, b".env").expect("a host secret is listed");
+    assert_eq!(
+        (a.ino, a.size),
+        (host.ino(), host.len()),
+        "same identity as on the host"
+    );
+    assert!(list(ov, b"").contains(&b".env".to_vec()));
+    let eacces = |r: wsfs::Result<()>| assert!(r.unwrap_err().is_errno(libc::EACCES));
+    eacces(read(ov, b".env").map(drop));
+    let i = ino(ov, b".env").unwrap();
+    eacces(ov.open(&REQ, i, libc::O_WRONLY).map(drop));
+    eacces(
+        ov.create(
             &REQ,
-            root,
-            std::ffi::OsStr::new(".env"),
+            1,
+            os(".env"),
             0o644,
             0,
-            libc::O_WRONLY,
+            libc::O_WRONLY | libc::O_TRUNC,
         )
-        .unwrap_err();
-    assert!(err.is_errno(libc::EACCES));
-    // A directory holding only hidden files is not empty: rmdir must not delete the secret.
-    assert!(rmdir(f.ov(), b"keys")
+        .map(drop),
+    );
+    assert!(ov
+        .create(&REQ, 1, os(".env"), 0o644, 0, libc::O_WRONLY | libc::O_EXCL)
         .unwrap_err()
-        .is_errno(libc::ENOTEMPTY));
+        .is_errno(libc::EEXIST));
+    eacces(unlink(ov, b".env"));
+    eacces(rename(ov, b".env", b"leaked", 0));
+    eacces(rename(ov, b"ok", b".env", 0));
+    let touch = wsfs::overlay::SetAttr {
+        mtime: Some(wsfs::overlay::SetTime::Now),
+        ..Default::default()
+    };
+    eacces(ov.setattr(&REQ, i, &touch).map(drop));
+    eacces(ov.getxattr(i, os("user.x")).map(drop));
+    // A directory holding only secrets is not empty: rmdir must not delete them.
+    assert!(rmdir(ov, b"keys").unwrap_err().is_errno(libc::ENOTEMPTY));
+    // The workspace's own secret (`.env.*` is hidden; the host has no `.env.local`).
+    write(ov, b".env.local", b"LOCAL=1");
+    assert_eq!(read(ov, b".env.local").unwrap(), b"LOCAL=1");
+    let status = f.ws().status().unwrap();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert!(status[0].secret, "{status:?}");
+    let r = commit_all(&f);
+    assert!(r.applied.is_empty(), "{r:?}");
+    assert_eq!(r.secrets, vec![rel(b".env.local")]);
+    assert_eq!(f.host_read(".env.local"), None, "never committed");
+    assert_eq!(f.host_read(".env").unwrap(), b"SECRET=1");
+    assert!(f.ws().status().unwrap()[0].secret, "still pending");
+    assert!(f.ws().verify().unwrap().problems.is_empty());
 }
 
 #[test]

@@ -52,6 +52,7 @@ pub fn commit(
     let mut report = CommitReport {
         dry_run: req.dry_run,
         busy: plan.busy.into_iter().collect(),
+        secrets: plan.secrets,
         ..Default::default()
     };
     if !plan.conflicts.is_empty() {

@@ -28,12 +28,17 @@ pub(super) struct Plan {
     pub busy: BTreeSet<RelPath>,
     /// Why the selected changes cannot be applied; empty when they can.
     pub conflicts: Vec<Conflict>,
+    /// Workspace-only secrets in scope: never committed, left pending.
+    pub secrets: Vec<RelPath>,
 }
 
 /// Selects the changes `req` covers, sets the busy ones aside and checks the rest against the
 /// host.
 pub(super) fn plan(ov: &Overlay, req: &CommitRequest) -> Result<Plan> {
-    let (selected, busy) = split_busy(select(ov, req)?, &ov.busy_paths());
+    let (secrets, selected): (Vec<Change>, Vec<Change>) =
+        select(ov, req)?.into_iter().partition(|c| c.secret);
+    let secrets = secrets.into_iter().map(|c| c.path).collect();
+    let (selected, busy) = split_busy(selected, &ov.busy_paths());
     let deleted: HashSet<RelPath> = selected
         .iter()
         .filter(|c| c.current.is_absent())
@@ -59,6 +64,7 @@ pub(super) fn plan(ov: &Overlay, req: &CommitRequest) -> Result<Plan> {
         ready,
         busy,
         conflicts,
+        secrets,
     })
 }
 

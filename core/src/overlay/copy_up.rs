@@ -68,6 +68,8 @@ impl Overlay {
         if node.is_upper() {
             return Ok(());
         }
+        // A masked secret never reaches the upper layer (every change to it starts here).
+        self.refuse_masked(node, &node.path())?;
         if node.kind == Kind::Dir {
             self.ensure_upper_dir(node)?;
             return Ok(());

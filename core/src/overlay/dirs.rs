@@ -123,9 +123,6 @@ impl Overlay {
                                 .st_mode,
                         ),
                     };
-                    if self.policy.is_hidden(&path, kind == Kind::Dir) {
-                        continue;
-                    }
                     out.push(MergedEntry {
                         name: e.name,
                         kind,
@@ -169,6 +166,7 @@ impl Overlay {
         if dir.kind != Kind::Dir {
             return Err(Error::posix(libc::ENOTDIR, &dir.path()));
         }
+        self.refuse_masked(&dir, &dir.path())?;
         let fh = self.new_fh();
         self.dir_handles.insert(
             fh,
@@ -183,6 +181,8 @@ impl Overlay {
     /// The snapshot of directory `ino`'s merged listing, with `.` and `..`.
     fn dir_snapshot(&self, ino: Ino) -> Result<Vec<DirEntry>> {
         let dir = self.node(ino)?;
+        // Also here: without OPENDIR (no-opendir mode) a listing starts at `readdir`.
+        self.refuse_masked(&dir, &dir.path())?;
         let parent_ino = dir.loc().parent.as_ref().map(|p| p.ino).unwrap_or(ROOT_INO);
         let mut entries = vec![
             DirEntry {

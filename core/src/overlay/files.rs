@@ -77,6 +77,7 @@ impl Overlay {
         if node.reverted.load(Ordering::Acquire) {
             return Err(Error::posix(libc::ESTALE, &path));
         }
+        self.refuse_masked(&node, &path)?;
         let writable = wants_write(flags);
         if writable {
             self.copy_up(&node, flags & libc::O_TRUNC == 0)?;
@@ -159,9 +160,9 @@ impl Overlay {
         if dir.kind != Kind::Dir {
             return Err(Error::posix(libc::ENOTDIR, &path));
         }
-        if self.policy.is_hidden(&path, false) {
-            return Err(Error::posix(libc::EACCES, &path));
-        }
+        // Creating inside a masked secret directory is refused; a hidden name the host does
+        // not have may be created (the workspace's own secret, never committed).
+        self.refuse_masked(&dir, &dir.path())?;
         if self.resolve(&dir, name, &path)?.is_some() {
             if flags & libc::O_EXCL != 0 {
                 return Err(Error::posix(libc::EEXIST, &path));

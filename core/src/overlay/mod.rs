@@ -200,6 +200,24 @@ impl Overlay {
 
     // ----- helpers shared by the submodules -----
 
+    /// True if `node` (at `path`) is a masked secret: a host entry a hide rule matches. It is
+    /// listed with its metadata (so git sees it unchanged) but never opened, listed inside,
+    /// changed, moved or removed through the mount. A hidden name the workspace created itself
+    /// (in the upper layer) is not masked: it is the workspace's own, and never committed.
+    pub(crate) fn masked(&self, node: &Node, path: &RelPath) -> bool {
+        node.ino != ROOT_INO
+            && !node.is_upper()
+            && self.policy.is_hidden(path, node.kind == Kind::Dir)
+    }
+
+    /// `EACCES` for a masked secret (see [`Overlay::masked`]).
+    pub(crate) fn refuse_masked(&self, node: &Node, path: &RelPath) -> Result<()> {
+        if self.masked(node, path) {
+            return Err(Error::posix(libc::EACCES, path));
+        }
+        Ok(())
+    }
+
     fn node(&self, ino: Ino) -> Result<Arc<Node>> {
         self.nodes
             .get(ino)
@@ -237,9 +255,6 @@ impl Overlay {
 
     /// Resolves `name` in directory `dir` in the merged view.
     fn resolve(&self, dir: &Node, name: &OsStr, path: &RelPath) -> Result<Option<(Stat, Layer)>> {
-        if self.policy.is_hidden(path, false) {
-            return Ok(None);
-        }
         if let Some(ufd) = self.upper_dir_fd(dir)? {
             match sys::lstatat(ufd.as_fd(), name) {
                 Ok(st) => return Ok(Some((st, Layer::Upper))),
@@ -254,13 +269,7 @@ impl Overlay {
             return Ok(None);
         };
         match sys::lstatat(lfd.as_fd(), name) {
-            Ok(st) => {
-                let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-                if is_dir && self.policy.is_hidden(path, true) {
-                    return Ok(None);
-                }
-                Ok(Some((st, Layer::Lower)))
-            }
+            Ok(st) => Ok(Some((st, Layer::Lower))),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
                 Ok(None)
             }
@@ -516,6 +525,9 @@ impl Overlay {
     /// answers existence and the simple mode test).
     pub fn access(&self, req: &Req, ino: Ino, mask: i32) -> Result<()> {
         let node = self.node(ino)?;
+        if mask != libc::F_OK {
+            self.refuse_masked(&node, &node.path())?;
+        }
         let st = self.stat_node(&node)?;
         if mask == libc::F_OK || req.uid == 0 {
             return Ok(());

@@ -24,7 +24,10 @@ impl Overlay {
     /// Looks `name` up in `parent`; counts one kernel lookup on success.
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> Result<Attr> {
         let dir = self.node(parent)?;
-        let path = dir.path().join(name)?;
+        let dir_path = dir.path();
+        // Nothing inside a masked secret directory is listed.
+        self.refuse_masked(&dir, &dir_path)?;
+        let path = dir_path.join(name)?;
         if dir.kind != Kind::Dir {
             return Err(Error::posix(libc::ENOTDIR, &path));
         }
@@ -224,6 +227,7 @@ impl Overlay {
         if node.kind != Kind::Symlink {
             return Err(Error::posix(libc::EINVAL, &loc.path));
         }
+        self.refuse_masked(&node, &loc.path)?;
         let parent = loc
             .parent
             .as_ref()
@@ -243,10 +247,9 @@ impl Overlay {
         if dir.kind != Kind::Dir {
             return Err(Error::posix(libc::ENOTDIR, &path));
         }
-        if self.policy.is_hidden(&path, false) {
-            // A hidden host file cannot be shadowed into a commit.
-            return Err(Error::posix(libc::EACCES, &path));
-        }
+        // A hidden name the host has is listed (masked) and makes this EEXIST; one it does
+        // not have may be created: the workspace's own secret, never committed.
+        self.refuse_masked(dir, &dir.path())?;
         if self.resolve(dir, name, &path)?.is_some() {
             return Err(Error::posix(libc::EEXIST, &path));
         }
@@ -400,6 +403,7 @@ impl Overlay {
         // number is free for a file another request creates, and the id map would name that
         // file's node instead (which would then be marked gone while the kernel holds it).
         let node = self.node_for(&dir, name, path.clone(), &st, layer)?;
+        self.refuse_masked(&node, &path)?;
         let base = self.base_for(&path)?;
         let link = if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
             st.st_size as usize
@@ -456,6 +460,7 @@ impl Overlay {
             return Err(Error::posix(libc::ENOTDIR, &path));
         }
         let child = self.node_for(&dir, name, path.clone(), &st, layer)?;
+        self.refuse_masked(&child, &path)?;
         if !self.is_empty_dir(&child)? {
             return Err(Error::posix(libc::ENOTEMPTY, &path));
         }
@@ -539,9 +544,6 @@ impl Overlay {
         if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
             return Err(Error::posix(libc::EINVAL, &spath));
         }
-        if self.policy.is_hidden(&dpath, false) {
-            return Err(Error::posix(libc::EACCES, &dpath));
-        }
         let (sst, slayer) = self
             .resolve(&sdir, name, &spath)?
             .ok_or_else(|| Error::posix(libc::ENOENT, &spath))?;
@@ -554,6 +556,9 @@ impl Overlay {
             return Err(Error::posix(libc::EINVAL, &dpath));
         }
         let snode = self.node_for(&sdir, name, spath.clone(), &sst, slayer)?;
+        // A masked secret is neither moved nor replaced; a directory is not moved into one.
+        self.refuse_masked(&snode, &spath)?;
+        self.refuse_masked(&ddir, &ddir.path())?;
         if flags & RENAME_EXCHANGE != 0 {
             let (dst_st, dlayer) = dst.ok_or_else(|| Error::posix(libc::ENOENT, &dpath))?;
             return self.exchange(
@@ -579,6 +584,7 @@ impl Overlay {
                 _ => {}
             }
             let n = self.node_for(&ddir, newname, dpath.clone(), &dst_st, dlayer)?;
+            self.refuse_masked(&n, &dpath)?;
             if n.ino == snode.ino {
                 // Two names of one file: POSIX rename does nothing.
                 return Ok(());
@@ -704,6 +710,7 @@ impl Overlay {
         dst: (sys::Stat, Layer),
     ) -> Result<()> {
         let dnode = self.node_for(ddir, newname, dpath.clone(), &dst.0, dst.1)?;
+        self.refuse_masked(&dnode, dpath)?;
         for n in [snode, &dnode] {
             if n.kind == Kind::Dir
                 && self.lower_dir_fd(n)?.is_some()

@@ -24,6 +24,7 @@ impl Overlay {
     )> {
         let node = self.node(ino)?;
         let loc = node.loc();
+        self.refuse_masked(&node, &loc.path)?;
         if ino == ROOT_INO {
             let fd = if node.is_upper() {
                 &self.upper_root

@@ -239,13 +239,13 @@ impl Tree {
             }
         };
         let is_dir = ev.mask & libc::IN_ISDIR != 0;
-        if self.ov.policy().is_hidden(&path, is_dir) {
-            return;
-        }
+        // A masked secret's own entry shows its host metadata, so its changes are reported;
+        // nothing inside a hidden directory is watched (it cannot be listed).
         if is_dir && ev.mask & libc::IN_MOVED_FROM != 0 {
             self.unwatch_under(&path);
         }
-        if is_dir && ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
+        let hidden = is_dir && self.ov.policy().is_hidden(&path, true);
+        if is_dir && !hidden && ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
             // Entries may have appeared before the watch did: report them all.
             self.walk(path.clone(), true);
         }
@@ -301,13 +301,11 @@ impl Tree {
                     .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
                 _ => false,
             };
-            if self.ov.policy().is_hidden(&child, is_dir) {
-                continue;
-            }
             if report {
                 self.pending.insert(child.clone());
             }
-            if is_dir && depth < MAX_DEPTH {
+            let hidden = self.ov.policy().is_hidden(&child, is_dir);
+            if is_dir && !hidden && depth < MAX_DEPTH {
                 // O_NOFOLLOW: a symlink swapped in is not walked.
                 if let Ok(fd) = wsfs::sys::open_dir_path(dir.as_fd(), &e.name) {
                     self.walk_fd(fd, child, report, depth + 1);

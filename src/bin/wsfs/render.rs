@@ -67,6 +67,9 @@ fn flags(c: &Change) -> String {
     if c.scratch {
         f.push_str("  [scratch]");
     }
+    if c.secret {
+        f.push_str("  [secret, workspace-only]");
+    }
     f
 }
 
@@ -461,7 +464,9 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
         writeln!(out, "{verb}  {p}")?;
     }
     if r.applied.is_empty() && r.busy.is_empty() {
-        if r.scratch_pending > 0 {
+        if !r.secrets.is_empty() {
+            writeln!(out, "nothing to commit but workspace-only secrets")?;
+        } else if r.scratch_pending > 0 {
             writeln!(out, "nothing to commit but scratch")?;
         } else {
             writeln!(out, "nothing to commit")?;
@@ -486,6 +491,12 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
              them, `wsfs commit --include-scratch` commits them, `wsfs discard` drops them)",
             thousands(n),
             if n == 1 { "" } else { "s" }
+        )?;
+    }
+    for p in &r.secrets {
+        writeln!(
+            out,
+            "secret   {p}: a hide rule matches it; the workspace's own secret is never committed (still pending)"
         )?;
     }
     for p in &r.busy {
