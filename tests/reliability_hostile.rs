@@ -458,9 +458,12 @@ fn huge_directory_round_trips() {
     );
 }
 
+/// Host secrets are masked (issue 14): listed with their host metadata, never read, replaced,
+/// moved or removed through the mount; a secret the workspace makes is its own and is never
+/// committed.
 #[test]
-fn hidden_paths_are_invisible_and_cannot_be_shadowed() {
-    if !can_mount("hidden_paths_are_invisible_and_cannot_be_shadowed") {
+fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
+    if !can_mount("host_secrets_are_masked_and_workspace_secrets_are_never_committed") {
         return;
     }
     let live = Live::new(&[
@@ -473,41 +476,135 @@ fn hidden_paths_are_invisible_and_cannot_be_shadowed() {
     let before = Live::snapshot(&live.project);
     let mp = live.mount();
     for p in [".env", ".env.production", "certs/server.pem", "home/id_rsa"] {
+        let host = std::fs::symlink_metadata(live.project.join(p)).unwrap();
+        let seen = std::fs::symlink_metadata(mp.join(p)).expect("a host secret is listed");
         assert_eq!(
-            errno(std::fs::symlink_metadata(mp.join(p))),
-            libc::ENOENT,
-            "lookup {p}"
+            (seen.len(), seen.mtime(), seen.ino()),
+            (host.len(), host.mtime(), host.ino()),
+            "{p}: the host's size, time and inode"
         );
-        assert_eq!(errno(std::fs::read(mp.join(p))), libc::ENOENT, "open {p}");
+        assert_eq!(errno(std::fs::read(mp.join(p))), libc::EACCES, "open {p}");
     }
     let mut root: Vec<String> = std::fs::read_dir(&mp)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     root.sort();
-    assert_eq!(root, vec!["certs", "home", "visible.txt"]);
-    assert_eq!(std::fs::read_dir(mp.join("certs")).unwrap().count(), 0);
-    // Shadowing attempts: create, rename onto, symlink, hard link, mkdir.
-    assert!(std::fs::write(mp.join(".env"), "SECRET=evil\n").is_err());
+    assert_eq!(
+        root,
+        vec![".env", ".env.production", "certs", "home", "visible.txt"]
+    );
+    // Replacing, moving or removing a host secret.
+    assert_eq!(
+        errno(std::fs::write(mp.join(".env"), "SECRET=evil\n")),
+        libc::EACCES
+    );
     std::fs::write(mp.join("staged"), "SECRET=evil\n").unwrap();
-    assert!(std::fs::rename(mp.join("staged"), mp.join(".env")).is_err());
+    assert_eq!(
+        errno(std::fs::rename(mp.join("staged"), mp.join(".env"))),
+        libc::EACCES
+    );
+    assert_eq!(
+        errno(std::fs::rename(mp.join(".env"), mp.join("leak"))),
+        libc::EACCES
+    );
+    assert_eq!(errno(std::fs::remove_file(mp.join(".env"))), libc::EACCES);
+    assert_eq!(
+        errno(std::fs::remove_file(mp.join("home/id_rsa"))),
+        libc::EACCES
+    );
     assert!(std::os::unix::fs::symlink("visible.txt", mp.join(".env")).is_err());
     assert!(std::fs::hard_link(mp.join("staged"), mp.join("certs/server.pem")).is_err());
     assert!(std::fs::create_dir(mp.join("home/id_rsa")).is_err());
-    assert!(std::fs::write(mp.join("new.key"), "k").is_err());
-    // Nothing hidden reached status or the host.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mp.join(".env"));
+    assert_eq!(errno(f), libc::EACCES, "truncate through open");
+    // The workspace's own secret: a hidden name the host does not have.
+    std::fs::write(mp.join("new.key"), "k").unwrap();
+    assert_eq!(std::fs::read(mp.join("new.key")).unwrap(), b"k");
     let status = live.json(["status", "w"]);
-    let paths: Vec<&str> = status
+    let mut flags: Vec<(&str, bool)> = status
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["path"].as_str().unwrap())
+        .map(|c| (c["path"].as_str().unwrap(), c["secret"].as_bool().unwrap()))
         .collect();
-    assert_eq!(paths, vec!["staged"], "{status}");
-    live.ok(["commit", "w"]);
+    flags.sort();
+    assert_eq!(
+        flags,
+        vec![("new.key", true), ("staged", false)],
+        "{status}"
+    );
+    let out = live.ok(["commit", "w"]);
+    assert!(out.contains("secret   new.key"), "{out}");
     let mut want = before.clone();
     want.insert(PathBuf::from("staged"), b"SECRET=evil\n".to_vec());
-    assert_eq!(Live::snapshot(&live.project), want);
+    assert_eq!(
+        Live::snapshot(&live.project),
+        want,
+        "new.key never reaches the host"
+    );
+}
+
+/// Tracked secrets stay tracked through an agent's git work (issue 14): `git status` in the
+/// workspace is clean, `git add -A && git commit` keeps them in the tree, and `wsfs commit`
+/// hands the host a repository that still tracks them, its files untouched. `cp .env.example
+/// .env` works where the host has no `.env`.
+#[test]
+fn tracked_secrets_stay_tracked_through_an_agents_git_commit() {
+    if !can_mount("tracked_secrets_stay_tracked_through_an_agents_git_commit") {
+        return;
+    }
+    let live = Live::new(&[
+        (".env", "SECRET=1\n"),
+        ("deploy.pem", "-----BEGIN KEY-----\n"),
+        ("app/.env.example", "TOKEN=\n"),
+        ("app/main.rs", "fn main() {}\n"),
+    ]);
+    git(&live.project, &["init", "-q"]);
+    git(&live.project, &["add", "-A"]);
+    git(&live.project, &["commit", "-qm", "base"]);
+    let secrets_before = (
+        std::fs::read(live.project.join(".env")).unwrap(),
+        std::fs::read(live.project.join("deploy.pem")).unwrap(),
+    );
+    let mp = live.mount();
+    assert_eq!(
+        git(&mp, &["status", "--porcelain"]),
+        "",
+        "masked secrets look unchanged"
+    );
+    assert_eq!(errno(std::fs::read(mp.join(".env"))), libc::EACCES);
+    // The agent's setup and work.
+    std::fs::copy(mp.join("app/.env.example"), mp.join("app/.env")).unwrap();
+    std::fs::write(mp.join("app/main.rs"), "fn main() { run() }\n").unwrap();
+    git(&mp, &["add", "-A"]);
+    git(&mp, &["commit", "-qm", "agent"]);
+    let tree = git(&mp, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(tree.lines().any(|l| l == ".env"), "{tree}");
+    assert!(tree.lines().any(|l| l == "deploy.pem"), "{tree}");
+    live.ok(["commit", "w"]);
+    // The host: the agent's commit, still tracking the secrets, which are untouched.
+    let tree = git(&live.project, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(tree.lines().any(|l| l == ".env"), "{tree}");
+    assert!(tree.lines().any(|l| l == "deploy.pem"), "{tree}");
+    assert_eq!(
+        git(&live.project, &["log", "-1", "--format=%s"]).trim(),
+        "agent"
+    );
+    git(&live.project, &["fsck", "--strict"]);
+    assert_eq!(
+        (
+            std::fs::read(live.project.join(".env")).unwrap(),
+            std::fs::read(live.project.join("deploy.pem")).unwrap(),
+        ),
+        secrets_before
+    );
+    assert!(
+        !live.project.join("app/.env").exists(),
+        "the workspace's own secret stays in the workspace"
+    );
 }
 
 fn journal_path(live: &Live) -> PathBuf {
