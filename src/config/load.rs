@@ -4,7 +4,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use super::{Config, HostUser};
+use super::{trust, Config, HostUser};
 use crate::{Error, Result};
 
 /// Name of the per-project file at the project root.
@@ -54,6 +54,23 @@ pub fn load_files(user_file: Option<&Path>, project_root: Option<&Path>) -> Resu
         if let Some(text) = read_project_file(root)? {
             let origin = root.join(PROJECT_FILE).display().to_string();
             let table = parse_layer(&text, &origin, true)?;
+            let raising = trust::raising_settings(&table);
+            if !raising.is_empty() {
+                let trusted = match user_file {
+                    Some(u) => trust::is_trusted(&trust::store_path(u), root, &text)?,
+                    None => false,
+                };
+                if !trusted {
+                    return Err(Error::Config(format!(
+                        "{origin} asks for settings that raise the container's privileges: {}. \
+                         The agent can change this file (through a commit), so wsfs honours \
+                         them only for content you trusted: review the file, then run `wsfs \
+                         trust {}` (again after every change)",
+                        raising.join(", "),
+                        root.display()
+                    )));
+                }
+            }
             merge(&mut merged, table);
         }
     }
@@ -165,7 +182,7 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 }
 
 /// Reads `<root>/.wsfs.toml` without following a symlink (a container could plant one).
-fn read_project_file(root: &Path) -> Result<Option<String>> {
+pub fn read_project_file(root: &Path) -> Result<Option<String>> {
     let origin = || root.join(PROJECT_FILE).display().to_string();
     let dir = crate::sys::open_root(root)
         .map_err(|e| Error::Config(format!("project {}: {e}", root.display())))?;

@@ -8,13 +8,14 @@ mod host;
 mod load;
 #[cfg(test)]
 mod tests;
+pub mod trust;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 pub use host::{expand_tilde, passwd_entries, HostUser, PasswdEntry};
-pub use load::{load, load_files, parse_str, user_config_path, PROJECT_FILE};
+pub use load::{load, load_files, parse_str, read_project_file, user_config_path, PROJECT_FILE};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -181,3 +181,46 @@ fn tilde_and_passwd() {
     assert_eq!(e[1].uid, 4242);
     assert_eq!(e[1].home, "/home/agent");
 }
+
+/// A project file that raises privileges is honoured only for the exact content the user
+/// trusted (issue 14); one that only narrows needs no trust.
+#[test]
+fn raising_project_settings_need_trust_of_that_exact_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = dir.path().join("config.toml");
+    let project = dir.path().join("proj");
+    std::fs::create_dir(&project).unwrap();
+    let write = |text: &str| std::fs::write(project.join(PROJECT_FILE), text).unwrap();
+    write("[defaults]\nnetwork = \"none\"\nmemory = \"512m\"\n");
+    assert_eq!(
+        load_files(Some(&user), Some(&project))
+            .unwrap()
+            .defaults
+            .network,
+        "none"
+    );
+    let raising = "[defaults]\nnetwork = \"host\"\n[scripts]\npost_start = \"./setup.sh\"\n";
+    write(raising);
+    let err = load_files(Some(&user), Some(&project))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("defaults.network = \"host\"")
+            && err.contains("scripts.post_start = \"./setup.sh\"")
+            && err.contains("wsfs trust"),
+        "{err}"
+    );
+    let store = trust::store_path(&user);
+    trust::trust(&store, &project, raising).unwrap();
+    let c = load_files(Some(&user), Some(&project)).unwrap();
+    assert_eq!(c.defaults.network, "host");
+    // Any change to the file needs trusting again; so does uid 0.
+    write("[defaults]\nnetwork = \"host\"\n[container]\ncode_uid = 0\n");
+    let err = load_files(Some(&user), Some(&project))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("container.code_uid = 0"), "{err}");
+    // Without a user config there is no trust store: refused.
+    write(raising);
+    assert!(load_files(None, Some(&project)).is_err());
+}

@@ -219,6 +219,13 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<OsString>,
     },
+    /// Trust the project's `.wsfs.toml` as it is now: settings in it that raise the
+    /// container's privileges (network, root, `post_start`) are honoured only for content you
+    /// trusted. Review the file first; any change needs trusting again.
+    Trust {
+        /// The project directory (default: the current directory).
+        project: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.

@@ -27,11 +27,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         clap_complete::generate(shell, &mut cmd, "wsfs", &mut std::io::stdout());
         return Ok(Outcome::Ok);
     }
+    if let Command::Trust { project } = &cli.command {
+        return crate::containers::trust(project.as_deref());
+    }
     let client = connect(&cli).await?;
     let json = cli.json;
     let mut out = std::io::stdout().lock();
     match cli.command {
-        Command::Completions { .. } => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Trust { .. } => unreachable!("handled above"),
         Command::Mount {
             project,
             name,

@@ -324,3 +324,32 @@ pub async fn run(client: &Client, args: Vec<OsString>) -> anyhow::Result<Outcome
         .context("wsfs run")??;
     Ok(Outcome::Exit(i64::from(code)))
 }
+
+/// `wsfs trust [PROJECT_DIR]`: records the project file's current content as trusted.
+pub fn trust(project: Option<&Path>) -> anyhow::Result<Outcome> {
+    use wsfs::config::{read_project_file, trust, user_config_path, PROJECT_FILE};
+    let project = match project {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_dir()?,
+    };
+    let Some(text) = read_project_file(&project)? else {
+        anyhow::bail!(
+            "{}: no such file; there is nothing to trust",
+            project.join(PROJECT_FILE).display()
+        );
+    };
+    let table: toml::Table = toml::from_str(&text)?;
+    let store = trust::store_path(&user_config_path());
+    trust::trust(&store, &project, &text)?;
+    let raising = trust::raising_settings(&table);
+    let file = project.join(PROJECT_FILE);
+    if raising.is_empty() {
+        println!(
+            "trusted {} (it asks for nothing that needs trust)",
+            file.display()
+        );
+    } else {
+        println!("trusted {}: {}", file.display(), raising.join(", "));
+    }
+    Ok(Outcome::Ok)
+}
