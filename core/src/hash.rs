@@ -1,7 +1,7 @@
 //! Content hashes (blake3) with hex display and serde.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::BorrowedFd;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -59,20 +59,6 @@ impl<'de> Deserialize<'de> for ContentHash {
         let s = String::deserialize(d)?;
         ContentHash::from_hex(&s).ok_or_else(|| serde::de::Error::custom("bad blake3 hex"))
     }
-}
-
-/// Hashes everything readable from `reader`.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<ContentHash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(ContentHash(*hasher.finalize().as_bytes()))
 }
 
 /// Hashes a whole file given an fd opened for reading (uses `pread`, so the fd offset is kept).

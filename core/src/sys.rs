@@ -1,4 +1,6 @@
-//! Thin, safe wrappers over the `*at` syscalls. The only module with `unsafe`.
+//! Thin, safe wrappers over the `*at` syscalls. The core's only module with `unsafe` (the
+//! other crates keep theirs in `mountd/src/fuse/sys.rs`, `mountd/src/memory.rs` and
+//! `src/controller/ns_sys.rs`; docs/architecture.md says why).
 //!
 //! Rules every caller relies on:
 //! - names are single components (checked by [`crate::relpath`]); we never pass a path with `/`
@@ -594,11 +596,6 @@ pub fn geteuid() -> u32 {
 pub fn getegid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::getegid() }
-}
-
-/// Extension: a borrowed fd from anything `AsFd` (shorthand used across the core).
-pub fn bfd<F: AsFd>(f: &F) -> BorrowedFd<'_> {
-    f.as_fd()
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: fails at once if another process holds the lock.

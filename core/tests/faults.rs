@@ -4,17 +4,14 @@
 //! The fault plan is process-wide (it counts the arming thread's calls only), so these tests
 //! take a lock to arm one plan at a time.
 
-// The core under its short name, as in the root crate.
-extern crate wsfs_core as wsfs;
-
 mod common;
 
 use std::ffi::OsStr;
 use std::sync::Mutex;
 
 use common::*;
-use wsfs::fault::{fail_calls, Syscall};
-use wsfs::overlay::ROOT_INO;
+use wsfs_core::fault::{fail_calls, Syscall};
+use wsfs_core::overlay::ROOT_INO;
 
 static ONE_PLAN: Mutex<()> = Mutex::new(());
 
@@ -22,7 +19,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_PLAN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn errno_of<T: std::fmt::Debug>(r: wsfs::Result<T>) -> i32 {
+fn errno_of<T: std::fmt::Debug>(r: wsfs_core::Result<T>) -> i32 {
     r.expect_err("the injected failure must reach the caller")
         .errno()
 }

@@ -57,7 +57,6 @@ pub const LABEL_IMAGE_REF: &str = "wsfs.image";
 #[derive(Clone, Debug)]
 pub struct Controller {
     docker: Docker,
-    endpoint: String,
 }
 
 impl Controller {
@@ -76,11 +75,6 @@ impl Controller {
     /// The underlying bollard client (for callers that need more than this API).
     pub fn docker(&self) -> &Docker {
         &self.docker
-    }
-
-    /// The endpoint in use.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
     }
 }
 

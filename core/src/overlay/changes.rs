@@ -17,7 +17,6 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::commit::status::{classify, same_state};
-use crate::hash::ContentHash;
 use crate::journal::record::{EntryState, Op, Record};
 use crate::policy::{summary_group, Noise, Policy};
 use crate::relpath::RelPath;
@@ -229,16 +228,6 @@ impl ChangeSet {
         self.snapshot_where(|_| true)
     }
 
-    /// Updates the recorded content hash of a file (after a Write record).
-    pub fn set_hash(&self, path: &RelPath, hash: ContentHash) {
-        if let Some(mut c) = self.map.get_mut(path) {
-            if let EntryState::File { hash: h, .. } = &mut c.current {
-                *h = Some(hash);
-            }
-        }
-        self.recount(path);
-    }
-
     /// Applies one record. Live and replay share this function.
     pub fn apply(&self, r: &Record) {
         self.apply_record(r);
@@ -391,7 +380,7 @@ impl ChangeSet {
     }
 
     /// Forgets exactly `path`.
-    pub fn remove(&self, path: &RelPath) {
+    fn remove(&self, path: &RelPath) {
         if let Some((k, c)) = self.map.remove(path) {
             self.uncount(&k, &c);
         }
@@ -410,6 +399,7 @@ impl ChangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::ContentHash;
     use crate::journal::record::{Draft, Target};
 
     fn rec(draft: Draft) -> Record {

@@ -74,13 +74,8 @@ impl Overlay {
                 by_parent.entry(parent).or_default().push(name.to_owned());
             }
         }
-        let covered = |path: &RelPath| {
-            set.contains(path)
-                || std::iter::successors(path.split_last().map(|(p, _)| p), |p| {
-                    p.split_last().map(|(pp, _)| pp)
-                })
-                .any(|a| set.contains(&a))
-        };
+        let covered =
+            |path: &RelPath| set.contains(path) || path.ancestors().any(|a| set.contains(&a));
         for node in self.nodes.all() {
             let path = node.path();
             if let Some(names) = by_parent.get(&path) {
