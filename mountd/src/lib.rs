@@ -7,6 +7,8 @@
 //! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown;
 //! - [`memory`]: allocator settings that keep the footprint flat across mounts.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod daemon;
 pub mod fuse;
 pub mod memory;
