@@ -61,14 +61,10 @@ impl<'de> Deserialize<'de> for ContentHash {
     }
 }
 
-/// Hashes a whole file given an fd opened for reading (uses `pread`, so the fd offset is kept).
-pub fn hash_fd(fd: BorrowedFd<'_>) -> io::Result<ContentHash> {
-    hash_fd_len(fd).map(|(hash, _)| hash)
-}
-
-/// Hashes a whole file and returns the number of bytes hashed with the hash: the size that
+/// Hashes a whole file given an fd opened for reading (uses `pread`, so the fd offset is kept)
+/// and returns the number of bytes hashed with the hash: the size that
 /// belongs to this content even if a writer changes the file's length meanwhile.
-pub fn hash_fd_len(fd: BorrowedFd<'_>) -> io::Result<(ContentHash, u64)> {
+pub(crate) fn hash_fd_len(fd: BorrowedFd<'_>) -> io::Result<(ContentHash, u64)> {
     let size = sys::fstat(fd)?.st_size.max(0) as u64;
     // A buffer sized to the file (small files are the common case), at most 1 MiB.
     let cap = size.clamp(4096, 1024 * 1024) as usize;
@@ -98,7 +94,7 @@ mod tests {
         std::fs::write(t.path(), b"hello").unwrap();
         let f = std::fs::File::open(t.path()).unwrap();
         use std::os::fd::AsFd;
-        assert_eq!(hash_fd(f.as_fd()).unwrap(), h);
+        assert_eq!(hash_fd_len(f.as_fd()).unwrap().0, h);
     }
 
     /// The length returned is the number of bytes hashed, across buffer refills (a file

@@ -132,7 +132,7 @@ impl ChangeSet {
     }
 
     /// Rebuilds from journal records, classifying paths with `policy` for the counts.
-    pub fn replay_with(records: &[Record], policy: Option<Arc<Policy>>) -> Self {
+    pub(crate) fn replay_with(records: &[Record], policy: Option<Arc<Policy>>) -> Self {
         let set = Self {
             policy,
             ..Self::default()
@@ -156,7 +156,7 @@ impl ChangeSet {
     }
 
     /// Sorted snapshot of the changes whose review class `keep` accepts.
-    pub fn snapshot_where(&self, keep: impl Fn(Noise) -> bool) -> Vec<(RelPath, Change)> {
+    pub(crate) fn snapshot_where(&self, keep: impl Fn(Noise) -> bool) -> Vec<(RelPath, Change)> {
         let mut v: Vec<_> = self
             .map
             .iter()
@@ -209,7 +209,7 @@ impl ChangeSet {
     }
 
     /// True if `path` is an opaque directory.
-    pub fn is_opaque(&self, path: &RelPath) -> bool {
+    pub(crate) fn is_opaque(&self, path: &RelPath) -> bool {
         self.map.get(path).is_some_and(|c| c.opaque)
     }
 
@@ -369,7 +369,7 @@ impl ChangeSet {
     }
 
     /// Forgets every change at or below any of `paths` (empty = all).
-    pub fn drop_under(&self, paths: &[RelPath]) {
+    pub(crate) fn drop_under(&self, paths: &[RelPath]) {
         self.map.retain(|k, c| {
             let keep = !paths.is_empty() && !paths.iter().any(|p| k.starts_with(p));
             if !keep {
@@ -387,7 +387,7 @@ impl ChangeSet {
     }
 
     /// Sets a new base after a partial commit (the overlay's content moved on meanwhile).
-    pub fn rebase(&self, path: &RelPath, base: EntryState) {
+    pub(crate) fn rebase(&self, path: &RelPath, base: EntryState) {
         if let Some(mut c) = self.map.get_mut(path) {
             c.base = base;
             c.origin = None;

@@ -47,7 +47,7 @@ impl Handle {
     }
 
     /// The writable upper fd of a writable handle.
-    pub fn upper_fd(&self, _ov: &Overlay) -> Result<Arc<OwnedFd>> {
+    pub(crate) fn upper_fd(&self, _ov: &Overlay) -> Result<Arc<OwnedFd>> {
         Ok(self.fd())
     }
 }

@@ -180,12 +180,12 @@ impl Overlay {
     }
 
     /// `O_PATH` fd of the project root (the lower layer).
-    pub fn lower_root(&self) -> &OwnedFd {
+    pub(crate) fn lower_root(&self) -> &OwnedFd {
         &self.lower_root
     }
 
     /// `O_PATH` fd of the upper layer root.
-    pub fn upper_root(&self) -> &OwnedFd {
+    pub(crate) fn upper_root(&self) -> &OwnedFd {
         &self.upper_root
     }
 
@@ -562,7 +562,7 @@ impl Overlay {
 
     /// Paths a container has open for writing (or written and not yet settled by the last
     /// close): their content is not final, so commit leaves them pending.
-    pub fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
+    pub(crate) fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
         self.nodes
             .all()
             .into_iter()

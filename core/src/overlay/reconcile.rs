@@ -55,7 +55,7 @@ impl Overlay {
     /// Writes the recovery records a full disk deferred at open (a no-op otherwise). Status,
     /// verify, commit and discard call it first; it fails with `ENOSPC` while the disk is
     /// still full, and the records stay deferred.
-    pub fn finish_deferred_recovery(&self) -> Result<()> {
+    pub(crate) fn finish_deferred_recovery(&self) -> Result<()> {
         let mut deferred = self.recovery_deferred.lock().unwrap();
         if !*deferred {
             return Ok(());
@@ -70,7 +70,7 @@ impl Overlay {
     }
 
     /// True while recovery records wait for space.
-    pub fn recovery_deferred(&self) -> bool {
+    pub(crate) fn recovery_deferred(&self) -> bool {
         *self.recovery_deferred.lock().unwrap()
     }
 
