@@ -53,6 +53,21 @@ pub enum ClientError {
         /// What the connection said.
         detail: String,
     },
+    /// The daemon speaks another version of the control API (an older or newer mountd is still
+    /// running after an upgrade).
+    #[error("mountd on {socket} speaks API v{daemon_api}, this wsfs speaks v{client_api}: restart mountd (it is pid {pid}, version {daemon_version}; `kill {pid}` stops it cleanly, unmounting its workspaces, and the next wsfs command starts the matching one)")]
+    ApiMismatch {
+        /// The socket.
+        socket: PathBuf,
+        /// The daemon's [`api::API_VERSION`].
+        daemon_api: u32,
+        /// This crate's [`api::API_VERSION`].
+        client_api: u32,
+        /// The daemon's wsfs version.
+        daemon_version: String,
+        /// The daemon's process id.
+        pid: u32,
+    },
     /// The daemon's answer was not understood.
     #[error("bad answer from mountd on {socket}: {message}")]
     Protocol {
@@ -96,15 +111,17 @@ impl Client {
         &self.socket
     }
 
-    /// Checks the daemon answers; with `autostart`, starts it first when nothing answers and
-    /// waits (up to 15 s) until it does.
+    /// Checks the daemon answers and speaks this crate's [`api::API_VERSION`] (else
+    /// [`ClientError::ApiMismatch`]); with `autostart`, starts it first when nothing answers
+    /// and waits (up to 15 s) until it does. Every client the CLI uses is made here, so the
+    /// version is checked once per client.
     pub async fn connect_or_start(
         socket: impl Into<PathBuf>,
         autostart: Option<&Autostart>,
     ) -> ClientResult<Client> {
         let client = Client::new(socket);
         match client.daemon().await {
-            Ok(_) => return Ok(client),
+            Ok(info) => return client.same_api(info),
             Err(ClientError::Unreachable { .. }) if autostart.is_some() => {}
             Err(e) => return Err(e),
         }
@@ -114,7 +131,7 @@ impl Client {
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             match client.daemon().await {
-                Ok(_) => return Ok(client),
+                Ok(info) => return client.same_api(info),
                 Err(ClientError::Unreachable { .. }) if Instant::now() < deadline => {}
                 Err(e) => return Err(e),
             }
@@ -131,6 +148,20 @@ impl Client {
                 });
             }
         }
+    }
+
+    /// `self` when the daemon that sent `info` speaks this crate's API version.
+    fn same_api(self, info: api::DaemonInfo) -> ClientResult<Client> {
+        if info.api == api::API_VERSION {
+            return Ok(self);
+        }
+        Err(ClientError::ApiMismatch {
+            socket: self.socket,
+            daemon_api: info.api,
+            client_api: api::API_VERSION,
+            daemon_version: info.version,
+            pid: info.pid,
+        })
     }
 
     /// `GET /v1/daemon`.
@@ -391,4 +422,79 @@ fn spawn_daemon(a: &Autostart, socket: &Path) -> ClientResult<std::process::Chil
         .process_group(0)
         .spawn()
         .map_err(|e| fail(format!("{e}; install mountd next to wsfs or on PATH")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    /// A stand-in daemon on `socket` that answers every request with `info` and then closes.
+    fn fake_daemon(socket: &Path, info: api::DaemonInfo) -> tokio::task::JoinHandle<()> {
+        let listener = UnixListener::bind(socket).unwrap();
+        let body = serde_json::to_vec(&info).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+                let _ = conn.shutdown().await;
+            }
+        })
+    }
+
+    fn info(api: u32) -> api::DaemonInfo {
+        api::DaemonInfo {
+            api,
+            version: "9.9.9".into(),
+            pid: 4242,
+            state_dir: "/nowhere".into(),
+            socket: "/nowhere/mountd.sock".into(),
+            problems: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_daemon_of_another_api_version_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("mountd.sock");
+        let daemon = fake_daemon(&socket, info(api::API_VERSION + 1));
+        let err = Client::connect_or_start(&socket, None).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::ApiMismatch { daemon_api, client_api, pid: 4242, .. }
+                if daemon_api == api::API_VERSION + 1 && client_api == api::API_VERSION),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        let want = format!(
+            "speaks API v{}, this wsfs speaks v{}: restart mountd",
+            api::API_VERSION + 1,
+            api::API_VERSION
+        );
+        assert!(msg.contains(&want), "{msg}");
+        assert!(msg.contains("kill 4242"), "{msg}");
+        daemon.abort();
+    }
+
+    #[tokio::test]
+    async fn a_daemon_of_the_same_api_version_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("mountd.sock");
+        let daemon = fake_daemon(&socket, info(api::API_VERSION));
+        let client = Client::connect_or_start(&socket, None).await.unwrap();
+        assert_eq!(client.socket(), socket);
+        daemon.abort();
+    }
 }

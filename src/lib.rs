@@ -1,8 +1,9 @@
 //! wsfs, the control plane: the API client, the container controller and its configuration.
 //!
 //! The workspace itself (overlay, journal, commit, policy, the path-safety syscalls, the API
-//! types) lives in the `wsfs-core` crate (`core/`); its modules are re-exported here under their
-//! usual names, so `wsfs::overlay`, `wsfs::api`, ... keep working. `mountd` (the daemon) depends
+//! types) lives in the `wsfs-core` crate (`core/`); the modules this crate, its binary, tests
+//! and examples use are re-exported here under their usual names (`wsfs::overlay`,
+//! `wsfs::api`, ...). `mountd` (the daemon) depends
 //! on the core only; this crate adds what talks to the daemon ([`client`]) and to Docker
 //! ([`controller`], configured by [`config`]), and the `wsfs` command line in `src/bin/wsfs`.
 //!
@@ -17,7 +18,4 @@ mod control_error;
 pub mod controller;
 
 pub use control_error::{Error, Result};
-pub use wsfs_core::{
-    api, bytes_serde, commit, copy, diff, fault, hash, journal, overlay, policy, relpath, state,
-    sys, tree, workspace, RelPath,
-};
+pub use wsfs_core::{api, journal, overlay, relpath, state, sys, workspace, RelPath};

@@ -1,19 +1,16 @@
 //! Core micro-benchmarks (criterion): journal append, hashing, copy-up, status and commit of
 //! 10,000 changed files. `cargo bench --bench core`; figures go to docs/benchmarks.md.
 
-// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
-extern crate wsfs_core as wsfs;
-
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wsfs::api::CommitRequest;
-use wsfs::journal::{Draft, EntryState, Journal, Op};
-use wsfs::overlay::{Req, ROOT_INO};
-use wsfs::state::StateRoot;
-use wsfs::workspace::Workspace;
-use wsfs::RelPath;
+use wsfs_core::api::CommitRequest;
+use wsfs_core::journal::{Draft, EntryState, Journal, Op};
+use wsfs_core::overlay::{Req, ROOT_INO};
+use wsfs_core::state::StateRoot;
+use wsfs_core::workspace::Workspace;
+use wsfs_core::RelPath;
 
 const REQ: Req = Req {
     uid: 0,
@@ -26,7 +23,7 @@ fn journal_append(c: &mut Criterion) {
     let (j, _) = Journal::open(&dir.path().join("j")).unwrap();
     let path = RelPath::new("src/components/widgets/button/render.rs").unwrap();
     let new = EntryState::File {
-        hash: Some(wsfs::hash::ContentHash::of(b"x")),
+        hash: Some(wsfs_core::hash::ContentHash::of(b"x")),
         mode: 0o644,
         size: 4096,
     };
@@ -46,7 +43,7 @@ fn hashing(c: &mut Criterion) {
     let mut g = c.benchmark_group("blake3");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("hash 64 MiB", |b| {
-        b.iter(|| wsfs::hash::ContentHash::of(&data))
+        b.iter(|| wsfs_core::hash::ContentHash::of(&data))
     });
     g.finish();
 }

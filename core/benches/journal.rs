@@ -5,17 +5,14 @@
 //! Files live under `CARGO_TARGET_TMPDIR` (the target directory's disk), not `/tmp`, so the
 //! figures are those of a real filesystem.
 
-// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
-extern crate wsfs_core as wsfs;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use wsfs::hash::ContentHash;
-use wsfs::journal::{codec, Draft, EntryState, Journal, Op, Record};
-use wsfs::RelPath;
+use wsfs_core::hash::ContentHash;
+use wsfs_core::journal::{codec, Draft, EntryState, Journal, Op, Record};
+use wsfs_core::RelPath;
 
 /// A 40-byte path.
 const PATH: &str = "src/components/widgets/buttons/render.rs";

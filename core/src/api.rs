@@ -13,7 +13,7 @@ use crate::hash::ContentHash;
 use crate::journal::record::EntryState;
 use crate::relpath::RelPath;
 
-/// Version of this schema; served at `GET /v1/version`.
+/// Version of this schema; the daemon reports it as `api` in `GET /v1/daemon` ([`DaemonInfo`]).
 pub const API_VERSION: u32 = 1;
 
 /// A workspace as listed by `wsfs list`.

@@ -16,7 +16,7 @@ static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
 static STEPS: AtomicU64 = AtomicU64::new(0);
 
 /// Marks one commit step; aborts the process if it is the configured one.
-pub fn commit_step(what: &str) {
+pub(crate) fn commit_step(what: &str) {
     let limit = LIMIT.get_or_init(|| {
         std::env::var("WSFS_FAULT_COMMIT")
             .ok()

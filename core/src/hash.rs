@@ -1,7 +1,7 @@
 //! Content hashes (blake3) with hex display and serde.
 
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::BorrowedFd;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -61,28 +61,10 @@ impl<'de> Deserialize<'de> for ContentHash {
     }
 }
 
-/// Hashes everything readable from `reader`.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<ContentHash> {
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(ContentHash(*hasher.finalize().as_bytes()))
-}
-
-/// Hashes a whole file given an fd opened for reading (uses `pread`, so the fd offset is kept).
-pub fn hash_fd(fd: BorrowedFd<'_>) -> io::Result<ContentHash> {
-    hash_fd_len(fd).map(|(hash, _)| hash)
-}
-
-/// Hashes a whole file and returns the number of bytes hashed with the hash: the size that
+/// Hashes a whole file given an fd opened for reading (uses `pread`, so the fd offset is kept)
+/// and returns the number of bytes hashed with the hash: the size that
 /// belongs to this content even if a writer changes the file's length meanwhile.
-pub fn hash_fd_len(fd: BorrowedFd<'_>) -> io::Result<(ContentHash, u64)> {
+pub(crate) fn hash_fd_len(fd: BorrowedFd<'_>) -> io::Result<(ContentHash, u64)> {
     let size = sys::fstat(fd)?.st_size.max(0) as u64;
     // A buffer sized to the file (small files are the common case), at most 1 MiB.
     let cap = size.clamp(4096, 1024 * 1024) as usize;
@@ -112,7 +94,7 @@ mod tests {
         std::fs::write(t.path(), b"hello").unwrap();
         let f = std::fs::File::open(t.path()).unwrap();
         use std::os::fd::AsFd;
-        assert_eq!(hash_fd(f.as_fd()).unwrap(), h);
+        assert_eq!(hash_fd_len(f.as_fd()).unwrap().0, h);
     }
 
     /// The length returned is the number of bytes hashed, across buffer refills (a file

@@ -3,8 +3,10 @@
 //! A *workspace* is a host project directory (the read-only lower layer) plus a state directory
 //! holding the upper layer, the hashed change journal and metadata. The core serves a merged
 //! view with a FUSE-shaped API ([`overlay::Overlay`]), records every change in the journal
-//! ([`journal`]), and applies or drops changes on request ([`commit`]). It knows nothing about
-//! FUSE or Docker and runs no async runtime: `mountd` adapts it to the kernel and serves the
+//! ([`journal`]), and applies or drops changes on request (the crate-private commit engine in
+//! `commit/`, reached through [`workspace::Workspace::commit`] and
+//! [`workspace::Workspace::discard`]). It knows nothing about FUSE or Docker and runs no async
+//! runtime: `mountd` adapts it to the kernel and serves the
 //! control API ([`api`] holds its types); the `wsfs` crate holds the CLI, the API client and the
 //! container controller.
 //!
@@ -14,10 +16,10 @@
 #![warn(missing_docs)]
 
 pub mod api;
-pub mod bytes_serde;
-pub mod commit;
-pub mod copy;
-pub mod diff;
+pub(crate) mod bytes_serde;
+pub(crate) mod commit;
+pub(crate) mod copy;
+pub(crate) mod diff;
 pub mod error;
 pub mod fault;
 pub mod hash;
@@ -27,7 +29,7 @@ pub mod policy;
 pub mod relpath;
 pub mod state;
 pub mod sys;
-pub mod tree;
+pub(crate) mod tree;
 pub mod workspace;
 
 pub use error::{Error, Result};

@@ -157,6 +157,16 @@ impl RelPath {
         }
     }
 
+    /// The parent path (the root for a top-level path); `None` for the root.
+    pub fn parent(&self) -> Option<RelPath> {
+        self.split_last().map(|(parent, _)| parent)
+    }
+
+    /// The proper ancestors, nearest first, ending with the root (none for the root itself).
+    pub fn ancestors(&self) -> impl Iterator<Item = RelPath> {
+        std::iter::successors(self.parent(), RelPath::parent)
+    }
+
     /// The last component (empty for root).
     pub fn file_name(&self) -> &OsStr {
         self.split_last().map(|(_, n)| n).unwrap_or(OsStr::new(""))
@@ -363,6 +373,25 @@ mod tests {
         // Paths read back from the journal or a report may still be the root.
         let root: RelPath = serde_json::from_str(r#""""#).unwrap();
         assert!(root.is_root());
+    }
+
+    #[test]
+    fn parent_and_ancestors() {
+        let p = RelPath::new("a/b/c").unwrap();
+        assert_eq!(p.parent(), Some(RelPath::new("a/b").unwrap()));
+        assert_eq!(RelPath::new("a").unwrap().parent(), Some(RelPath::root()));
+        assert_eq!(RelPath::root().parent(), None);
+        let up: Vec<RelPath> = p.ancestors().collect();
+        let want: Vec<RelPath> = ["a/b", "a", ""]
+            .iter()
+            .map(|s| RelPath::new(s).unwrap())
+            .collect();
+        assert_eq!(up, want);
+        assert_eq!(
+            RelPath::new("a").unwrap().ancestors().collect::<Vec<_>>(),
+            vec![RelPath::root()]
+        );
+        assert_eq!(RelPath::root().ancestors().count(), 0);
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl StateRoot {
     }
 
     /// `workspaces/`.
-    pub fn workspaces_dir(&self) -> PathBuf {
+    pub(crate) fn workspaces_dir(&self) -> PathBuf {
         self.root.join("workspaces")
     }
 

@@ -1,4 +1,6 @@
-//! Thin, safe wrappers over the `*at` syscalls. The only module with `unsafe`.
+//! Thin, safe wrappers over the `*at` syscalls. The core's only module with `unsafe` (the
+//! other crates keep theirs in `mountd/src/fuse/sys.rs`, `mountd/src/memory.rs` and
+//! `src/controller/ns_sys.rs`; docs/architecture.md says why).
 //!
 //! Rules every caller relies on:
 //! - names are single components (checked by [`crate::relpath`]); we never pass a path with `/`
@@ -99,7 +101,10 @@ pub fn walk_dirs(root: BorrowedFd<'_>, rel: &RelPath) -> io::Result<OwnedFd> {
 }
 
 /// Walks to the parent directory of `rel` and returns it with the last name.
-pub fn walk_parent<'a>(root: BorrowedFd<'_>, rel: &'a RelPath) -> io::Result<(OwnedFd, &'a OsStr)> {
+pub(crate) fn walk_parent<'a>(
+    root: BorrowedFd<'_>,
+    rel: &'a RelPath,
+) -> io::Result<(OwnedFd, &'a OsStr)> {
     let (parent, name) = rel
         .split_last()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
@@ -142,14 +147,14 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
 }
 
 /// `mkdirat`.
-pub fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
+pub(crate) fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: plain syscall on valid arguments.
     check(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode as libc::mode_t) }).map(drop)
 }
 
 /// `unlinkat(dir, name, 0 | AT_REMOVEDIR)`.
-pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> io::Result<()> {
+pub(crate) fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> io::Result<()> {
     let c = cstr(name)?;
     let flags = if is_dir { libc::AT_REMOVEDIR } else { 0 };
     // SAFETY: plain syscall on valid arguments.
@@ -157,7 +162,7 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr, is_dir: bool) -> io::Result<(
 }
 
 /// `renameat2(olddir, old, newdir, new, flags)`.
-pub fn renameat2(
+pub(crate) fn renameat2(
     olddir: BorrowedFd<'_>,
     old: &OsStr,
     newdir: BorrowedFd<'_>,
@@ -179,14 +184,14 @@ pub fn renameat2(
 }
 
 /// `symlinkat(target, dir, name)`.
-pub fn symlinkat(target: &OsStr, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+pub(crate) fn symlinkat(target: &OsStr, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     let (t, n) = (cstr(target)?, cstr(name)?);
     // SAFETY: plain syscall on valid arguments.
     check(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) }).map(drop)
 }
 
 /// `readlinkat(dir, name)`; an empty name reads the `O_PATH` fd's own link.
-pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
+pub(crate) fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
     let c = cstr(name)?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
     // SAFETY: `buf` is writable for its length.
@@ -203,7 +208,7 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
 }
 
 /// `linkat(olddir, old, newdir, new, 0)` (never follows a symlink).
-pub fn linkat(
+pub(crate) fn linkat(
     olddir: BorrowedFd<'_>,
     old: &OsStr,
     newdir: BorrowedFd<'_>,
@@ -224,7 +229,7 @@ pub fn linkat(
 }
 
 /// `mknodat` (FIFOs and sockets; device nodes are refused above this layer).
-pub fn mknodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
+pub(crate) fn mknodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: plain syscall on valid arguments.
     check(unsafe {
@@ -239,7 +244,7 @@ pub fn mknodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> io::R
 }
 
 /// `fchownat(dir, name, uid, gid, AT_SYMLINK_NOFOLLOW)`; `u32::MAX` leaves a field unchanged.
-pub fn lchownat(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+pub(crate) fn lchownat(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
     let c = cstr(name)?;
     let flags = if name.is_empty() {
         libc::AT_SYMLINK_NOFOLLOW | libc::AT_EMPTY_PATH
@@ -252,7 +257,7 @@ pub fn lchownat(dir: BorrowedFd<'_>, name: &OsStr, uid: u32, gid: u32) -> io::Re
 
 /// `fchmodat` without following: symlinks have no mode on Linux, so we chmod through the
 /// `/proc/self/fd` of an `O_PATH` fd of the entry, which refers to exactly that inode.
-pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+pub(crate) fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     fault::syscall(Syscall::Chmod)?;
     let path = CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL");
     // SAFETY: valid C string.
@@ -306,7 +311,7 @@ pub fn utimensat(
 }
 
 /// `futimens` on an open fd.
-pub fn futimens(fd: BorrowedFd<'_>, atime: TimeSpec, mtime: TimeSpec) -> io::Result<()> {
+pub(crate) fn futimens(fd: BorrowedFd<'_>, atime: TimeSpec, mtime: TimeSpec) -> io::Result<()> {
     let times = [timespec(atime), timespec(mtime)];
     // SAFETY: `times` has two entries as required.
     check(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) }).map(drop)
@@ -346,7 +351,7 @@ pub fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> io::Result<()> {
 }
 
 /// `syncfs` of the filesystem holding `fd`.
-pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
     // syncfs needs a real (not O_PATH) descriptor.
     let real = reopen(fd, libc::O_RDONLY)?;
     // SAFETY: plain syscall.
@@ -354,7 +359,7 @@ pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// `pread` into `buf`; returns bytes read.
-pub fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+pub(crate) fn pread(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     // SAFETY: `buf` is writable for its length.
     check_size(unsafe {
         libc::pread(
@@ -407,14 +412,14 @@ pub fn copy_file_range(
 }
 
 /// `ioctl(dst, FICLONE, src)`: a reflink copy where the filesystem supports it.
-pub fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
+pub(crate) fn ficlone(dst: BorrowedFd<'_>, src: BorrowedFd<'_>) -> io::Result<()> {
     const FICLONE: libc::c_ulong = 0x4004_9409;
     // SAFETY: FICLONE takes the source fd as its argument.
     check(unsafe { libc::ioctl(dst.as_raw_fd(), FICLONE as _, src.as_raw_fd()) }).map(drop)
 }
 
 /// `fstatvfs`.
-pub fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
+pub(crate) fn fstatvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs> {
     let mut st = MaybeUninit::<libc::statvfs>::uninit();
     // SAFETY: written by the kernel on success.
     check(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
@@ -476,14 +481,14 @@ pub fn llistxattr(dir: BorrowedFd<'_>, name: &OsStr, buf: &mut [u8]) -> io::Resu
 }
 
 /// `lremovexattr`.
-pub fn lremovexattr(dir: BorrowedFd<'_>, name: &OsStr, attr: &OsStr) -> io::Result<()> {
+pub(crate) fn lremovexattr(dir: BorrowedFd<'_>, name: &OsStr, attr: &OsStr) -> io::Result<()> {
     let (p, a) = (proc_entry(dir, name)?, cstr(attr)?);
     // SAFETY: plain syscall on valid strings.
     check(unsafe { libc::lremovexattr(p.as_ptr(), a.as_ptr()) }).map(drop)
 }
 
 /// Lists xattr names of `dir/name` as separate byte strings.
-pub fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<OsString>> {
+pub(crate) fn list_xattrs(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Vec<OsString>> {
     let size = llistxattr(dir, name, &mut [])?;
     let mut buf = vec![0u8; size];
     let n = llistxattr(dir, name, &mut buf)?;
@@ -595,11 +600,6 @@ pub fn geteuid() -> u32 {
 pub fn getegid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::getegid() }
-}
-
-/// Extension: a borrowed fd from anything `AsFd` (shorthand used across the core).
-pub fn bfd<F: AsFd>(f: &F) -> BorrowedFd<'_> {
-    f.as_fd()
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: fails at once if another process holds the lock.

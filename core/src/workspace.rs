@@ -6,7 +6,6 @@
 
 use std::fs;
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -187,7 +186,7 @@ impl Workspace {
     }
 
     /// Diffs of the pending changes `show` selects at or below `paths` (all when empty), with
-    /// renames paired as git pairs them (see [`crate::diff::pair_renames`]).
+    /// renames paired as git pairs them (see `diff::pair_renames`).
     pub fn diff_shown(&self, paths: &[RelPath], show: api::Show) -> Result<Vec<api::FileDiff>> {
         let mut out = Vec::new();
         for change in self.status_shown(show)? {
@@ -353,11 +352,6 @@ fn lock_dir(dir: &Path) -> Result<fs::File> {
         ))
     })?;
     Ok(f)
-}
-
-/// Byte path helper for callers that need an `OsStr` view of a [`RelPath`].
-pub fn rel_os(path: &RelPath) -> &std::ffi::OsStr {
-    std::ffi::OsStr::from_bytes(path.as_bytes())
 }
 
 /// What differs between a recorded state and the upper entry's shape (content hashes aside),

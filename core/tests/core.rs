@@ -1,18 +1,15 @@
 //! The core against real directories, without FUSE: merged view, copy-up, journal, status,
 //! commit (incl. conflicts, renames, protected and unsafe paths), discard and restart.
 
-// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
-extern crate wsfs_core as wsfs;
-
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use common::*;
-use wsfs::api::{ChangeKind, CommitRequest};
+use wsfs_core::api::{ChangeKind, CommitRequest};
 
-fn commit_all(f: &Fixture) -> wsfs::api::CommitReport {
+fn commit_all(f: &Fixture) -> wsfs_core::api::CommitReport {
     f.ws()
         .commit(&CommitRequest::default(), &|_, _| {})
         .unwrap()
@@ -216,7 +213,7 @@ fn names_are_bytes() {
     let st = f.ws().status().unwrap();
     assert_eq!(st.len(), odd.len());
     let json = serde_json::to_string(&st).unwrap();
-    let back: Vec<wsfs::api::Change> = serde_json::from_str(&json).unwrap();
+    let back: Vec<wsfs_core::api::Change> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, st);
     commit_all(&f);
     for name in odd {
@@ -271,7 +268,7 @@ fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
         "same identity as on the host"
     );
     assert!(list(ov, b"").contains(&b".env".to_vec()));
-    let eacces = |r: wsfs::Result<()>| assert!(r.unwrap_err().is_errno(libc::EACCES));
+    let eacces = |r: wsfs_core::Result<()>| assert!(r.unwrap_err().is_errno(libc::EACCES));
     eacces(read(ov, b".env").map(drop));
     let i = ino(ov, b".env").unwrap();
     eacces(ov.open(&REQ, i, libc::O_WRONLY).map(drop));
@@ -293,8 +290,8 @@ fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
     eacces(unlink(ov, b".env"));
     eacces(rename(ov, b".env", b"leaked", 0));
     eacces(rename(ov, b"ok", b".env", 0));
-    let touch = wsfs::overlay::SetAttr {
-        mtime: Some(wsfs::overlay::SetTime::Now),
+    let touch = wsfs_core::overlay::SetAttr {
+        mtime: Some(wsfs_core::overlay::SetTime::Now),
         ..Default::default()
     };
     eacces(ov.setattr(&REQ, i, &touch).map(drop));
@@ -409,7 +406,7 @@ fn device_nodes_are_refused_and_fifos_allowed() {
         .unwrap();
     assert_eq!(
         stat(f.ov(), b"fifo").unwrap().kind,
-        wsfs::overlay::Kind::Fifo
+        wsfs_core::overlay::Kind::Fifo
     );
 }
 
@@ -421,7 +418,7 @@ fn setuid_bits_are_not_committed_unless_asked() {
         .setattr(
             &REQ,
             i,
-            &wsfs::overlay::SetAttr {
+            &wsfs_core::overlay::SetAttr {
                 mode: Some(0o4755),
                 ..Default::default()
             },
@@ -593,7 +590,7 @@ fn an_unlink_never_marks_the_file_that_reuses_its_inode_number_gone() {
         let tmp_ino = upper_ino(&tmp);
         let created = std::sync::Arc::new(std::sync::Mutex::new(None));
         let (ov2, created2, new2) = (ov.clone(), created.clone(), new_name.clone());
-        wsfs::fault::run_at(wsfs::fault::Point::UnlinkAfterRemove, move || {
+        wsfs_core::fault::run_at(wsfs_core::fault::Point::UnlinkAfterRemove, move || {
             let (a, o) = ov2
                 .create(&REQ, d, os(&new2), 0o644, 0, libc::O_WRONLY)
                 .unwrap();

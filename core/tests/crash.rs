@@ -3,18 +3,15 @@
 //! file entirely old or entirely new, finish the commit (roll forward), and a second commit
 //! must be a no-op.
 
-// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
-extern crate wsfs_core as wsfs;
-
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use wsfs::api::CommitRequest;
-use wsfs::state::StateRoot;
-use wsfs::workspace::Workspace;
+use wsfs_core::api::CommitRequest;
+use wsfs_core::state::StateRoot;
+use wsfs_core::workspace::Workspace;
 
 const OLD: &[(&str, &str)] = &[
     ("a", "old a"),

@@ -4,17 +4,14 @@
 //! The fault plan is process-wide (it counts the arming thread's calls only), so these tests
 //! take a lock to arm one plan at a time.
 
-// The core under its short name, as in the root crate.
-extern crate wsfs_core as wsfs;
-
 mod common;
 
 use std::ffi::OsStr;
 use std::sync::Mutex;
 
 use common::*;
-use wsfs::fault::{fail_calls, Syscall};
-use wsfs::overlay::ROOT_INO;
+use wsfs_core::fault::{fail_calls, Syscall};
+use wsfs_core::overlay::ROOT_INO;
 
 static ONE_PLAN: Mutex<()> = Mutex::new(());
 
@@ -22,7 +19,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_PLAN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn errno_of<T: std::fmt::Debug>(r: wsfs::Result<T>) -> i32 {
+fn errno_of<T: std::fmt::Debug>(r: wsfs_core::Result<T>) -> i32 {
     r.expect_err("the injected failure must reach the caller")
         .errno()
 }
@@ -138,12 +135,12 @@ fn a_setattr_that_fails_halfway_records_what_it_changed() {
     let f = Fixture::new(&[("f", "hello world\n")]);
     let ino = ov_lookup(&f, ROOT_INO, "f");
     // Copied up first (a utime, as `touch` does), so the failing chmod is setattr's own.
-    let touch = wsfs::overlay::SetAttr {
-        mtime: Some(wsfs::overlay::SetTime::Now),
+    let touch = wsfs_core::overlay::SetAttr {
+        mtime: Some(wsfs_core::overlay::SetTime::Now),
         ..Default::default()
     };
     f.ov().setattr(&REQ, ino, &touch).unwrap();
-    let set = wsfs::overlay::SetAttr {
+    let set = wsfs_core::overlay::SetAttr {
         size: Some(5),
         mode: Some(0o600),
         ..Default::default()
@@ -158,9 +155,9 @@ fn a_setattr_that_fails_halfway_records_what_it_changed() {
     assert_eq!(read(f.ov(), b"f").unwrap(), b"hello");
     let last = f.ws().log().unwrap().into_iter().last().unwrap();
     match last.draft.new {
-        wsfs::journal::record::EntryState::File { size, hash, .. } => {
+        wsfs_core::journal::record::EntryState::File { size, hash, .. } => {
             assert_eq!(size, 5, "the journal's last record has the truncated size");
-            assert_eq!(hash, Some(wsfs::hash::ContentHash::of(b"hello")));
+            assert_eq!(hash, Some(wsfs_core::hash::ContentHash::of(b"hello")));
         }
         other => panic!("last record: {other:?}"),
     }
@@ -168,12 +165,12 @@ fn a_setattr_that_fails_halfway_records_what_it_changed() {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let status = f.ws().status().unwrap();
     assert_eq!(status.len(), 1, "{status:?}");
-    assert_eq!(status[0].kind, wsfs::api::ChangeKind::Modified);
+    assert_eq!(status[0].kind, wsfs_core::api::ChangeKind::Modified);
     assert_eq!(f.host_read("f").unwrap(), b"hello world\n");
     // The journal holds the truncated shape: a commit applies it as recorded.
     let report = f
         .ws()
-        .commit(&wsfs::api::CommitRequest::default(), &|_, _| {})
+        .commit(&wsfs_core::api::CommitRequest::default(), &|_, _| {})
         .unwrap();
     assert_eq!(report.applied.len(), 1, "{report:?}");
     assert_eq!(f.host_read("f").unwrap(), b"hello");

@@ -2,9 +2,6 @@
 //! After every step the merged view equals the model; after commit the host equals the model;
 //! after discard the merged view equals the original host tree again.
 
-// The core under its short name: `wsfs::overlay`, `wsfs::api`, ... as in the root crate.
-extern crate wsfs_core as wsfs;
-
 mod common;
 
 use std::collections::BTreeMap;
@@ -12,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use common::*;
 use proptest::prelude::*;
-use wsfs::api::CommitRequest;
+use wsfs_core::api::CommitRequest;
 
 #[derive(Clone, Debug, PartialEq)]
 enum E {
@@ -170,7 +167,7 @@ fn overlay_apply(f: &Fixture, op: &Op) {
             ov.setattr(
                 &REQ,
                 ino,
-                &wsfs::overlay::SetAttr {
+                &wsfs_core::overlay::SetAttr {
                     size: Some(size),
                     ..Default::default()
                 },
@@ -198,11 +195,11 @@ fn view(f: &Fixture) -> Model {
             p.extend_from_slice(&name);
             let attr = stat(f.ov(), &p).unwrap();
             let e = match attr.kind {
-                wsfs::overlay::Kind::Dir => {
+                wsfs_core::overlay::Kind::Dir => {
                     stack.push(p.clone());
                     E::Dir
                 }
-                wsfs::overlay::Kind::Symlink => {
+                wsfs_core::overlay::Kind::Symlink => {
                     use std::os::unix::ffi::OsStrExt;
                     E::Link(f.ov().readlink(attr.ino).unwrap().as_bytes().to_vec())
                 }

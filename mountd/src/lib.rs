@@ -1,14 +1,19 @@
 //! `mountd`, the wsfs daemon: serves each workspace as a FUSE mount and answers the control API
 //! on a Unix socket.
 //!
-//! - [`fuse`]: the FUSE adapter (kernel ⇄ overlay);
-//! - [`registry`]: the workspaces this daemon serves, their mounts, recovery and shutdown;
-//! - [`server`]: the HTTP/JSON control API (axum) with the peer-credential check;
+//! - `fuse`: the FUSE adapter (kernel ⇄ overlay);
+//! - `registry`: the workspaces this daemon serves, their mounts, recovery and shutdown;
+//! - `server`: the HTTP/JSON control API (axum) with the peer-credential check;
 //! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown;
 //! - [`memory`]: allocator settings that keep the footprint flat across mounts.
+//!
+//! Only `daemon` and `memory` are public (the binary in `main.rs` calls them); the rest is
+//! crate-private, so the compiler reports its dead code.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod daemon;
-pub mod fuse;
+pub(crate) mod fuse;
 pub mod memory;
-pub mod registry;
-pub mod server;
+pub(crate) mod registry;
+pub(crate) mod server;

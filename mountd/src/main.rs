@@ -1,5 +1,7 @@
 //! `mountd` binary: parses options, sets up logging, runs the daemon.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use std::path::PathBuf;
 
 use clap::Parser;

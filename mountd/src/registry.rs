@@ -78,11 +78,6 @@ impl Registry {
         }
     }
 
-    /// The state root.
-    pub fn state(&self) -> &StateRoot {
-        &self.state
-    }
-
     /// Opens every workspace of the state dir (journal replay, interrupted commits rolled
     /// forward) and remounts those that were mounted. Returns what could not be recovered.
     pub fn recover_all(&self) -> Vec<String> {

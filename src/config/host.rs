@@ -19,7 +19,7 @@ impl HostUser {
     /// Detects the invoking user: `SUDO_UID`/`SUDO_GID`/`SUDO_USER` when running as root under
     /// sudo, else the effective uid/gid; name and home from `/etc/passwd`, falling back to
     /// `$USER` and `$HOME`.
-    pub fn detect() -> HostUser {
+    pub(crate) fn detect() -> HostUser {
         let euid = crate::sys::geteuid();
         let env_u32 = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u32>().ok());
         let sudo_uid = if euid == 0 { env_u32("SUDO_UID") } else { None };

@@ -81,8 +81,10 @@ pub fn load_files(user_file: Option<&Path>, project_root: Option<&Path>) -> Resu
     Ok(cfg)
 }
 
-/// Parses one configuration text (named `origin` in errors) into a [`Config`].
-pub fn parse_str(text: &str, origin: &str) -> Result<Config> {
+/// Parses one configuration text (named `origin` in errors) into a [`Config`] (the unit tests'
+/// way in; the CLI loads files with [`load`]).
+#[cfg(test)]
+pub(crate) fn parse_str(text: &str, origin: &str) -> Result<Config> {
     let table = parse_layer(text, origin, false)?;
     toml::Value::Table(table)
         .try_into()

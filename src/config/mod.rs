@@ -14,8 +14,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use host::{expand_tilde, passwd_entries, HostUser, PasswdEntry};
-pub use load::{load, load_files, parse_str, read_project_file, user_config_path, PROJECT_FILE};
+pub(crate) use host::{expand_tilde, passwd_entries};
+pub use host::{HostUser, PasswdEntry};
+pub use load::{load, read_project_file, user_config_path, PROJECT_FILE};
+#[cfg(test)]
+pub(crate) use load::{load_files, parse_str};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -219,7 +222,7 @@ impl Config {
     }
 
     /// Checks values serde cannot (memory syntax, cpus range, paths).
-    pub fn validate(&self) -> crate::Result<()> {
+    pub(crate) fn validate(&self) -> crate::Result<()> {
         let bad = |key: &str, msg: String| crate::Error::Config(format!("{key}: {msg}"));
         if let Some(m) = &self.defaults.memory {
             parse_memory(m).map_err(|e| bad("defaults.memory", e))?;
@@ -255,7 +258,7 @@ impl Config {
 
 /// Parses a memory size: a number with an optional 1024-based suffix `b`, `k`, `m`, `g`, `t`
 /// (case-insensitive, an optional trailing `b`/`ib` accepted: `512m`, `4G`, `1gb`).
-pub fn parse_memory(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_memory(s: &str) -> Result<i64, String> {
     let t = s.trim().to_ascii_lowercase();
     let t = t
         .strip_suffix("ib")

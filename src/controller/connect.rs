@@ -42,5 +42,5 @@ pub(super) async fn connect(explicit: Option<&str>) -> Result<Controller> {
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     tracing::debug!(%endpoint, version = %docker.client_version(), "connected to Docker");
-    Ok(Controller { docker, endpoint })
+    Ok(Controller { docker })
 }

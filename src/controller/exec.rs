@@ -103,7 +103,10 @@ impl Controller {
     }
 
     /// Runs `cmd` in container `id` (which must be running).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the fields of one exec request (Docker's ExecConfig), passed as the callers hold them"
+    )]
     pub(super) async fn exec_in(
         &self,
         id: &str,

@@ -27,7 +27,7 @@ impl Controller {
 
     /// The image's content id, pulling it first when it is missing. A missing image that cannot
     /// be pulled is an error saying how to build or import one offline.
-    pub async fn ensure_image(&self, image: &str) -> Result<String> {
+    pub(crate) async fn ensure_image(&self, image: &str) -> Result<String> {
         if let Some(id) = self.image_id(image).await? {
             return Ok(id);
         }

@@ -1,5 +1,5 @@
 //! The controller: an agent's container on a workspace, through the Docker API (bollard), and
-//! `wsfs run` without Docker ([`run`]).
+//! `wsfs run` without Docker ([`run_in_namespace`]).
 //!
 //! The API is async (tokio); a synchronous CLI wraps each call in `Runtime::block_on`.
 //! Containers are named `wsfs-<workspace>` and found by the label `wsfs.workspace=<name>`;
@@ -21,10 +21,10 @@
 mod connect;
 mod exec;
 mod image;
-pub mod ns_sys;
+pub(crate) mod ns_sys;
 mod ops;
 mod plan;
-pub mod run;
+pub(crate) mod run;
 pub mod tar;
 mod up;
 
@@ -57,7 +57,6 @@ pub const LABEL_IMAGE_REF: &str = "wsfs.image";
 #[derive(Clone, Debug)]
 pub struct Controller {
     docker: Docker,
-    endpoint: String,
 }
 
 impl Controller {
@@ -76,11 +75,6 @@ impl Controller {
     /// The underlying bollard client (for callers that need more than this API).
     pub fn docker(&self) -> &Docker {
         &self.docker
-    }
-
-    /// The endpoint in use.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
     }
 }
 

@@ -90,7 +90,7 @@ fn parse_docker_time(s: &str) -> Option<i64> {
 
 impl Controller {
     /// The workspace's container, if there is one (found by name, checked by label).
-    pub async fn find_container(
+    pub(crate) async fn find_container(
         &self,
         workspace: &str,
     ) -> Result<Option<ContainerInspectResponse>> {

@@ -54,7 +54,7 @@ impl RunPlan {
     }
 
     /// The directory the command starts in (an absolute path under `project`).
-    pub fn start_dir(&self) -> PathBuf {
+    pub(crate) fn start_dir(&self) -> PathBuf {
         match &self.cwd {
             Some(c) if c.starts_with(&self.project) => c.clone(),
             _ => self.project.clone(),

@@ -95,7 +95,7 @@ pub struct Entry {
 }
 
 /// Reads the entries of an uncompressed tar archive.
-pub fn read_entries(archive: &[u8]) -> std::io::Result<Vec<Entry>> {
+pub(crate) fn read_entries(archive: &[u8]) -> std::io::Result<Vec<Entry>> {
     use std::io::Read;
     let mut out = Vec::new();
     for e in tar::Archive::new(archive).entries()? {

@@ -423,7 +423,7 @@ impl Applier<'_> {
 
 /// The parent directory of `path` (the root for a top-level path).
 fn parent_of(path: &RelPath) -> RelPath {
-    path.split_last().map(|(p, _)| p).unwrap_or_default()
+    path.parent().unwrap_or_default()
 }
 
 /// Writes the upper content of a staged file into its temporary host file and checks it is

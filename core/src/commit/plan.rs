@@ -118,7 +118,7 @@ fn check(
         return Ok(Verdict::Conflict(conflict(c, "protected", EntryState::Absent,
             format!("{} is protected (a change there can run code on the host); review it, then commit with --allow-protected", c.path))));
     }
-    if let Some((parent, _)) = c.path.split_last() {
+    if let Some(parent) = c.path.parent() {
         if let Err(e) = sys::walk_dirs(host_root, &parent) {
             // A host file or symlink this very commit replaces by a directory is fine: it is
             // removed (never followed) before anything is written below it.
@@ -205,10 +205,7 @@ fn conflict(c: &Change, reason: &str, host: EntryState, hint: String) -> Conflic
 
 /// Proper ancestors of `path`, nearest first (the root excluded).
 pub(super) fn ancestors(path: &RelPath) -> impl Iterator<Item = RelPath> {
-    std::iter::successors(path.split_last().map(|(p, _)| p), |p| {
-        p.split_last().map(|(pp, _)| pp)
-    })
-    .filter(|p| !p.is_root())
+    path.ancestors().filter(|p| !p.is_root())
 }
 
 /// Touched paths in the commit's scope whose overlay state equals their base (no change to

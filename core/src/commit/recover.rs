@@ -42,7 +42,7 @@ pub fn roll_forward(
     let tmp_prefix = format!("{}{id}-", host::TMP_PREFIX);
     let parents: BTreeSet<RelPath> = paths
         .iter()
-        .map(|p| p.split_last().map(|(d, _)| d).unwrap_or_default())
+        .map(|p| p.parent().unwrap_or_default())
         .collect();
     for d in parents {
         if let Ok(fd) = sys::walk_dirs(ov.lower_root().as_fd(), &d) {

@@ -21,11 +21,6 @@ pub fn settled_by(recorded: &EntryState, committed: &EntryState) -> bool {
     recorded.settled_by(committed)
 }
 
-/// Same content ignoring mode: [`EntryState::same_content`].
-pub fn same_content(a: &EntryState, b: &EntryState) -> bool {
-    a.same_content(b)
-}
-
 /// The kind of change from `base` to `current` (`from`: a rename's origin), or `None`.
 pub(crate) fn classify(
     base: &EntryState,

@@ -308,7 +308,11 @@ impl Journal {
 
     /// Appends one record in room claimed by `res` (what does not fit in the claim is taken
     /// as [`Journal::append`] takes it).
-    pub fn append_reserved(&self, draft: Draft, res: &mut Reservation<'_>) -> Result<Record> {
+    pub(crate) fn append_reserved(
+        &self,
+        draft: Draft,
+        res: &mut Reservation<'_>,
+    ) -> Result<Record> {
         debug_assert!(
             std::ptr::eq(res.journal, self),
             "reservation of another journal"
@@ -382,7 +386,7 @@ impl Journal {
     }
 
     /// Seq of the last record appended (0 when empty).
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.lock().seq
     }
 

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::commit::status::{classify, same_state};
-use crate::hash::ContentHash;
 use crate::journal::record::{EntryState, Op, Record};
 use crate::policy::{summary_group, Noise, Policy};
 use crate::relpath::RelPath;
@@ -133,7 +132,7 @@ impl ChangeSet {
     }
 
     /// Rebuilds from journal records, classifying paths with `policy` for the counts.
-    pub fn replay_with(records: &[Record], policy: Option<Arc<Policy>>) -> Self {
+    pub(crate) fn replay_with(records: &[Record], policy: Option<Arc<Policy>>) -> Self {
         let set = Self {
             policy,
             ..Self::default()
@@ -157,7 +156,7 @@ impl ChangeSet {
     }
 
     /// Sorted snapshot of the changes whose review class `keep` accepts.
-    pub fn snapshot_where(&self, keep: impl Fn(Noise) -> bool) -> Vec<(RelPath, Change)> {
+    pub(crate) fn snapshot_where(&self, keep: impl Fn(Noise) -> bool) -> Vec<(RelPath, Change)> {
         let mut v: Vec<_> = self
             .map
             .iter()
@@ -210,7 +209,7 @@ impl ChangeSet {
     }
 
     /// True if `path` is an opaque directory.
-    pub fn is_opaque(&self, path: &RelPath) -> bool {
+    pub(crate) fn is_opaque(&self, path: &RelPath) -> bool {
         self.map.get(path).is_some_and(|c| c.opaque)
     }
 
@@ -227,16 +226,6 @@ impl ChangeSet {
     /// Sorted snapshot of every change.
     pub fn snapshot(&self) -> Vec<(RelPath, Change)> {
         self.snapshot_where(|_| true)
-    }
-
-    /// Updates the recorded content hash of a file (after a Write record).
-    pub fn set_hash(&self, path: &RelPath, hash: ContentHash) {
-        if let Some(mut c) = self.map.get_mut(path) {
-            if let EntryState::File { hash: h, .. } = &mut c.current {
-                *h = Some(hash);
-            }
-        }
-        self.recount(path);
     }
 
     /// Applies one record. Live and replay share this function.
@@ -380,7 +369,7 @@ impl ChangeSet {
     }
 
     /// Forgets every change at or below any of `paths` (empty = all).
-    pub fn drop_under(&self, paths: &[RelPath]) {
+    pub(crate) fn drop_under(&self, paths: &[RelPath]) {
         self.map.retain(|k, c| {
             let keep = !paths.is_empty() && !paths.iter().any(|p| k.starts_with(p));
             if !keep {
@@ -391,14 +380,14 @@ impl ChangeSet {
     }
 
     /// Forgets exactly `path`.
-    pub fn remove(&self, path: &RelPath) {
+    fn remove(&self, path: &RelPath) {
         if let Some((k, c)) = self.map.remove(path) {
             self.uncount(&k, &c);
         }
     }
 
     /// Sets a new base after a partial commit (the overlay's content moved on meanwhile).
-    pub fn rebase(&self, path: &RelPath, base: EntryState) {
+    pub(crate) fn rebase(&self, path: &RelPath, base: EntryState) {
         if let Some(mut c) = self.map.get_mut(path) {
             c.base = base;
             c.origin = None;
@@ -410,6 +399,7 @@ impl ChangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::ContentHash;
     use crate::journal::record::{Draft, Target};
 
     fn rec(draft: Draft) -> Record {

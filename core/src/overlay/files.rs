@@ -1,9 +1,10 @@
-//! Open files: handles, read/write, and settling content hashes on close and fsync.
+//! Open files: handles, read/write, and settling content hashes on the last writer's close.
 //!
 //! Reads of untouched files go to the lower file; the first open for writing copies the file
 //! up. A read-only handle opened before a copy-up switches to the upper file on its next
 //! read, so every handle sees the newest content. Content is hashed when the last writer
-//! closes (or on fsync), never per write call.
+//! closes, never per write call and not on fsync (fsync makes the data and the journal durable;
+//! recovery re-hashes what a crash left unsettled).
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -46,7 +47,7 @@ impl Handle {
     }
 
     /// The writable upper fd of a writable handle.
-    pub fn upper_fd(&self, _ov: &Overlay) -> Result<Arc<OwnedFd>> {
+    pub(crate) fn upper_fd(&self, _ov: &Overlay) -> Result<Arc<OwnedFd>> {
         Ok(self.fd())
     }
 }
@@ -122,8 +123,7 @@ impl Overlay {
             // With FUSE passthrough, writes bypass the daemon: treat every writable open as a
             // change to settle (hash) at close.
             node.writers.fetch_add(1, Ordering::AcqRel);
-            node.dirty.store(true, Ordering::Release);
-            node.version.fetch_add(1, Ordering::AcqRel);
+            node.mark_written();
         }
         let fd = Arc::new(fd);
         let fh = self.new_fh();
@@ -246,8 +246,7 @@ impl Overlay {
             sys::pwrite(fd.as_fd(), data, offset)
         }
         .ctx("write", &h.node.path())?;
-        h.node.dirty.store(true, Ordering::Release);
-        h.node.version.fetch_add(1, Ordering::AcqRel);
+        h.node.mark_written();
         Ok(n as u32)
     }
 
@@ -337,8 +336,7 @@ impl Overlay {
             return Err(Error::posix(libc::EBADF, &h.node.path()));
         }
         sys::fallocate(h.fd().as_fd(), mode, offset, length).ctx("fallocate", &h.node.path())?;
-        h.node.dirty.store(true, Ordering::Release);
-        h.node.version.fetch_add(1, Ordering::AcqRel);
+        h.node.mark_written();
         Ok(())
     }
 
@@ -373,8 +371,7 @@ impl Overlay {
             len.min(u32::MAX as u64) as usize,
         )
         .ctx("copy_file_range", &ho.node.path())?;
-        ho.node.dirty.store(true, Ordering::Release);
-        ho.node.version.fetch_add(1, Ordering::AcqRel);
+        ho.node.mark_written();
         Ok(n as u32)
     }
 }

@@ -14,10 +14,13 @@
 //! (appends records for what the upper layer really holds) so nothing the container wrote is
 //! ever invisible to `status` or stale in `verify`.
 //!
-//! Submodules: `node` (inodes and ids), `changes` (change set), `copy_up`, `reconcile`
-//! (recovery: the journal brought in line with the upper layer), `namespace`
-//! (create/remove/rename/link), `files` (handles and I/O), `dirs` (merged listings),
-//! `xattr`, `state` (reading entry states for the journal and status).
+//! Submodules: `types` (the FUSE-shaped request and reply types), `node` (inodes and ids),
+//! `dir_fds` (the daemon-wide budget of cached directory fds), `changes` (change set),
+//! `copy_up`, `reconcile` (recovery: the journal brought in line with the upper layer),
+//! `namespace` (lookup, setattr, create/remove/rename/link), `files` (handles and I/O), `dirs`
+//! (merged listings), `xattr`, `state` (reading entry states for the journal and status),
+//! `revert` (paths leaving the overlay after a commit or discard, and the kernel told to forget
+//! them); `tests` holds unit tests of these internals.
 
 mod changes;
 mod copy_up;
@@ -177,12 +180,12 @@ impl Overlay {
     }
 
     /// `O_PATH` fd of the project root (the lower layer).
-    pub fn lower_root(&self) -> &OwnedFd {
+    pub(crate) fn lower_root(&self) -> &OwnedFd {
         &self.lower_root
     }
 
     /// `O_PATH` fd of the upper layer root.
-    pub fn upper_root(&self) -> &OwnedFd {
+    pub(crate) fn upper_root(&self) -> &OwnedFd {
         &self.upper_root
     }
 
@@ -571,7 +574,7 @@ impl Overlay {
 
     /// Paths a container has open for writing (or written and not yet settled by the last
     /// close): their content is not final, so commit leaves them pending.
-    pub fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
+    pub(crate) fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
         self.nodes
             .all()
             .into_iter()
@@ -581,11 +584,6 @@ impl Overlay {
             })
             .map(|n| n.path())
             .collect()
-    }
-
-    /// Number of live nodes (diagnostics).
-    pub fn node_count(&self) -> usize {
-        self.nodes.len()
     }
 }
 

@@ -265,7 +265,10 @@ impl Overlay {
     }
 
     /// Finishes any create: owner, exact mode, node, record.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "shared tail of mknod, mkdir, symlink and create: each passes what it already holds"
+    )]
     fn finish_create(
         &self,
         req: &Req,
@@ -697,7 +700,10 @@ impl Overlay {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "both sides of RENAME_EXCHANGE (dir, name, path, node or stat), as rename resolved them"
+    )]
     fn exchange(
         &self,
         sdir: &Arc<Node>,

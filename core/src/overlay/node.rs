@@ -122,6 +122,13 @@ impl Node {
         }
     }
 
+    /// Content changed through us: unsettled until the last writer's close hashes it (`dirty`),
+    /// and cached pages of earlier opens are stale (`version`).
+    pub fn mark_written(&self) {
+        self.dirty.store(true, Ordering::Release);
+        self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Marks the node as taken out of the overlay by a commit or discard (see `reverted`).
     pub fn mark_reverted(&self) {
         self.set_upper(false);
@@ -276,10 +283,6 @@ impl NodeTable {
             .iter()
             .find(|e| !e.value().unlinked.load(Ordering::Relaxed) && &e.value().path() == path)
             .map(|e| e.value().clone())
-    }
-
-    pub fn len(&self) -> usize {
-        self.nodes.len()
     }
 }
 

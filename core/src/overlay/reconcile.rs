@@ -55,7 +55,7 @@ impl Overlay {
     /// Writes the recovery records a full disk deferred at open (a no-op otherwise). Status,
     /// verify, commit and discard call it first; it fails with `ENOSPC` while the disk is
     /// still full, and the records stay deferred.
-    pub fn finish_deferred_recovery(&self) -> Result<()> {
+    pub(crate) fn finish_deferred_recovery(&self) -> Result<()> {
         let mut deferred = self.recovery_deferred.lock().unwrap();
         if !*deferred {
             return Ok(());
@@ -70,7 +70,7 @@ impl Overlay {
     }
 
     /// True while recovery records wait for space.
-    pub fn recovery_deferred(&self) -> bool {
+    pub(crate) fn recovery_deferred(&self) -> bool {
         *self.recovery_deferred.lock().unwrap()
     }
 
@@ -190,19 +190,11 @@ impl Overlay {
     /// True if some ancestor of `path` is a directory change that owns its whole subtree
     /// (created in the overlay, or opaque).
     pub(crate) fn under_new_dir(&self, path: &RelPath) -> bool {
-        let mut cur = path.split_last().map(|(p, _)| p);
-        while let Some(p) = cur {
-            if p.is_root() {
-                return false;
-            }
-            if let Some(c) = self.changes.get(&p) {
-                if c.opaque || c.base.is_absent() || !c.base.is_dir() {
-                    return true;
-                }
-            }
-            cur = p.split_last().map(|(pp, _)| pp);
-        }
-        false
+        path.ancestors().take_while(|p| !p.is_root()).any(|p| {
+            self.changes
+                .get(&p)
+                .is_some_and(|c| c.opaque || c.base.is_absent() || !c.base.is_dir())
+        })
     }
 }
 

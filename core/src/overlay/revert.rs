@@ -16,7 +16,7 @@ impl Overlay {
     /// copy of every path the overlay still holds exactly as committed (and nobody has open for
     /// writing); other paths stay as changes, rebased on what was committed. `each` runs after
     /// every path (progress). One scan of the node table for the whole batch.
-    pub fn finish_commit(
+    pub(crate) fn finish_commit(
         &self,
         id: &str,
         applied: &[(RelPath, EntryState)],
@@ -63,7 +63,7 @@ impl Overlay {
 
     /// After commit or discard dropped the overlay's version of `paths`: nodes at or below them
     /// re-resolve on their next lookup, and the kernel forgets its cached entries.
-    pub fn paths_reverted(&self, paths: &[RelPath]) {
+    pub(crate) fn paths_reverted(&self, paths: &[RelPath]) {
         if paths.is_empty() {
             return;
         }
@@ -74,13 +74,8 @@ impl Overlay {
                 by_parent.entry(parent).or_default().push(name.to_owned());
             }
         }
-        let covered = |path: &RelPath| {
-            set.contains(path)
-                || std::iter::successors(path.split_last().map(|(p, _)| p), |p| {
-                    p.split_last().map(|(pp, _)| pp)
-                })
-                .any(|a| set.contains(&a))
-        };
+        let covered =
+            |path: &RelPath| set.contains(path) || path.ancestors().any(|a| set.contains(&a));
         for node in self.nodes.all() {
             let path = node.path();
             if let Some(names) = by_parent.get(&path) {
@@ -121,7 +116,7 @@ impl Overlay {
 
     /// Drops every change at or below `paths` (everything when empty), durably; on return the
     /// kernel's caches agree with the view (see [`Overlay::settle_kernel_caches`]).
-    pub fn discard_paths(&self, paths: &[RelPath]) -> Result<()> {
+    pub(crate) fn discard_paths(&self, paths: &[RelPath]) -> Result<()> {
         self.discard_gated(paths)?;
         self.settle_kernel_caches();
         Ok(())
@@ -181,7 +176,7 @@ impl Overlay {
     /// discarded file, no stale negative entry hiding a restored host file). Called after the
     /// revert gate is released: the kernel applies an invalidation under the directory's
     /// inode lock, which a FUSE request waiting on that gate may hold.
-    pub fn settle_kernel_caches(&self) {
+    pub(crate) fn settle_kernel_caches(&self) {
         let inval = self.invalidator.read().unwrap().clone();
         if let Some(inv) = inval {
             inv.flush();

@@ -92,13 +92,16 @@ fn stat_and_state_at(
 
 impl Overlay {
     /// The host's state at `path` (content hashed).
-    pub fn lower_state(&self, path: &RelPath) -> Result<EntryState> {
+    pub(crate) fn lower_state(&self, path: &RelPath) -> Result<EntryState> {
         Ok(self.lower_state_and_stat(path)?.0)
     }
 
     /// [`Overlay::lower_state`] with the `lstat` it was read from, taken before the content
     /// was hashed (`None` when absent).
-    pub fn lower_state_and_stat(&self, path: &RelPath) -> Result<(EntryState, Option<Stat>)> {
+    pub(crate) fn lower_state_and_stat(
+        &self,
+        path: &RelPath,
+    ) -> Result<(EntryState, Option<Stat>)> {
         let read = stat_and_state_at(self.lower_root.as_fd(), path, true)?;
         #[cfg(test)]
         if matches!(read.0, EntryState::File { .. }) {
@@ -115,7 +118,7 @@ impl Overlay {
 
     /// The overlay's own state at `path`: the upper entry, or `Absent` (whiteout). Hashes
     /// files only when the change set has no hash for them, or `rehash` is set.
-    pub fn upper_state(&self, path: &RelPath, rehash: bool) -> Result<EntryState> {
+    pub(crate) fn upper_state(&self, path: &RelPath, rehash: bool) -> Result<EntryState> {
         let st = state_at(self.upper_root.as_fd(), path, false)?;
         match st {
             EntryState::File { mode, size, .. } => {

@@ -7,10 +7,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wsfs::overlay::{Attr, Ino, Overlay, Req, ROOT_INO};
-use wsfs::state::StateRoot;
-use wsfs::workspace::Workspace;
-use wsfs::RelPath;
+use wsfs_core::overlay::{Attr, Ino, Overlay, Req, ROOT_INO};
+use wsfs_core::state::StateRoot;
+use wsfs_core::workspace::Workspace;
+use wsfs_core::RelPath;
 
 pub struct Fixture {
     pub project: tempfile::TempDir,
@@ -70,7 +70,7 @@ pub fn rel(p: &[u8]) -> RelPath {
 }
 
 /// Resolves a path to an inode by successive lookups.
-pub fn ino(ov: &Overlay, p: &[u8]) -> wsfs::Result<Ino> {
+pub fn ino(ov: &Overlay, p: &[u8]) -> wsfs_core::Result<Ino> {
     let mut cur = ROOT_INO;
     for c in rel(p).components() {
         cur = ov.lookup(cur, c)?.ino;
@@ -87,7 +87,7 @@ pub fn parent_and_name(ov: &Overlay, p: &[u8]) -> (Ino, Vec<u8>) {
     )
 }
 
-pub fn stat(ov: &Overlay, p: &[u8]) -> wsfs::Result<Attr> {
+pub fn stat(ov: &Overlay, p: &[u8]) -> wsfs_core::Result<Attr> {
     let i = ino(ov, p)?;
     ov.getattr(i, None)
 }
@@ -120,7 +120,7 @@ pub fn append(ov: &Overlay, p: &[u8], data: &[u8]) {
     ov.release(fh).unwrap();
 }
 
-pub fn read(ov: &Overlay, p: &[u8]) -> wsfs::Result<Vec<u8>> {
+pub fn read(ov: &Overlay, p: &[u8]) -> wsfs_core::Result<Vec<u8>> {
     let i = ino(ov, p)?;
     let fh = ov.open(&REQ, i, libc::O_RDONLY)?.fh;
     let mut out = Vec::new();
@@ -135,22 +135,22 @@ pub fn read(ov: &Overlay, p: &[u8]) -> wsfs::Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn mkdir(ov: &Overlay, p: &[u8]) -> wsfs::Result<Attr> {
+pub fn mkdir(ov: &Overlay, p: &[u8]) -> wsfs_core::Result<Attr> {
     let (parent, name) = parent_and_name(ov, p);
     ov.mkdir(&REQ, parent, OsStr::from_bytes(&name), 0o755, 0o022)
 }
 
-pub fn unlink(ov: &Overlay, p: &[u8]) -> wsfs::Result<()> {
+pub fn unlink(ov: &Overlay, p: &[u8]) -> wsfs_core::Result<()> {
     let (parent, name) = parent_and_name(ov, p);
     ov.unlink(parent, OsStr::from_bytes(&name))
 }
 
-pub fn rmdir(ov: &Overlay, p: &[u8]) -> wsfs::Result<()> {
+pub fn rmdir(ov: &Overlay, p: &[u8]) -> wsfs_core::Result<()> {
     let (parent, name) = parent_and_name(ov, p);
     ov.rmdir(parent, OsStr::from_bytes(&name))
 }
 
-pub fn rename(ov: &Overlay, a: &[u8], b: &[u8], flags: u32) -> wsfs::Result<()> {
+pub fn rename(ov: &Overlay, a: &[u8], b: &[u8], flags: u32) -> wsfs_core::Result<()> {
     let (pa, na) = parent_and_name(ov, a);
     let (pb, nb) = parent_and_name(ov, b);
     ov.rename(
@@ -162,7 +162,7 @@ pub fn rename(ov: &Overlay, a: &[u8], b: &[u8], flags: u32) -> wsfs::Result<()> 
     )
 }
 
-pub fn symlink(ov: &Overlay, p: &[u8], target: &[u8]) -> wsfs::Result<Attr> {
+pub fn symlink(ov: &Overlay, p: &[u8], target: &[u8]) -> wsfs_core::Result<Attr> {
     let (parent, name) = parent_and_name(ov, p);
     ov.symlink(
         &REQ,

@@ -6,7 +6,7 @@
 //! - `notify`: kernel cache invalidation from a dedicated thread;
 //! - `watch`: inotify watcher feeding host changes to the overlay;
 //! - `session`: mount, unmount and the [`MountHandle`];
-//! - `stale`: [`prepare_mountpoint`], mountinfo parsing;
+//! - `stale`: [`stale::prepare_mountpoint`], mountinfo parsing;
 //! - `sys`: the few libc calls (the only `unsafe`).
 
 mod adapter;
@@ -21,4 +21,4 @@ mod tests;
 mod watch;
 
 pub use session::{mount, MountHandle};
-pub use stale::{prepare_mountpoint, release_placeholder};
+pub use stale::release_placeholder;

@@ -1,4 +1,5 @@
-//! The adapter's only `unsafe`: small libc wrappers for unmounting and inotify.
+//! The adapter's only `unsafe` outside its tests: small libc wrappers for unmounting, inotify,
+//! `poll` and the inode-flag ioctls.
 
 use std::ffi::CString;
 use std::io;

@@ -15,9 +15,10 @@ use wsfs::state::StateRoot;
 use wsfs::workspace::Workspace;
 
 use super::passthrough::IoModes;
+use super::stale::prepare_mountpoint;
 use super::stale::{mounts, parse_mountinfo};
 use super::watch::{parse_events, Event};
-use super::{mount, prepare_mountpoint, MountHandle};
+use super::{mount, MountHandle};
 
 // ----- pure unit tests (no mount) -----
 
