@@ -201,9 +201,7 @@ impl Overlay {
     // ----- helpers shared by the submodules -----
 
     fn node(&self, ino: Ino) -> Result<Arc<Node>> {
-        self.nodes
-            .get(ino)
-            .ok_or_else(|| Error::posix(libc::ENOENT, &RelPath::root()))
+        self.nodes.get(ino).ok_or(Error::UnknownInode(ino))
     }
 
     fn new_fh(&self) -> Fh {
@@ -384,7 +382,7 @@ impl Overlay {
         } else {
             self.lower_dir_fd(parent)?
         }
-        .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        .ok_or_else(|| Error::not_found(&loc.path))?;
         sys::lstatat(fd.as_fd(), &loc.name).ctx("lstat", &loc.path)
     }
 
@@ -529,7 +527,7 @@ impl Overlay {
             mode & 7
         };
         if (mask as u32) & !bits & 7 != 0 {
-            return Err(Error::posix(libc::EACCES, &node.path()));
+            return Err(Error::permission_denied(&node.path()));
         }
         Ok(())
     }
