@@ -14,12 +14,66 @@ use std::time::{Duration, Instant};
 use wsfs::state::StateRoot;
 use wsfs::workspace::Workspace;
 
+use super::adapter::{expected_errno, RateLimit};
 use super::passthrough::IoModes;
 use super::stale::{mounts, parse_mountinfo};
 use super::watch::{parse_events, Event};
 use super::{mount, prepare_mountpoint, MountHandle};
 
 // ----- pure unit tests (no mount) -----
+
+#[test]
+fn unexpected_errnos_warn_once_per_kind_per_interval_with_a_count() {
+    let limit = RateLimit::new(Duration::from_secs(10));
+    let t0 = Instant::now();
+    assert_eq!(limit.admit("write", libc::EIO, t0), Some(0));
+    for i in 1..=5 {
+        assert_eq!(
+            limit.admit("write", libc::EIO, t0 + Duration::from_secs(i)),
+            None
+        );
+    }
+    // Another op or another errno is another kind, with its own window.
+    assert_eq!(limit.admit("read", libc::EIO, t0), Some(0));
+    assert_eq!(limit.admit("write", libc::ENOSPC, t0), Some(0));
+    // After the interval the next one is logged with how many were held back.
+    assert_eq!(
+        limit.admit("write", libc::EIO, t0 + Duration::from_secs(10)),
+        Some(5)
+    );
+    assert_eq!(
+        limit.admit("write", libc::EIO, t0 + Duration::from_secs(11)),
+        None
+    );
+    assert_eq!(
+        limit.admit("write", libc::EIO, t0 + Duration::from_secs(25)),
+        Some(1)
+    );
+}
+
+#[test]
+fn ordinary_answers_are_expected_and_failures_are_not() {
+    for e in [
+        libc::ENOENT,
+        libc::EEXIST,
+        libc::ENOTEMPTY,
+        libc::ENODATA,
+        libc::ERANGE,
+        libc::EAGAIN,
+        libc::EINTR,
+    ] {
+        assert!(expected_errno(e), "{e}");
+    }
+    for e in [
+        libc::EIO,
+        libc::ENOSPC,
+        libc::EBADF,
+        libc::EMFILE,
+        libc::ENOMEM,
+    ] {
+        assert!(!expected_errno(e), "{e}");
+    }
+}
 
 #[test]
 fn mount_handle_can_be_shared() {
