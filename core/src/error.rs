@@ -273,3 +273,80 @@ impl<T> IoContext<T> for io::Result<T> {
         self.map_err(|e| Error::io(op, path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The named refusals answer exactly the errnos their `Error::posix` calls did, and their
+    /// messages name the path.
+    #[test]
+    fn each_named_error_has_its_errno_and_names_its_path() {
+        let p = RelPath::new("src/x.c").unwrap();
+        let table = [
+            (Error::not_found(&p), libc::ENOENT),
+            (Error::UnknownInode(7), libc::ENOENT),
+            (Error::not_a_directory(&p), libc::ENOTDIR),
+            (Error::is_a_directory(&p), libc::EISDIR),
+            (Error::not_empty(&p), libc::ENOTEMPTY),
+            (Error::exists(&p), libc::EEXIST),
+            (Error::stale(&p), libc::ESTALE),
+            (Error::UnknownHandle(3), libc::EBADF),
+            (Error::bad_handle(&p), libc::EBADF),
+            (Error::cross_device(&p), libc::EXDEV),
+            (Error::permission_denied(&p), libc::EACCES),
+            (Error::not_permitted(&p), libc::EPERM),
+            (Error::invalid_argument(&p), libc::EINVAL),
+            (Error::unsupported(&p), libc::EOPNOTSUPP),
+            (Error::upper_missing(&p), libc::EIO),
+            (Error::no_parent(&p), libc::EIO),
+            (Error::posix(libc::ENOSPC, &p), libc::ENOSPC),
+        ];
+        for (e, errno) in table {
+            assert_eq!(e.errno(), errno, "{e}");
+            let msg = e.to_string();
+            assert!(
+                msg.contains("src/x.c")
+                    || msg.starts_with("inode 7")
+                    || msg.starts_with("handle 3"),
+                "{msg}"
+            );
+        }
+        assert_eq!(
+            Error::not_found(&p).to_string(),
+            "src/x.c: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn workspace_errors_keep_eio_and_their_messages() {
+        let table = [
+            Error::NoSuchWorkspace {
+                name: "w".into(),
+                detail: "meta.json: gone".into(),
+            },
+            Error::WorkspaceExists("w".into()),
+            Error::InvalidWorkspaceName("-w".into()),
+            Error::WorkspaceBusy {
+                dir: "/s/w".into(),
+                lock: "/s/w/lock".into(),
+            },
+            Error::Workspace("x".into()),
+        ];
+        for e in &table {
+            assert_eq!(e.errno(), libc::EIO, "{e}");
+        }
+        assert_eq!(
+            table[0].to_string(),
+            "no workspace \"w\" (meta.json: gone); see `wsfs list`"
+        );
+        assert_eq!(
+            table[1].to_string(),
+            "workspace \"w\" already exists; open it, or pick another --name"
+        );
+        assert_eq!(
+            table[3].to_string(),
+            "workspace /s/w is in use by another process (lock /s/w/lock); stop the other mountd first"
+        );
+    }
+}
