@@ -497,4 +497,23 @@ mod tests {
         assert_eq!(client.socket(), socket);
         daemon.abort();
     }
+
+    #[test]
+    fn an_api_error_shows_the_daemons_message_and_unparsed_answers_keep_their_kind() {
+        let err = ClientError::Api(Box::new(ApiError {
+            code: "conflict".into(),
+            message: "workspace \"w\" belongs to /a, not /b; pick another --name".into(),
+            commit: None,
+        }));
+        assert_eq!(
+            err.to_string(),
+            "workspace \"w\" belongs to /a, not /b; pick another --name"
+        );
+        assert_eq!(code_for(StatusCode::NOT_FOUND), "not_found");
+        assert_eq!(code_for(StatusCode::CONFLICT), "conflict");
+        assert_eq!(code_for(StatusCode::FORBIDDEN), "forbidden");
+        assert_eq!(code_for(StatusCode::BAD_REQUEST), "bad_request");
+        assert_eq!(code_for(StatusCode::PAYLOAD_TOO_LARGE), "bad_request");
+        assert_eq!(code_for(StatusCode::INTERNAL_SERVER_ERROR), "internal");
+    }
 }

@@ -549,3 +549,96 @@ fn completions_and_help_document_exit_codes() {
         .unwrap();
     assert_eq!(usage.status.code(), Some(2));
 }
+
+#[test]
+fn api_errors_carry_the_status_of_their_kind() {
+    if !can_mount("api_errors_carry_the_status_of_their_kind") {
+        return;
+    }
+    let live = Live::new(&[("a", "a\n")]);
+    let mp = live.mount();
+    let other = live.root.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let send = |method: &str, path: &str, body: serde_json::Value| -> String {
+        let body = body.to_string();
+        let mut s = std::os::unix::net::UnixStream::connect(&live.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let expect = |resp: String, status: &str, code: &str, words: &str| {
+        assert!(resp.starts_with(&format!("HTTP/1.1 {status}")), "{resp}");
+        assert!(resp.contains(&format!("\"code\":\"{code}\"")), "{resp}");
+        assert!(resp.contains(words), "{resp}");
+    };
+    // 404: no such workspace.
+    expect(
+        send("GET", "/v1/workspaces/nope", serde_json::json!(null)),
+        "404",
+        "not_found",
+        "no workspace named",
+    );
+    // 400: an invalid workspace name, a relative mountpoint.
+    expect(
+        send(
+            "POST",
+            "/v1/workspaces",
+            serde_json::json!({"project": live.project, "name": "-bad"}),
+        ),
+        "400",
+        "bad_request",
+        "invalid workspace name",
+    );
+    expect(
+        send(
+            "POST",
+            "/v1/workspaces",
+            serde_json::json!({"project": live.project, "name": "w", "mountpoint": "rel"}),
+        ),
+        "400",
+        "bad_request",
+        "must be an absolute path",
+    );
+    // 409: the name belongs to another project; the workspace is mounted elsewhere.
+    expect(
+        send(
+            "POST",
+            "/v1/workspaces",
+            serde_json::json!({"project": other, "name": "w"}),
+        ),
+        "409",
+        "conflict",
+        "belongs to",
+    );
+    expect(
+        send(
+            "POST",
+            "/v1/workspaces",
+            serde_json::json!({"project": live.project, "name": "w", "mountpoint": live.root.path().join("elsewhere")}),
+        ),
+        "409",
+        "conflict",
+        "already mounted at",
+    );
+    // The CLI shows the daemon's message for each.
+    let out = live.wsfs([
+        OsStr::new("mount"),
+        other.as_os_str(),
+        OsStr::new("--name"),
+        OsStr::new("w"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("belongs to"), "{}", text(&out));
+    let out = live.wsfs(["status", "nope"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no workspace named"), "{}", text(&out));
+    assert!(mp.join("a").exists());
+    live.ok(["list"]);
+}

@@ -118,9 +118,7 @@ pub fn check_workspace_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Workspace(format!(
-            "invalid workspace name {name:?}: use 1-64 letters, digits, '.', '_' or '-', not starting with '.' or '-'"
-        )))
+        Err(Error::InvalidWorkspaceName(name.to_string()))
     }
 }
 

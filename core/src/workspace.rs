@@ -49,9 +49,7 @@ impl Workspace {
         }
         let dir = state.workspace_dir(name);
         if dir.join("meta.json").exists() {
-            return Err(Error::Workspace(format!(
-                "workspace {name:?} already exists; open it, or pick another --name"
-            )));
+            return Err(Error::WorkspaceExists(name.to_string()));
         }
         for sub in ["upper", "work", "backups"] {
             fs::create_dir_all(dir.join(sub)).map_err(|e| werr("create", &dir.join(sub), e))?;
@@ -77,11 +75,9 @@ impl Workspace {
         check_workspace_name(name)?;
         let dir = state.workspace_dir(name);
         let meta_path = dir.join("meta.json");
-        let raw = fs::read(&meta_path).map_err(|e| {
-            Error::Workspace(format!(
-                "no workspace {name:?} ({}: {e}); see `wsfs list`",
-                meta_path.display()
-            ))
+        let raw = fs::read(&meta_path).map_err(|e| Error::NoSuchWorkspace {
+            name: name.to_string(),
+            detail: format!("{}: {e}", meta_path.display()),
         })?;
         let meta: WorkspaceMeta =
             serde_json::from_slice(&raw).map_err(|e| werr("corrupt", &meta_path, e))?;
@@ -344,12 +340,9 @@ fn lock_dir(dir: &Path) -> Result<fs::File> {
         .write(true)
         .open(&path)
         .map_err(|e| werr("open", &path, e))?;
-    sys::try_lock_exclusive(f.as_fd()).map_err(|_| {
-        Error::Workspace(format!(
-            "workspace {} is in use by another process (lock {}); stop the other mountd first",
-            dir.display(),
-            path.display()
-        ))
+    sys::try_lock_exclusive(f.as_fd()).map_err(|_| Error::WorkspaceBusy {
+        dir: dir.to_owned(),
+        lock: path.clone(),
     })?;
     Ok(f)
 }

@@ -16,26 +16,60 @@ use wsfs::workspace::Workspace;
 
 use crate::fuse::{self, MountHandle};
 
-/// Why a registry operation failed; the server maps each kind to an HTTP status.
+/// Why a registry operation failed; the server maps each kind to an HTTP status
+/// (`server::status_of`).
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    /// No such workspace.
+    /// No such workspace or entry (404).
     #[error("{0}")]
     NotFound(String),
-    /// The request cannot be served as asked (bad path, name taken, ...).
+    /// The request cannot be served as asked (bad path, invalid name or argument, ...) (400).
     #[error("{0}")]
     BadRequest(String),
-    /// Something failed inside the daemon.
+    /// The request conflicts with the current state (name taken, already mounted elsewhere,
+    /// workspace in use, entry exists or not empty) (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Refused by permissions or a protection (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Something failed inside the daemon (500).
     #[error("{0}")]
     Internal(String),
 }
 
 impl From<wsfs::Error> for Failure {
     fn from(e: wsfs::Error) -> Self {
-        match e {
-            wsfs::Error::Workspace(m) => Failure::BadRequest(m),
-            other => Failure::Internal(other.to_string()),
-        }
+        use wsfs::Error as E;
+        let kind: fn(String) -> Failure = match &e {
+            E::NotFound(_) | E::NoSuchWorkspace { .. } => Failure::NotFound,
+            E::Exists(_)
+            | E::NotEmpty(_)
+            | E::Stale(_)
+            | E::WorkspaceExists(_)
+            | E::WorkspaceBusy { .. } => Failure::Conflict,
+            E::InvalidName(_)
+            | E::InvalidArgument(_)
+            | E::NotADirectory(_)
+            | E::IsADirectory(_)
+            | E::CrossDevice(_)
+            | E::InvalidWorkspaceName(_)
+            | E::Workspace(_) => Failure::BadRequest,
+            E::PermissionDenied(_) | E::NotPermitted(_) | E::UnsafeHostPath { .. } => {
+                Failure::Forbidden
+            }
+            E::Io { .. }
+            | E::UnknownInode(_)
+            | E::UnknownHandle(_)
+            | E::BadHandle(_)
+            | E::Unsupported(_)
+            | E::UpperMissing(_)
+            | E::NoParent(_)
+            | E::Posix { .. }
+            | E::JournalCorrupt { .. }
+            | E::Encoding(_) => Failure::Internal,
+        };
+        kind(e.to_string())
     }
 }
 
@@ -232,7 +266,7 @@ impl Registry {
             if let Ok(entry) = self.get(name) {
                 let existing = entry.ws.meta().project;
                 if existing != project {
-                    return Err(Failure::BadRequest(format!(
+                    return Err(Failure::Conflict(format!(
                         "workspace {name:?} belongs to {}, not {}; pick another --name",
                         existing.display(),
                         project.display()
@@ -241,7 +275,7 @@ impl Registry {
                 return Ok(entry);
             }
             if let Some(why) = self.broken.get(name) {
-                return Err(Failure::BadRequest(format!(
+                return Err(Failure::Conflict(format!(
                     "workspace {name:?} exists but could not be opened: {}",
                     why.value()
                 )));
@@ -276,7 +310,7 @@ impl Registry {
             if h.mountpoint() == want {
                 return Ok(());
             }
-            return Err(Failure::BadRequest(format!(
+            return Err(Failure::Conflict(format!(
                 "workspace {:?} is already mounted at {}; run `wsfs unmount {}` first",
                 entry.ws.name(),
                 h.mountpoint().display(),

@@ -1,7 +1,8 @@
 //! The control API: HTTP/JSON over the daemon's Unix socket (axum).
 //!
 //! Routes (all under `/v1`, bodies and answers are the `wsfs::api` types; errors are
-//! [`ApiError`] with a 4xx/5xx status):
+//! [`ApiError`] with a 4xx/5xx status by kind, see [`status_of`]: 404 no such workspace or
+//! entry, 409 conflict with the current state, 400 bad request, 403 refused, 500 otherwise):
 //!
 //! | route | answer |
 //! |---|---|
@@ -153,12 +154,25 @@ fn api_error(status: StatusCode, code: &str, message: String) -> Response {
         .into_response()
 }
 
-fn failure(f: Failure) -> Response {
+/// The HTTP status and the `ApiError` code of each kind of failure: the one table.
+pub fn status_of(f: &Failure) -> (StatusCode, &'static str) {
     match f {
-        Failure::NotFound(m) => api_error(StatusCode::NOT_FOUND, "not_found", m),
-        Failure::BadRequest(m) => api_error(StatusCode::BAD_REQUEST, "bad_request", m),
-        Failure::Internal(m) => api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+        Failure::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Failure::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        Failure::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        Failure::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+        Failure::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
+}
+
+fn failure(f: Failure) -> Response {
+    let (status, code) = status_of(&f);
+    let (Failure::NotFound(m)
+    | Failure::BadRequest(m)
+    | Failure::Conflict(m)
+    | Failure::Forbidden(m)
+    | Failure::Internal(m)) = f;
+    api_error(status, code, m)
 }
 
 /// Parses a JSON body; an empty body is the type's default.
@@ -335,13 +349,16 @@ async fn commit(State(s): State<AppState>, Path(name): Path<String>, body: Bytes
         };
         let event = match entry.ws.commit(&req, &progress) {
             Ok(report) => CommitEvent::Done { report },
-            Err(e) => CommitEvent::Error {
-                error: ApiError {
-                    code: "internal".into(),
-                    message: format!("commit of {name} failed: {e}"),
-                    commit: None,
-                },
-            },
+            Err(e) => {
+                let message = format!("commit of {name} failed: {e}");
+                CommitEvent::Error {
+                    error: ApiError {
+                        code: status_of(&Failure::from(e)).1.into(),
+                        message,
+                        commit: None,
+                    },
+                }
+            }
         };
         let _ = tx.send(event);
     });
@@ -355,4 +372,83 @@ async fn commit(State(s): State<AppState>, Path(name): Path<String>, body: Bytes
         .header(header::CONTENT_TYPE, "application/x-ndjson")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|e| api_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsfs::relpath::RelPath;
+
+    fn status(e: wsfs::Error) -> StatusCode {
+        status_of(&Failure::from(e)).0
+    }
+
+    #[test]
+    fn each_kind_of_error_has_its_status() {
+        let p = RelPath::new("a/b").unwrap();
+        assert_eq!(status(wsfs::Error::not_found(&p)), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(wsfs::Error::NoSuchWorkspace {
+                name: "w".into(),
+                detail: "gone".into()
+            }),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(status(wsfs::Error::exists(&p)), StatusCode::CONFLICT);
+        assert_eq!(status(wsfs::Error::not_empty(&p)), StatusCode::CONFLICT);
+        assert_eq!(
+            status(wsfs::Error::WorkspaceExists("w".into())),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(wsfs::Error::WorkspaceBusy {
+                dir: "/s/w".into(),
+                lock: "/s/w/lock".into()
+            }),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(wsfs::Error::invalid_argument(&p)),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(wsfs::Error::InvalidName(b"..".to_vec())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(wsfs::Error::InvalidWorkspaceName("-x".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(wsfs::Error::Workspace("bad project".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(wsfs::Error::permission_denied(&p)),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(wsfs::Error::UnsafeHostPath { path: p.clone() }),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            status(wsfs::Error::io(
+                "read",
+                &p,
+                std::io::Error::from_raw_os_error(libc::EIO)
+            )),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(wsfs::Error::Encoding("x".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[test]
+    fn the_message_is_the_errors_own_and_names_the_path() {
+        let f = Failure::from(wsfs::Error::not_found(&RelPath::new("src/x.c").unwrap()));
+        assert_eq!(f.to_string(), "src/x.c: no such file or directory");
+        assert_eq!(status_of(&f), (StatusCode::NOT_FOUND, "not_found"));
+    }
 }

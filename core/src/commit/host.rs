@@ -20,7 +20,7 @@ pub const TMP_PREFIX: &str = ".wsfs-commit-";
 pub fn host_parent(root: BorrowedFd<'_>, path: &RelPath) -> Result<(OwnedFd, OsString)> {
     let (parent, name) = path
         .split_last()
-        .ok_or_else(|| Error::posix(libc::EINVAL, path))?;
+        .ok_or_else(|| Error::invalid_argument(path))?;
     let fd = sys::walk_dirs(root, &parent).map_err(|e| match e.raw_os_error() {
         Some(libc::ELOOP) | Some(libc::ENOTDIR) => Error::UnsafeHostPath { path: path.clone() },
         _ => Error::io("open parent", path, e),

@@ -28,7 +28,7 @@ impl Overlay {
         let parent = loc
             .parent
             .as_ref()
-            .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
+            .ok_or_else(|| Error::no_parent(&loc.path))?;
         let parent_fd = self.ensure_upper_dir(parent)?;
         let _g = node.copy_up_lock.lock().unwrap();
         if let Some(fd) = self.upper_dir_fd(node)? {
@@ -36,7 +36,7 @@ impl Overlay {
         }
         let lower = self
             .lower_dir_fd(node)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+            .ok_or_else(|| Error::not_found(&loc.path))?;
         let st = sys::fstat(lower.as_fd()).ctx("stat", &loc.path)?;
         match sys::mkdirat(parent_fd.as_fd(), &loc.name, 0o700) {
             Ok(()) => {}
@@ -78,7 +78,7 @@ impl Overlay {
         let parent = loc
             .parent
             .as_ref()
-            .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
+            .ok_or_else(|| Error::no_parent(&loc.path))?;
         let upper_parent = self.ensure_upper_dir(parent)?;
         let _g = node.copy_up_lock.lock().unwrap();
         if node.is_upper() {
@@ -86,7 +86,7 @@ impl Overlay {
         }
         let lower_parent = self
             .lower_dir_fd(parent)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+            .ok_or_else(|| Error::not_found(&loc.path))?;
         let base = self.base_for(&loc.path)?;
         // Journal room before the copy: a full disk fails here with nothing copied.
         let link = if node.kind == Kind::Symlink {
@@ -172,7 +172,7 @@ impl Overlay {
                 sys::mknodat(work, tmp, st.st_mode, 0).ctx("mknod", path)?;
                 sys::lchownat(work, tmp, st.st_uid, st.st_gid).ctx("chown", path)?;
             }
-            _ => return Err(Error::posix(libc::EPERM, path)),
+            _ => return Err(Error::not_permitted(path)),
         }
         sys::renameat2(work, tmp, dst_dir, dst, 0).ctx("rename", path)
     }
@@ -224,7 +224,7 @@ impl Overlay {
                 } else {
                     let lfd = self
                         .lower_dir_fd(&dir_node)?
-                        .ok_or_else(|| Error::posix(libc::ENOENT, &child))?;
+                        .ok_or_else(|| Error::not_found(&child))?;
                     self.copy_entry(
                         lfd.as_fd(),
                         &entry.name,

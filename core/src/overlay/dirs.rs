@@ -164,7 +164,7 @@ impl Overlay {
     pub fn opendir(&self, ino: Ino) -> Result<Fh> {
         let dir = self.node(ino)?;
         if dir.kind != Kind::Dir {
-            return Err(Error::posix(libc::ENOTDIR, &dir.path()));
+            return Err(Error::not_a_directory(&dir.path()));
         }
         self.refuse_masked(&dir, &dir.path())?;
         let fh = self.new_fh();
@@ -271,7 +271,7 @@ impl Overlay {
         self.dir_handles
             .get(&fh)
             .map(|h| h.clone())
-            .ok_or_else(|| Error::posix(libc::EBADF, &crate::relpath::RelPath::root()))
+            .ok_or(Error::UnknownHandle(fh))
     }
 
     /// Entries from `offset` on; `fill` returns false when the reply buffer is full.

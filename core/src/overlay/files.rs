@@ -73,10 +73,10 @@ impl Overlay {
         let node = self.node(ino)?;
         let path = node.path();
         if node.kind == Kind::Dir {
-            return Err(Error::posix(libc::EISDIR, &path));
+            return Err(Error::is_a_directory(&path));
         }
         if node.reverted.load(Ordering::Acquire) {
-            return Err(Error::posix(libc::ESTALE, &path));
+            return Err(Error::stale(&path));
         }
         self.refuse_masked(&node, &path)?;
         let writable = wants_write(flags);
@@ -84,16 +84,13 @@ impl Overlay {
             self.copy_up(&node, flags & libc::O_TRUNC == 0)?;
         }
         let loc = node.loc();
-        let parent = loc
-            .parent
-            .as_ref()
-            .ok_or_else(|| Error::posix(libc::EIO, &path))?;
+        let parent = loc.parent.as_ref().ok_or_else(|| Error::no_parent(&path))?;
         let (dir, layer) = if node.is_upper() {
             (self.upper_dir_fd(parent)?, Layer::Upper)
         } else {
             (self.lower_dir_fd(parent)?, Layer::Lower)
         };
-        let dir = dir.ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+        let dir = dir.ok_or_else(|| Error::not_found(&path))?;
         let mut oflags = flags
             & (libc::O_ACCMODE
                 | libc::O_APPEND
@@ -158,14 +155,14 @@ impl Overlay {
         let dir = self.node(parent)?;
         let path = dir.path().join(name)?;
         if dir.kind != Kind::Dir {
-            return Err(Error::posix(libc::ENOTDIR, &path));
+            return Err(Error::not_a_directory(&path));
         }
         // Creating inside a masked secret directory is refused; a hidden name the host does
         // not have may be created (the workspace's own secret, never committed).
         self.refuse_masked(&dir, &dir.path())?;
         if self.resolve(&dir, name, &path)?.is_some() {
             if flags & libc::O_EXCL != 0 {
-                return Err(Error::posix(libc::EEXIST, &path));
+                return Err(Error::exists(&path));
             }
             let attr = self.lookup(parent, name)?;
             let opened = self.open_gated(req, attr.ino, flags)?;
@@ -211,7 +208,7 @@ impl Overlay {
         self.handles
             .get(&fh)
             .map(|h| h.clone())
-            .ok_or_else(|| Error::posix(libc::EBADF, &crate::relpath::RelPath::root()))
+            .ok_or(Error::UnknownHandle(fh))
     }
 
     /// Reads up to `size` bytes at `offset`.
@@ -236,7 +233,7 @@ impl Overlay {
     pub fn write(&self, fh: Fh, offset: u64, data: &[u8]) -> Result<u32> {
         let h = self.handle(fh)?;
         if !h.writable {
-            return Err(Error::posix(libc::EBADF, &h.node.path()));
+            return Err(Error::bad_handle(&h.node.path()));
         }
         let fd = h.fd();
         let n = if h.flags & libc::O_APPEND != 0 {
@@ -333,7 +330,7 @@ impl Overlay {
     pub fn fallocate(&self, fh: Fh, offset: u64, length: u64, mode: i32) -> Result<()> {
         let h = self.handle(fh)?;
         if !h.writable {
-            return Err(Error::posix(libc::EBADF, &h.node.path()));
+            return Err(Error::bad_handle(&h.node.path()));
         }
         sys::fallocate(h.fd().as_fd(), mode, offset, length).ctx("fallocate", &h.node.path())?;
         h.node.mark_written();
@@ -359,7 +356,7 @@ impl Overlay {
         let hi = self.handle(fh_in)?;
         let ho = self.handle(fh_out)?;
         if !ho.writable {
-            return Err(Error::posix(libc::EBADF, &ho.node.path()));
+            return Err(Error::bad_handle(&ho.node.path()));
         }
         let fi = hi.read_fd(self)?;
         let fo = ho.fd();

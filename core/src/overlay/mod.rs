@@ -216,15 +216,13 @@ impl Overlay {
     /// `EACCES` for a masked secret (see [`Overlay::masked`]).
     pub(crate) fn refuse_masked(&self, node: &Node, path: &RelPath) -> Result<()> {
         if self.masked(node, path) {
-            return Err(Error::posix(libc::EACCES, path));
+            return Err(Error::permission_denied(path));
         }
         Ok(())
     }
 
     fn node(&self, ino: Ino) -> Result<Arc<Node>> {
-        self.nodes
-            .get(ino)
-            .ok_or_else(|| Error::posix(libc::ENOENT, &RelPath::root()))
+        self.nodes.get(ino).ok_or(Error::UnknownInode(ino))
     }
 
     fn new_fh(&self) -> Fh {
@@ -396,7 +394,7 @@ impl Overlay {
         } else {
             self.lower_dir_fd(parent)?
         }
-        .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        .ok_or_else(|| Error::not_found(&loc.path))?;
         sys::lstatat(fd.as_fd(), &loc.name).ctx("lstat", &loc.path)
     }
 
@@ -544,7 +542,7 @@ impl Overlay {
             mode & 7
         };
         if (mask as u32) & !bits & 7 != 0 {
-            return Err(Error::posix(libc::EACCES, &node.path()));
+            return Err(Error::permission_denied(&node.path()));
         }
         Ok(())
     }

@@ -29,11 +29,11 @@ impl Overlay {
         self.refuse_masked(&dir, &dir_path)?;
         let path = dir_path.join(name)?;
         if dir.kind != Kind::Dir {
-            return Err(Error::posix(libc::ENOTDIR, &path));
+            return Err(Error::not_a_directory(&path));
         }
         let (st, layer) = self
             .resolve(&dir, name, &path)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+            .ok_or_else(|| Error::not_found(&path))?;
         let node = self.node_for(&dir, name, path, &st, layer)?;
         let node = self.nodes.count_lookup(&node);
         Ok(self.attr_of(node.ino, &st))
@@ -47,7 +47,7 @@ impl Overlay {
             p = p.join(name)?;
             let (st, layer) = self
                 .resolve(&cur, name, &p)?
-                .ok_or_else(|| Error::posix(libc::ENOENT, &p))?;
+                .ok_or_else(|| Error::not_found(&p))?;
             cur = self.node_for(&cur, name, p.clone(), &st, layer)?;
         }
         Ok(cur)
@@ -72,7 +72,7 @@ impl Overlay {
         let node = self.node(ino)?;
         let path = node.path();
         if set.size.is_some() && node.kind == Kind::Dir {
-            return Err(Error::posix(libc::EISDIR, &path));
+            return Err(Error::is_a_directory(&path));
         }
         let _gate = set.size.is_some().then(|| self.revert_gate.read().unwrap());
         let via_handle = set
@@ -213,10 +213,10 @@ impl Overlay {
         let parent = loc
             .parent
             .as_ref()
-            .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
+            .ok_or_else(|| Error::no_parent(&loc.path))?;
         let fd = self
             .upper_dir_fd(parent)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+            .ok_or_else(|| Error::not_found(&loc.path))?;
         Ok((fd, loc.name))
     }
 
@@ -225,19 +225,19 @@ impl Overlay {
         let node = self.node(ino)?;
         let loc = node.loc();
         if node.kind != Kind::Symlink {
-            return Err(Error::posix(libc::EINVAL, &loc.path));
+            return Err(Error::invalid_argument(&loc.path));
         }
         self.refuse_masked(&node, &loc.path)?;
         let parent = loc
             .parent
             .as_ref()
-            .ok_or_else(|| Error::posix(libc::EINVAL, &loc.path))?;
+            .ok_or_else(|| Error::invalid_argument(&loc.path))?;
         let fd = if node.is_upper() {
             self.upper_dir_fd(parent)?
         } else {
             self.lower_dir_fd(parent)?
         }
-        .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        .ok_or_else(|| Error::not_found(&loc.path))?;
         sys::readlinkat(fd.as_fd(), &loc.name).ctx("readlink", &loc.path)
     }
 
@@ -245,13 +245,13 @@ impl Overlay {
     fn prepare_create(&self, dir: &Arc<Node>, name: &OsStr) -> Result<RelPath> {
         let path = dir.path().join(name)?;
         if dir.kind != Kind::Dir {
-            return Err(Error::posix(libc::ENOTDIR, &path));
+            return Err(Error::not_a_directory(&path));
         }
         // A hidden name the host has is listed (masked) and makes this EEXIST; one it does
         // not have may be created: the workspace's own secret, never committed.
         self.refuse_masked(dir, &dir.path())?;
         if self.resolve(dir, name, &path)?.is_some() {
-            return Err(Error::posix(libc::EEXIST, &path));
+            return Err(Error::exists(&path));
         }
         Ok(path)
     }
@@ -326,7 +326,7 @@ impl Overlay {
         let path = self.prepare_create(&dir, name)?;
         let kind = mode & libc::S_IFMT;
         if !matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG | 0) {
-            return Err(Error::posix(libc::EPERM, &path));
+            return Err(Error::not_permitted(&path));
         }
         let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
@@ -398,9 +398,9 @@ impl Overlay {
         let path = dir.path().join(name)?;
         let (st, layer) = self
             .resolve(&dir, name, &path)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+            .ok_or_else(|| Error::not_found(&path))?;
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            return Err(Error::posix(libc::EISDIR, &path));
+            return Err(Error::is_a_directory(&path));
         }
         // The node is found while the entry still exists: once it is unlinked, its inode
         // number is free for a file another request creates, and the id map would name that
@@ -417,7 +417,7 @@ impl Overlay {
         if layer == Layer::Upper {
             let ufd = self
                 .upper_dir_fd(&dir)?
-                .ok_or_else(|| Error::posix(libc::EIO, &path))?;
+                .ok_or_else(|| Error::upper_missing(&path))?;
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
         }
         crate::fault::point(crate::fault::Point::UnlinkAfterRemove);
@@ -458,21 +458,21 @@ impl Overlay {
         let path = dir.path().join(name)?;
         let (st, layer) = self
             .resolve(&dir, name, &path)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &path))?;
+            .ok_or_else(|| Error::not_found(&path))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
-            return Err(Error::posix(libc::ENOTDIR, &path));
+            return Err(Error::not_a_directory(&path));
         }
         let child = self.node_for(&dir, name, path.clone(), &st, layer)?;
         self.refuse_masked(&child, &path)?;
         if !self.is_empty_dir(&child)? {
-            return Err(Error::posix(libc::ENOTEMPTY, &path));
+            return Err(Error::not_empty(&path));
         }
         let base = self.base_for(&path)?;
         let mut res = self.reserve(1, &[&path], 0, true)?;
         if child.is_upper() {
             let ufd = self
                 .upper_dir_fd(&dir)?
-                .ok_or_else(|| Error::posix(libc::EIO, &path))?;
+                .ok_or_else(|| Error::upper_missing(&path))?;
             sys::unlinkat(ufd.as_fd(), name, true).ctx("rmdir", &path)?;
         }
         self.record_in(
@@ -489,7 +489,7 @@ impl Overlay {
     pub fn link(&self, ino: Ino, newparent: Ino, newname: &OsStr) -> Result<Attr> {
         let node = self.node(ino)?;
         if node.kind == Kind::Dir {
-            return Err(Error::posix(libc::EPERM, &node.path()));
+            return Err(Error::not_permitted(&node.path()));
         }
         let dir = self.node(newparent)?;
         let path = self.prepare_create(&dir, newname)?;
@@ -545,25 +545,25 @@ impl Overlay {
         let spath = sdir.path().join(name)?;
         let dpath = ddir.path().join(newname)?;
         if flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0 {
-            return Err(Error::posix(libc::EINVAL, &spath));
+            return Err(Error::invalid_argument(&spath));
         }
         let (sst, slayer) = self
             .resolve(&sdir, name, &spath)?
-            .ok_or_else(|| Error::posix(libc::ENOENT, &spath))?;
+            .ok_or_else(|| Error::not_found(&spath))?;
         let dst = self.resolve(&ddir, newname, &dpath)?;
         let s_is_dir = sst.st_mode & libc::S_IFMT == libc::S_IFDIR;
         if spath == dpath {
             return Ok(());
         }
         if dpath.starts_with(&spath) {
-            return Err(Error::posix(libc::EINVAL, &dpath));
+            return Err(Error::invalid_argument(&dpath));
         }
         let snode = self.node_for(&sdir, name, spath.clone(), &sst, slayer)?;
         // A masked secret is neither moved nor replaced; a directory is not moved into one.
         self.refuse_masked(&snode, &spath)?;
         self.refuse_masked(&ddir, &ddir.path())?;
         if flags & RENAME_EXCHANGE != 0 {
-            let (dst_st, dlayer) = dst.ok_or_else(|| Error::posix(libc::ENOENT, &dpath))?;
+            let (dst_st, dlayer) = dst.ok_or_else(|| Error::not_found(&dpath))?;
             return self.exchange(
                 &sdir,
                 name,
@@ -578,12 +578,12 @@ impl Overlay {
         let mut dnode = None;
         if let Some((dst_st, dlayer)) = dst {
             if flags & RENAME_NOREPLACE != 0 {
-                return Err(Error::posix(libc::EEXIST, &dpath));
+                return Err(Error::exists(&dpath));
             }
             let d_is_dir = dst_st.st_mode & libc::S_IFMT == libc::S_IFDIR;
             match (s_is_dir, d_is_dir) {
-                (true, false) => return Err(Error::posix(libc::ENOTDIR, &dpath)),
-                (false, true) => return Err(Error::posix(libc::EISDIR, &dpath)),
+                (true, false) => return Err(Error::not_a_directory(&dpath)),
+                (false, true) => return Err(Error::is_a_directory(&dpath)),
                 _ => {}
             }
             let n = self.node_for(&ddir, newname, dpath.clone(), &dst_st, dlayer)?;
@@ -593,7 +593,7 @@ impl Overlay {
                 return Ok(());
             }
             if d_is_dir && !self.is_empty_dir(&n)? {
-                return Err(Error::posix(libc::ENOTEMPTY, &dpath));
+                return Err(Error::not_empty(&dpath));
             }
             let last_link = dst_st.st_nlink <= 1 || dlayer == Layer::Lower;
             dnode = Some((n, last_link));
@@ -615,7 +615,7 @@ impl Overlay {
         }
         let sfd = self
             .upper_dir_fd(&sdir)?
-            .ok_or_else(|| Error::posix(libc::EIO, &spath))?;
+            .ok_or_else(|| Error::upper_missing(&spath))?;
         let dfd = self.ensure_upper_dir(&ddir)?;
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, 0).ctx("rename", &spath)?;
         let st = sys::lstatat(dfd.as_fd(), newname).ctx("lstat", &dpath)?;
@@ -724,7 +724,7 @@ impl Overlay {
             {
                 // Exchanging directories that merge host content would need per-entry moves in
                 // both directions; refuse rather than record something commit cannot replay.
-                return Err(Error::posix(libc::EXDEV, &n.path()));
+                return Err(Error::cross_device(&n.path()));
             }
         }
         let sbase = self.base_for(spath)?;
@@ -735,10 +735,10 @@ impl Overlay {
         self.copy_up(&dnode, true)?;
         let sfd = self
             .upper_dir_fd(sdir)?
-            .ok_or_else(|| Error::posix(libc::EIO, spath))?;
+            .ok_or_else(|| Error::upper_missing(spath))?;
         let dfd = self
             .upper_dir_fd(ddir)?
-            .ok_or_else(|| Error::posix(libc::EIO, dpath))?;
+            .ok_or_else(|| Error::upper_missing(dpath))?;
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, RENAME_EXCHANGE)
             .ctx("rename", spath)?;
         let snew = super::state::state_at(self.upper_root.as_fd(), spath, true)?;

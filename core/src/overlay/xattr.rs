@@ -40,13 +40,13 @@ impl Overlay {
         let parent = loc
             .parent
             .as_ref()
-            .ok_or_else(|| Error::posix(libc::EIO, &loc.path))?;
+            .ok_or_else(|| Error::no_parent(&loc.path))?;
         let fd = if node.is_upper() {
             self.upper_dir_fd(parent)?
         } else {
             self.lower_dir_fd(parent)?
         }
-        .ok_or_else(|| Error::posix(libc::ENOENT, &loc.path))?;
+        .ok_or_else(|| Error::not_found(&loc.path))?;
         Ok((fd, loc.name, loc.path))
     }
 
@@ -85,10 +85,10 @@ impl Overlay {
         if name.as_encoded_bytes().starts_with(b"system.posix_acl_") {
             // No ACL support: say so the way filesystems without ACLs do, so `cp -a` and
             // `sed -i` stay quiet instead of reporting a permission error.
-            return Err(Error::posix(libc::EOPNOTSUPP, &path));
+            return Err(Error::unsupported(&path));
         }
         if !writable_name(name) {
-            return Err(Error::posix(libc::EPERM, &path));
+            return Err(Error::not_permitted(&path));
         }
         let base = self.base_for(&path)?;
         // Journal room first: a full disk fails the change before it happens.

@@ -6,8 +6,8 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileHandle, Filesystem, FopenFlags,
@@ -56,18 +56,146 @@ fn req(r: &Request) -> Req {
     }
 }
 
-/// Logs a failed operation and returns the errno to reply.
+/// The span of one FUSE request: its id (`unique`), inode and caller's pid.
+fn span(r: &Request, op: &'static str, ino: INodeNo) -> tracing::span::EnteredSpan {
+    request_span(op, r.unique().0, ino.0, r.pid())
+}
+
+/// [`span`] from plain values. Built only when debug spans are enabled: otherwise
+/// `debug_span!` checks the level (an atomic load) and the callsite's cached interest, yields a
+/// disabled span without evaluating its fields, and entering it does nothing: no allocation
+/// on the hot path (tested with a counting allocator in `fuse::tests`).
+pub(super) fn request_span(
+    op: &'static str,
+    unique: u64,
+    ino: u64,
+    pid: u32,
+) -> tracing::span::EnteredSpan {
+    tracing::debug_span!("fuse", op, unique, ino, pid).entered()
+}
+
+/// Errnos that are ordinary answers to what programs ask (a name that is not there, a
+/// directory not empty, an absent xattr, a refused permission, ...): logged at debug only.
+/// Anything else (EIO, ENOSPC, EBADF, EMFILE, ...) says something went wrong in the daemon
+/// or its disk and is logged at warn, rate-limited by [`WARNINGS`].
+pub(super) fn expected_errno(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ENOENT
+            | libc::EEXIST
+            | libc::ENOTEMPTY
+            | libc::ENOTDIR
+            | libc::EISDIR
+            | libc::ENODATA
+            | libc::ERANGE
+            | libc::E2BIG
+            | libc::EAGAIN
+            | libc::EINTR
+            | libc::EACCES
+            | libc::EPERM
+            | libc::EINVAL
+            | libc::ENAMETOOLONG
+            | libc::EXDEV
+            | libc::EOPNOTSUPP
+            | libc::ELOOP
+            | libc::ENOSYS
+            | libc::ENOTTY
+            | libc::ESTALE
+            | libc::EFBIG
+            | libc::EMLINK
+            | libc::ETXTBSY
+            | libc::EROFS
+            | libc::ESPIPE
+            | libc::EOVERFLOW
+    )
+}
+
+/// How often one kind (op + errno) of unexpected failure is logged at warn.
+const WARN_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Warn-level logging at most once per kind per [`WARN_INTERVAL`], with how many of that kind
+/// were suppressed since the last one logged. Consulted only on failures that warn, never on
+/// the success path.
+pub(super) struct RateLimit {
+    interval: Duration,
+    /// One window per kind seen (few: a linear search is cheaper than hashing).
+    seen: Mutex<Vec<Window>>,
+}
+
+struct Window {
+    op: &'static str,
+    errno: i32,
+    logged_at: Instant,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    pub(super) const fn new(interval: Duration) -> RateLimit {
+        RateLimit {
+            interval,
+            seen: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `Some(suppressed)` if this occurrence of `(op, errno)` at `now` is to be logged (with the
+    /// count suppressed since the last one logged), `None` if it is to be counted only.
+    pub(super) fn admit(&self, op: &'static str, errno: i32, now: Instant) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.iter_mut().find(|w| w.op == op && w.errno == errno) {
+            Some(w) if now.duration_since(w.logged_at) < self.interval => {
+                w.suppressed += 1;
+                None
+            }
+            Some(w) => {
+                let suppressed = std::mem::take(&mut w.suppressed);
+                w.logged_at = now;
+                Some(suppressed)
+            }
+            None => {
+                seen.push(Window {
+                    op,
+                    errno,
+                    logged_at: now,
+                    suppressed: 0,
+                });
+                Some(0)
+            }
+        }
+    }
+}
+
+/// The daemon-wide limiter of unexpected-errno warnings (one process may serve several mounts;
+/// a flood from any of them is one line per kind per interval).
+static WARNINGS: RateLimit = RateLimit::new(WARN_INTERVAL);
+
+/// Logs a failed operation and returns the errno to reply: expected errnos at debug,
+/// others at warn through [`WARNINGS`].
 fn fail(op: &'static str, e: &wsfs::Error) -> Errno {
-    debug!(op, error = %e, "fuse op failed");
+    let code = e.errno();
+    if expected_errno(code) {
+        debug!(op, errno = code, error = %e, "fuse op failed");
+    } else if let Some(suppressed) = WARNINGS.admit(op, code, Instant::now()) {
+        warn!(op, errno = code, error = %e, suppressed, "fuse op failed");
+    } else {
+        debug!(op, errno = code, error = %e, "fuse op failed (warning rate-limited)");
+    }
     errno(e)
 }
 
 impl WsfsFs {
     /// Like [`fail`] for a request about an inode the kernel holds: `ENOENT` there means the
-    /// daemon lost track of a live entry, so it is logged with what the daemon knows of it.
+    /// daemon lost track of a live entry, so it is logged at warn (rate-limited like any
+    /// unexpected errno) with what the daemon knows of it.
     fn fail_on(&self, op: &'static str, ino: INodeNo, e: &wsfs::Error) -> Errno {
         if e.errno() == libc::ENOENT {
-            warn!(op, ino = ino.0, error = %e, node = %self.ov.describe_node(ino.0), "ENOENT for an inode the kernel holds");
+            match WARNINGS.admit(op, libc::ENOENT, Instant::now()) {
+                Some(suppressed) => {
+                    warn!(op, ino = ino.0, error = %e, node = %self.ov.describe_node(ino.0), suppressed, "ENOENT for an inode the kernel holds")
+                }
+                None => {
+                    debug!(op, ino = ino.0, error = %e, "ENOENT for an inode the kernel holds (warning rate-limited)")
+                }
+            }
         }
         fail(op, e)
     }
@@ -154,7 +282,8 @@ impl Filesystem for WsfsFs {
         info!("FUSE session destroyed");
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, r: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _span = span(r, "lookup", parent);
         match self.ov.lookup(parent.0, name) {
             Ok(a) => reply.entry(&TTL, &file_attr(&a), GEN),
             // Cached negative entry; the watcher invalidates it if the name appears on the host.
@@ -163,14 +292,16 @@ impl Filesystem for WsfsFs {
         }
     }
 
-    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+    fn forget(&self, r: &Request, ino: INodeNo, nlookup: u64) {
+        let _span = span(r, "forget", ino);
         self.ov.forget(ino.0, nlookup);
     }
 
     // `batch_forget`: fuser 0.18 keeps `ForgetOne` private, so its default (one `forget` per
     // node) serves it.
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, r: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _span = span(r, "getattr", ino);
         let mut res = self.ov.getattr(ino.0, fh.map(|f| f.0));
         if fh.is_none() && res.as_ref().is_err_and(|e| e.errno() == libc::ENOENT) {
             // Unlinked but still open (the kernel's fstat carries no handle): ask via a handle.
@@ -202,6 +333,7 @@ impl Filesystem for WsfsFs {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _span = span(r, "setattr", ino);
         let set = SetAttr {
             mode,
             uid,
@@ -217,7 +349,8 @@ impl Filesystem for WsfsFs {
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, r: &Request, ino: INodeNo, reply: ReplyData) {
+        let _span = span(r, "readlink", ino);
         match self.ov.readlink(ino.0) {
             Ok(t) => reply.data(t.as_bytes()),
             Err(e) => reply.error(fail("readlink", &e)),
@@ -234,6 +367,7 @@ impl Filesystem for WsfsFs {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _span = span(r, "mknod", parent);
         let res = self.ov.mknod(&req(r), parent.0, name, mode, umask, rdev);
         reply_entry("mknod", res, reply);
     }
@@ -247,15 +381,18 @@ impl Filesystem for WsfsFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _span = span(r, "mkdir", parent);
         let res = self.ov.mkdir(&req(r), parent.0, name, mode, umask);
         reply_entry("mkdir", res, reply);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, r: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _span = span(r, "unlink", parent);
         reply_empty("unlink", self.ov.unlink(parent.0, name), reply);
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, r: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _span = span(r, "rmdir", parent);
         reply_empty("rmdir", self.ov.rmdir(parent.0, name), reply);
     }
 
@@ -267,6 +404,7 @@ impl Filesystem for WsfsFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _span = span(r, "symlink", parent);
         let res = self
             .ov
             .symlink(&req(r), parent.0, link_name, target.as_os_str());
@@ -275,7 +413,7 @@ impl Filesystem for WsfsFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        r: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -283,6 +421,7 @@ impl Filesystem for WsfsFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "rename", parent);
         if flags.contains(RenameFlags::RENAME_WHITEOUT) {
             debug!(op = "rename", "RENAME_WHITEOUT refused");
             return reply.error(Errno::from_i32(libc::EINVAL));
@@ -295,16 +434,18 @@ impl Filesystem for WsfsFs {
 
     fn link(
         &self,
-        _req: &Request,
+        r: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _span = span(r, "link", ino);
         reply_entry("link", self.ov.link(ino.0, newparent.0, newname), reply);
     }
 
     fn open(&self, r: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _span = span(r, "open", ino);
         let opened = match self.ov.open(&req(r), ino.0, flags.0) {
             Ok(o) => o,
             Err(e) => return reply.error(self.fail_on("open", ino, &e)),
@@ -330,6 +471,7 @@ impl Filesystem for WsfsFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _span = span(r, "create", parent);
         let (a, opened) = match self.ov.create(&req(r), parent.0, name, mode, umask, flags) {
             Ok(x) => x,
             Err(e) => return reply.error(self.fail_on("create", parent, &e)),
@@ -348,8 +490,8 @@ impl Filesystem for WsfsFs {
 
     fn read(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -357,6 +499,7 @@ impl Filesystem for WsfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _span = span(r, "read", ino);
         match self.ov.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(fail("read", &e)),
@@ -365,8 +508,8 @@ impl Filesystem for WsfsFs {
 
     fn write(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -375,6 +518,7 @@ impl Filesystem for WsfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _span = span(r, "write", ino);
         match self.ov.write(fh.0, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("write", &e)),
@@ -383,18 +527,19 @@ impl Filesystem for WsfsFs {
 
     fn flush(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "flush", ino);
         reply_empty("flush", self.ov.flush(fh.0), reply);
     }
 
     fn release(
         &self,
-        _req: &Request,
+        r: &Request,
         ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -402,22 +547,18 @@ impl Filesystem for WsfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "release", ino);
         self.io.release(ino.0, fh.0);
         reply_empty("release", self.ov.release(fh.0), reply);
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsync(&self, r: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let _span = span(r, "fsync", ino);
         reply_empty("fsync", self.ov.fsync(fh.0, datasync), reply);
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, r: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _span = span(r, "opendir", ino);
         // Once the host watcher covers the whole project, refuse OPENDIR with ENOSYS: the
         // kernel then stops sending OPENDIR/RELEASEDIR for good (one synchronous round trip
         // less per directory walked) and keeps every directory's listing cached
@@ -438,12 +579,13 @@ impl Filesystem for WsfsFs {
 
     fn readdir(
         &self,
-        _req: &Request,
+        r: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _span = span(r, "readdir", ino);
         let res = self.ov.readdir(ino.0, fh.0, offset, &mut |e| {
             !reply.add(INodeNo(e.ino), e.next_offset, file_type(e.kind), &e.name)
         });
@@ -455,12 +597,13 @@ impl Filesystem for WsfsFs {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        r: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _span = span(r, "readdirplus", ino);
         let res = self.ov.readdirplus(ino.0, fh.0, offset, &mut |e, a| {
             !reply.add(
                 INodeNo(e.ino),
@@ -479,28 +622,31 @@ impl Filesystem for WsfsFs {
 
     fn releasedir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "releasedir", ino);
         self.ov.releasedir(fh.0);
         reply.ok();
     }
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        r: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "fsyncdir", ino);
         reply_empty("fsyncdir", self.ov.fsyncdir(ino.0), reply);
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, r: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let _span = span(r, "statfs", ino);
         match self.ov.statfs() {
             Ok(s) => reply.statfs(
                 s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.bsize, s.namelen, s.frsize,
@@ -511,7 +657,7 @@ impl Filesystem for WsfsFs {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        r: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -519,6 +665,7 @@ impl Filesystem for WsfsFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "setxattr", ino);
         reply_empty(
             "setxattr",
             self.ov.setxattr(ino.0, name, value, flags),
@@ -526,14 +673,16 @@ impl Filesystem for WsfsFs {
         );
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, r: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _span = span(r, "getxattr", ino);
         match self.ov.getxattr(ino.0, name) {
             Ok(v) => reply_xattr(&v, size, reply),
             Err(e) => reply.error(fail("getxattr", &e)),
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, r: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _span = span(r, "listxattr", ino);
         match self.ov.listxattr(ino.0) {
             Ok(names) => {
                 let mut buf = Vec::new();
@@ -547,18 +696,20 @@ impl Filesystem for WsfsFs {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, r: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _span = span(r, "removexattr", ino);
         reply_empty("removexattr", self.ov.removexattr(ino.0, name), reply);
     }
 
     fn access(&self, r: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let _span = span(r, "access", ino);
         reply_empty("access", self.ov.access(&req(r), ino.0, mask.bits()), reply);
     }
 
     fn ioctl(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         _fh: FileHandle,
         _flags: IoctlFlags,
         _cmd: u32,
@@ -566,33 +717,36 @@ impl Filesystem for WsfsFs {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
+        let _span = span(r, "ioctl", ino);
         // No ioctls (FICLONE & co. fall back to copying); quietly, unlike fuser's default.
         reply.error(Errno::from_i32(libc::ENOTTY));
     }
 
     fn fallocate(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _span = span(r, "fallocate", ino);
         let res = self.ov.fallocate(fh.0, offset, length, mode);
         reply_empty("fallocate", res, reply);
     }
 
     fn lseek(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        r: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _span = span(r, "lseek", ino);
         match self.ov.lseek(fh.0, offset, whence) {
             Ok(off) => reply.offset(off),
             Err(e) => reply.error(fail("lseek", &e)),
@@ -601,8 +755,8 @@ impl Filesystem for WsfsFs {
 
     fn copy_file_range(
         &self,
-        _req: &Request,
-        _ino_in: INodeNo,
+        r: &Request,
+        ino_in: INodeNo,
         fh_in: FileHandle,
         offset_in: u64,
         _ino_out: INodeNo,
@@ -612,6 +766,7 @@ impl Filesystem for WsfsFs {
         flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let _span = span(r, "copy_file_range", ino_in);
         if flags.bits() != 0 {
             return reply.error(Errno::from_i32(libc::EINVAL));
         }

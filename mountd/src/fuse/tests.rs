@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use wsfs::state::StateRoot;
 use wsfs::workspace::Workspace;
 
+use super::adapter::{expected_errno, request_span, RateLimit};
 use super::passthrough::IoModes;
 use super::stale::prepare_mountpoint;
 use super::stale::{mounts, parse_mountinfo};
@@ -21,6 +22,121 @@ use super::watch::{parse_events, Event};
 use super::{mount, MountHandle};
 
 // ----- pure unit tests (no mount) -----
+
+#[test]
+fn unexpected_errnos_warn_once_per_kind_per_interval_with_a_count() {
+    let limit = RateLimit::new(Duration::from_secs(10));
+    let t0 = Instant::now();
+    assert_eq!(limit.admit("write", libc::EIO, t0), Some(0));
+    for i in 1..=5 {
+        assert_eq!(
+            limit.admit("write", libc::EIO, t0 + Duration::from_secs(i)),
+            None
+        );
+    }
+    // Another op or another errno is another kind, with its own window.
+    assert_eq!(limit.admit("read", libc::EIO, t0), Some(0));
+    assert_eq!(limit.admit("write", libc::ENOSPC, t0), Some(0));
+    // After the interval the next one is logged with how many were held back.
+    assert_eq!(
+        limit.admit("write", libc::EIO, t0 + Duration::from_secs(10)),
+        Some(5)
+    );
+    assert_eq!(
+        limit.admit("write", libc::EIO, t0 + Duration::from_secs(11)),
+        None
+    );
+    assert_eq!(
+        limit.admit("write", libc::EIO, t0 + Duration::from_secs(25)),
+        Some(1)
+    );
+}
+
+/// Counts this thread's allocations (for the span cost test); otherwise the system allocator.
+struct CountingAlloc;
+
+thread_local! {
+    static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter is a
+// const-initialised thread-local without destructor, so touching it never allocates.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: CountingAlloc = CountingAlloc;
+
+fn allocations(f: impl FnOnce()) -> u64 {
+    let before = ALLOCS.with(|c| c.get());
+    f();
+    ALLOCS.with(|c| c.get()) - before
+}
+
+#[test]
+fn request_spans_cost_no_allocation_unless_debug_is_on() {
+    let info = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(info, || {
+        // Warm the callsite's interest cache first.
+        assert!(request_span("lookup", 1, 1, 1).is_disabled());
+        let n = allocations(|| {
+            for i in 0..1000 {
+                let _s = request_span("lookup", i, i, 7);
+            }
+        });
+        assert_eq!(n, 0, "allocations for 1000 disabled request spans");
+    });
+    let debug = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(std::io::sink)
+        .finish();
+    tracing::subscriber::with_default(debug, || {
+        assert!(!request_span("lookup", 1, 1, 1).is_disabled());
+        // The counter sees the subscriber's work once spans are on.
+        let n = allocations(|| {
+            for i in 0..10 {
+                let _s = request_span("lookup", i, i, 7);
+            }
+        });
+        assert!(n > 0, "enabled spans are recorded by the subscriber");
+    });
+}
+
+#[test]
+fn ordinary_answers_are_expected_and_failures_are_not() {
+    for e in [
+        libc::ENOENT,
+        libc::EEXIST,
+        libc::ENOTEMPTY,
+        libc::ENODATA,
+        libc::ERANGE,
+        libc::EAGAIN,
+        libc::EINTR,
+    ] {
+        assert!(expected_errno(e), "{e}");
+    }
+    for e in [
+        libc::EIO,
+        libc::ENOSPC,
+        libc::EBADF,
+        libc::EMFILE,
+        libc::ENOMEM,
+    ] {
+        assert!(!expected_errno(e), "{e}");
+    }
+}
 
 #[test]
 fn mount_handle_can_be_shared() {
