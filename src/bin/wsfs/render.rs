@@ -502,13 +502,15 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
     for p in &r.busy {
         writeln!(
             out,
-            "busy     {p}: open for writing in the workspace, not committed (still pending)"
+            "busy     {p}: open for writing in the workspace, or changed while the commit ran; \
+             not committed (still pending)"
         )?;
     }
     if !r.busy.is_empty() {
         writeln!(
             out,
-            "{} busy path{} left pending; commit again once the writer has closed {}",
+            "{} busy path{} left pending; commit again once the writer has closed {} (a host \
+             change since the check is then checked again)",
             r.busy.len(),
             if r.busy.len() == 1 { "" } else { "s" },
             if r.busy.len() == 1 { "it" } else { "them" }
