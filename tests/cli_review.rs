@@ -230,3 +230,127 @@ fn a_stray_gitignore_outside_git_makes_nothing_scratch() {
     assert_eq!(live.ok(["status", "w"]), "M  Makefile\nA  new.c\n");
     assert_eq!(live.json(["list"])[0]["scratch"], 0);
 }
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Two workspaces on one project (issue 14, "the right workspace, always"): from the project
+/// directory, a command that does not name one stops with exit 2, names both and asks for
+/// `-w NAME`, and changes nothing; inside a mountpoint the mount's own workspace is meant;
+/// `-w` works on every command that takes a workspace; `status` marks paths the other
+/// workspace changed too (`[also in NAME]`, `also_in` in JSON).
+#[test]
+fn two_workspaces_on_one_project_need_a_name() {
+    if !can_mount("two_workspaces_on_one_project_need_a_name") {
+        return;
+    }
+    let live = Live::new(&[
+        ("shared.txt", "base\n"),
+        ("only_a.txt", "a\n"),
+        ("only_b.txt", "b\n"),
+        ("sub/x.txt", "x\n"),
+    ]);
+    let a = live.mount_as(&live.project, "a");
+    let b = live.mount_as(&live.project, "b");
+    fs::write(a.join("shared.txt"), "from a\n").unwrap();
+    fs::write(a.join("only_a.txt"), "a edit\n").unwrap();
+    fs::write(b.join("shared.txt"), "from b\n").unwrap();
+    fs::write(b.join("only_b.txt"), "b edit\n").unwrap();
+    let host = Live::snapshot(&live.project);
+
+    for dir in [live.project.clone(), live.project.join("sub")] {
+        for cmd in [
+            &["status"][..],
+            &["diff"],
+            &["commit"],
+            &["commit", "shared.txt"],
+            &["discard"],
+            &["log"],
+            &["verify"],
+            &["unmount"],
+        ] {
+            let out = live.wsfs_in(&dir, cmd);
+            let msg = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{cmd:?} in {dir:?}: {msg}");
+            assert!(
+                msg.contains("a, b") && msg.contains("-w NAME"),
+                "{cmd:?}: {msg}"
+            );
+        }
+    }
+    assert_eq!(
+        Live::snapshot(&live.project),
+        host,
+        "a refused command acted"
+    );
+    assert!(fs::read_to_string(a.join("shared.txt")).unwrap() == "from a\n");
+    assert!(fs::read_to_string(b.join("shared.txt")).unwrap() == "from b\n");
+
+    // Inside a mountpoint, its own workspace; the other one's overlapping change is marked.
+    let out = live.wsfs_in(&a, ["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(status.contains("M  shared.txt  [also in b]"), "{status}");
+    assert!(status.contains("M  only_a.txt\n"), "{status}");
+    assert!(!status.contains("only_b"), "{status}");
+
+    // -w, from the project directory, on every command that takes a workspace.
+    let out = live.wsfs_in(&live.project, ["status", "-w", "b"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        status.contains("M  shared.txt  [also in a]") && status.contains("M  only_b.txt\n"),
+        "{status}"
+    );
+    let json = live.wsfs_in(&live.project, ["--json", "status", "-w", "a"]);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let also: Vec<(String, serde_json::Value)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_string(),
+                c["also_in"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        also,
+        [
+            ("only_a.txt".to_string(), serde_json::json!([])),
+            ("shared.txt".to_string(), serde_json::json!(["b"])),
+        ],
+        "{json}"
+    );
+    for cmd in [
+        &["diff", "-w", "a"][..],
+        &["diff", "-w", "a", "shared.txt"],
+        &["log", "-w", "a"],
+        &["verify", "-w", "b"],
+        &["commit", "-w", "b", "--dry-run"],
+    ] {
+        let out = live.wsfs_in(&live.project, cmd);
+        assert!(out.status.success(), "{cmd:?}: {}", text(&out));
+    }
+    assert_eq!(Live::snapshot(&live.project), host);
+
+    // Committing both: the second commit of the shared path is a conflict (exit 3).
+    let out = live.wsfs_in(&live.project, ["commit", "-w", "a"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = live.wsfs_in(&live.project, ["commit", "-w", "b"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(
+        fs::read_to_string(live.project.join("shared.txt")).unwrap(),
+        "from a\n"
+    );
+    let out = live.wsfs_in(&live.project, ["discard", "-w", "b", "shared.txt"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = live.wsfs_in(&live.project, ["unmount", "-w", "b"]);
+    assert!(out.status.success(), "{}", text(&out));
+}

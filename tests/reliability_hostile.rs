@@ -768,6 +768,35 @@ fn journal_corrupted_while_running_blocks_commit() {
     assert_eq!(Live::snapshot(&live.project), before);
 }
 
+/// The journal file is swapped while the daemon runs (a copy with the very same bytes renamed
+/// over it): the file the daemon has open is intact, but the path names another one, which the
+/// next start would replay. Commit checks the path against the open file (device and inode)
+/// and refuses, saying to run `wsfs verify`, which reports the swap (issue 14).
+#[test]
+fn journal_replaced_while_running_blocks_commit() {
+    if !can_mount("journal_replaced_while_running_blocks_commit") {
+        return;
+    }
+    let live = Live::new(&[("f0", "old 0\n")]);
+    let before = Live::snapshot(&live.project);
+    setup_journal(&live);
+    let p = journal_path(&live);
+    let swap = p.with_file_name("journal.swap");
+    std::fs::copy(&p, &swap).unwrap();
+    std::fs::rename(&swap, &p).unwrap();
+    let c = live.wsfs(["commit", "w"]);
+    assert_eq!(c.status.code(), Some(1), "{}", text(&c));
+    let msg = text(&c);
+    assert!(
+        msg.contains("replaced on disk") && msg.contains("wsfs verify"),
+        "{msg}"
+    );
+    assert_eq!(Live::snapshot(&live.project), before);
+    let v = live.wsfs(["verify", "w"]);
+    assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    assert!(text(&v).contains("replaced on disk"), "{}", text(&v));
+}
+
 /// Sends one raw HTTP request; returns the response (empty if the server closed). With
 /// `hang_up`, the client closes its side after sending (a truncated request: the server sees
 /// EOF where it expected more).

@@ -246,6 +246,14 @@ impl Workspace {
         if let Some(p) = chain.problem {
             report.problems.push(format!("journal: {p}"));
         }
+        // The chain above is the file at the journal's path: it must be the one open here.
+        match self.overlay.journal().check_identity() {
+            Ok(()) => {}
+            Err(Error::JournalCorrupt { reason, .. }) => {
+                report.problems.push(format!("journal: {reason}"))
+            }
+            Err(e) => report.problems.push(format!("journal: {e}")),
+        }
         if self.overlay.recovery_deferred() {
             report.problems.push(
                 "journal: recovery records are deferred until the state disk has free space (free some, then run verify again)".into(),

@@ -624,3 +624,89 @@ fn an_unlink_never_marks_the_file_that_reuses_its_inode_number_gone() {
     );
     assert!(f.ws().verify().unwrap().problems.is_empty());
 }
+
+/// The journal's file, and its lines (each with its `\n`).
+fn journal_lines(f: &Fixture) -> (std::path::PathBuf, Vec<Vec<u8>>) {
+    let path = f.ws().state_dir().join("journal");
+    let data = std::fs::read(&path).unwrap();
+    let lines = data
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    (path, lines)
+}
+
+fn assert_journal_refused(e: &wsfs::Error, needle: &str) {
+    assert!(
+        matches!(e, wsfs::Error::JournalCorrupt { .. }),
+        "expected JournalCorrupt, got {e}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("Run `wsfs verify`"), "{msg}");
+    assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+}
+
+/// A journal replaced on disk while the workspace is open (another file renamed over it, even
+/// one with the very same bytes; or the file deleted) is caught before commit: the commit is
+/// refused, names the swap and says to run `wsfs verify`, and the host is untouched; `verify`
+/// reports it.
+#[test]
+fn a_journal_replaced_under_an_open_workspace_blocks_commit() {
+    let f = Fixture::new(&[("a", "A")]);
+    write(f.ov(), b"a", b"changed");
+    write(f.ov(), b"b", b"new");
+    let (path, _) = journal_lines(&f);
+    let copy = path.with_file_name("journal.swap");
+
+    // Same bytes, another inode.
+    std::fs::copy(&path, &copy).unwrap();
+    std::fs::rename(&copy, &path).unwrap();
+    let e = f
+        .ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap_err();
+    assert_journal_refused(&e, "replaced on disk while the workspace was open");
+    assert_eq!(f.host_read("a").unwrap(), b"A");
+    assert!(f.host_read("b").is_none());
+    let v = f.ws().verify().unwrap();
+    assert!(
+        v.problems.iter().any(|p| p.contains("replaced on disk")),
+        "{v:?}"
+    );
+
+    // Deleted outright.
+    std::fs::remove_file(&path).unwrap();
+    let e = f
+        .ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap_err();
+    assert_journal_refused(&e, "the file is gone");
+    assert_eq!(f.host_read("a").unwrap(), b"A");
+}
+
+/// After a restart, a journal whose chain is broken (a record dropped from the middle, or
+/// from just before the last line, so the last line's `prev` no longer matches) is refused
+/// with the same message, not replayed.
+#[test]
+fn a_broken_chain_is_refused_at_open() {
+    for drop_from_end in [3usize, 2] {
+        let mut f = Fixture::new(&[("a", "A")]);
+        for i in 0..4 {
+            write(f.ov(), format!("f{i}").as_bytes(), b"x");
+        }
+        let (path, mut lines) = journal_lines(&f);
+        assert!(lines.len() >= 4, "{} lines", lines.len());
+        f.ws = None;
+        lines.remove(lines.len() - drop_from_end);
+        std::fs::write(&path, lines.concat()).unwrap();
+        let e = match wsfs::workspace::Workspace::open(
+            &wsfs::state::StateRoot::new(f.state.path()),
+            "t",
+        ) {
+            Ok(_) => panic!("a journal with a broken chain was replayed"),
+            Err(e) => e,
+        };
+        assert_journal_refused(&e, "chain broken");
+        assert_eq!(f.host_read("a").unwrap(), b"A");
+    }
+}

@@ -396,8 +396,11 @@ impl Journal {
     /// process appended. Cheap enough to run before every commit; the verified point then moves
     /// to the end. Anything else (a line edited, dropped or added behind wsfs' back while the
     /// workspace is open) is [`Error::JournalCorrupt`], naming the line where possible.
+    /// The file at the journal's path must be the file this journal has open (see
+    /// [`Journal::check_identity`]), checked first.
     pub fn check_unchanged(&self) -> Result<()> {
         let mut v = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_identity()?;
         let (len, seq, hash) = self.settled_tail()?;
         let data = self.read_prefix(len)?;
         let mut prefix = blake3::Hasher::new();
@@ -429,6 +432,75 @@ impl Journal {
         v.seq = seq;
         v.hash = hash;
         Ok(())
+    }
+
+    /// Checks that the journal's path still names the file this journal has open: same device
+    /// and inode. A journal replaced on disk while the workspace is open (another file renamed
+    /// over it, or it deleted and re-created) is [`Error::JournalCorrupt`]: wsfs would go on
+    /// appending to a file nobody can read back, and the next open would replay the other one.
+    /// The message compares the two files' sizes and chain heads (last seq and hash).
+    pub fn check_identity(&self) -> Result<()> {
+        let t = self.lock();
+        let open =
+            sys::fstat(t.file.as_fd()).map_err(|e| io_err("journal check", &self.path, e))?;
+        let on_disk = match std::fs::symlink_metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(corrupt(
+                    &self.path,
+                    format!(
+                        "replaced on disk while the workspace was open: the file is gone \
+                         (wsfs has the journal open: {} bytes, last record seq {})",
+                        t.len, t.seq
+                    ),
+                ));
+            }
+            Err(e) => return Err(io_err("journal check", &self.path, e)),
+        };
+        use std::os::unix::fs::MetadataExt;
+        #[allow(clippy::unnecessary_cast)] // dev_t and ino_t widths differ between targets
+        let same = on_disk.dev() == open.st_dev as u64 && on_disk.ino() == open.st_ino as u64;
+        if same {
+            return Ok(());
+        }
+        let theirs = if on_disk.file_type().is_file() {
+            match read_all(&self.path) {
+                Ok(data) => {
+                    let scan = codec::scan(&data);
+                    let head = match scan.records.last() {
+                        Some(r) => {
+                            format!("last record seq {} ({})", r.seq, scan.last_hash.short())
+                        }
+                        None => "no records".into(),
+                    };
+                    let chain = match &scan.problem {
+                        Some(p) => format!(", chain broken at {p}"),
+                        None => String::new(),
+                    };
+                    format!("{} bytes, {head}{chain}", data.len())
+                }
+                Err(e) => format!("unreadable: {e}"),
+            }
+        } else {
+            "not a regular file".into()
+        };
+        let ours = match t.seq {
+            0 => "no records".to_string(),
+            seq => format!("last record seq {seq} ({})", t.hash.short()),
+        };
+        Err(corrupt(
+            &self.path,
+            format!(
+                "replaced on disk while the workspace was open: the path names another file \
+                 (device {}, inode {}: {theirs}) than the one wsfs has open (device {}, inode {}: \
+                 {} bytes, {ours})",
+                on_disk.dev(),
+                on_disk.ino(),
+                open.st_dev,
+                open.st_ino,
+                t.len
+            ),
+        ))
     }
 
     /// Length, last seq and last hash of what this process appended, after cutting a partial

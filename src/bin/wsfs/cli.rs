@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
-Workspace names: a command that takes [NAME] may omit it when the current directory is inside \
-the workspace's project directory or its mountpoint. For diff/commit/discard the first argument \
-is taken as the name when a workspace of that name exists, else as a path (or use -w NAME).
+Workspace names: every command that takes a workspace takes it as -w NAME (--workspace); most \
+also take it as their first argument. It may be omitted when the current directory is inside \
+the workspace's mountpoint (that workspace is meant) or its project directory; when several \
+workspaces share that project directory, the command stops (exit 2), names them and asks for \
+-w NAME. For diff/commit/discard the first argument is taken as the name when a workspace of \
+that name exists, else as a path.
 
 Paths are relative to the current directory when it is inside the workspace, else to the \
 project root; absolute paths inside the project or the mountpoint are accepted.
@@ -16,7 +19,7 @@ project root; absolute paths inside the project or the mountpoint are accepted.
 Output is for humans by default; --json prints the documented JSON schema (docs/api.md). \
 File names that are not UTF-8 are printed with \\xNN escapes, and in JSON as {\"b64\": \"...\"}.
 
-Exit codes: 0 ok, 1 error, 2 usage error, 3 commit refused (conflicts or protected paths; \
+Exit codes: 0 ok, 1 error, 2 usage error (including an ambiguous workspace), 3 commit refused (conflicts or protected paths; \
 nothing was applied).
 
 mountd is started in the background when it is not running (same --state-dir and --socket); \
@@ -85,8 +88,8 @@ pub enum Command {
     },
     /// Unmount a workspace; its changes stay, and `wsfs mount` resumes them.
     Unmount {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
     },
     /// List workspaces.
     List,
@@ -94,8 +97,8 @@ pub enum Command {
     /// R renamed, T type changed). Scratch paths and git's object/reflog churn are summarised
     /// in one line each, like git hides ignored files.
     Status {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
         #[command(flatten)]
         show: ShowFlags,
     },
@@ -142,8 +145,8 @@ pub enum Command {
     },
     /// The workspace's change journal, oldest first.
     Log {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
         /// Show times in UTC (`--date=utc`); the default is local time with its offset, as
         /// git shows it.
         #[arg(long, value_enum, default_value_t = DateStyle::Local)]
@@ -151,14 +154,23 @@ pub enum Command {
     },
     /// Check the journal's hash chain and that upper files match their recorded hashes.
     Verify {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
     },
     /// Unmount a workspace and delete it with all its pending changes.
     #[command(alias = "rm")]
     Remove {
-        /// Workspace name.
-        name: String,
+        /// Workspace name (or -w NAME); never inferred from the current directory.
+        #[arg(required_unless_present = "workspace")]
+        name: Option<String>,
+        /// The workspace (instead of giving it as the argument).
+        #[arg(
+            short = 'w',
+            long = "workspace",
+            value_name = "NAME",
+            conflicts_with = "name"
+        )]
+        workspace: Option<String>,
     },
     /// Mount the workspace (through mountd) and start its container with the workspace at the
     /// project's own absolute path (mirror mode). Without CMD the container stays up for
@@ -178,24 +190,30 @@ pub enum Command {
     /// Run a command in the workspace's container, as the code user, in the workspace
     /// directory; exits with the command's code.
     Exec {
-        /// Workspace name.
-        name: String,
-        /// The command (after `--`, or directly).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
-        command: Vec<String>,
+        /// The workspace (then every argument is the command).
+        #[arg(short = 'w', long = "workspace", value_name = "NAME")]
+        workspace: Option<String>,
+        /// NAME (unless -w), then the command (after `--`, or directly).
+        #[arg(
+            value_name = "[NAME] CMD",
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true
+        )]
+        args: Vec<String>,
     },
     /// Interactive shell in the workspace's container.
     Shell {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
     },
     /// Workspaces with their container: state, image id, uptime, pending changes.
     Ps,
     /// Stop and remove the workspace's container (persistent ones are only stopped) and
     /// unmount. The overlay is kept unless --discard.
     Down {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
         /// Commit first; stop (exit 3) if the commit is refused.
         #[arg(long, conflicts_with = "discard")]
         commit: bool,
@@ -205,8 +223,8 @@ pub enum Command {
     },
     /// The container's output.
     Logs {
-        /// Workspace name.
-        name: Option<String>,
+        #[command(flatten)]
+        ws: WsName,
         /// Keep streaming until the container stops.
         #[arg(short, long)]
         follow: bool,
@@ -231,6 +249,30 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// The workspace a command acts on: `NAME` or `-w NAME`; without either, the workspace of the
+/// current directory (an error naming the candidates when several share it).
+#[derive(Args, Debug)]
+pub struct WsName {
+    /// Workspace name [default: the workspace of the current directory].
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// The workspace (same as NAME).
+    #[arg(
+        short = 'w',
+        long = "workspace",
+        value_name = "NAME",
+        conflicts_with = "name"
+    )]
+    pub workspace: Option<String>,
+}
+
+impl WsName {
+    /// The name given, either way.
+    pub fn get(&self) -> Option<&str> {
+        self.name.as_deref().or(self.workspace.as_deref())
+    }
 }
 
 /// A workspace and paths within it.

@@ -1,5 +1,6 @@
 //! One function per command: resolve the workspace, call mountd, print.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 use wsfs::api::{CommitRequest, MountRequest, PathsRequest, Show, WorkspaceInfo};
 use wsfs::client::{Autostart, Client};
+use wsfs::relpath::RelPath;
 use wsfs::state::{default_socket, StateRoot};
 
 use crate::cli::{Cli, Color, Command, Target};
@@ -67,8 +69,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 writeln!(out, "{}", mp.display())?;
             }
         }
-        Command::Unmount { name } => {
-            let ws = pick(&client, name.as_deref()).await?;
+        Command::Unmount { ws } => {
+            let ws = pick(&client, ws.get()).await?;
             let info = client.unmount(&ws.name).await?;
             if json {
                 print_json(&mut out, &info)?;
@@ -90,13 +92,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 render::list(&mut out, &list)?;
             }
         }
-        Command::Status { name, show } => {
-            let ws = pick(&client, name.as_deref()).await?;
+        Command::Status { ws, show } => {
+            let list = client.list().await?;
+            let ws = resolve::workspace(&list, ws.get())?;
             let changes = client.status(&ws.name, show.show()).await?;
+            let also_in = also_in(&client, &list, &ws).await?;
             if json {
-                print_json(&mut out, &changes)?;
+                print_json(&mut out, &render::with_also_in(&changes, &also_in))?;
             } else {
-                render::status(&mut out, &changes)?;
+                render::status(&mut out, &changes, &also_in)?;
                 if show.show() == Show::Review {
                     render::hidden_summary(&mut out, &ws, "status")?;
                 }
@@ -194,8 +198,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        Command::Log { name, date } => {
-            let ws = pick(&client, name.as_deref()).await?;
+        Command::Log { ws, date } => {
+            let ws = pick(&client, ws.get()).await?;
             let records = client.log(&ws.name).await?;
             if json {
                 print_json(&mut out, &records)?;
@@ -203,8 +207,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 render::log(&mut out, &records, date)?;
             }
         }
-        Command::Verify { name } => {
-            let ws = pick(&client, name.as_deref()).await?;
+        Command::Verify { ws } => {
+            let ws = pick(&client, ws.get()).await?;
             let report = client.verify(&ws.name).await?;
             if json {
                 print_json(&mut out, &report)?;
@@ -221,19 +225,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             flags,
             command,
         } => return crate::containers::up(&client, project, name, &flags, command, json).await,
-        Command::Exec { name, command } => return crate::containers::exec(&name, &command).await,
-        Command::Shell { name } => return crate::containers::shell(&client, name.as_deref()).await,
+        Command::Exec { workspace, args } => {
+            let (name, command) = exec_args(workspace, args)?;
+            return crate::containers::exec(&name, &command).await;
+        }
+        Command::Shell { ws } => return crate::containers::shell(&client, ws.get()).await,
         Command::Ps => return crate::containers::ps(&client, json).await,
         Command::Down {
-            name,
+            ws,
             commit,
             discard,
-        } => return crate::containers::down(&client, name.as_deref(), commit, discard).await,
-        Command::Logs { name, follow } => {
-            return crate::containers::logs(&client, name.as_deref(), follow).await
+        } => return crate::containers::down(&client, ws.get(), commit, discard).await,
+        Command::Logs { ws, follow } => {
+            return crate::containers::logs(&client, ws.get(), follow).await
         }
         Command::Run { args } => return crate::containers::run(&client, args).await,
-        Command::Remove { name } => {
+        Command::Remove { name, workspace } => {
+            let name = name
+                .or(workspace)
+                .context("wsfs remove: name the workspace")?;
             let report = client.remove(&name).await?;
             if json {
                 print_json(&mut out, &report)?;
@@ -297,6 +307,70 @@ async fn target_paths(
     Ok((ws, paths))
 }
 
+/// `wsfs exec`'s workspace and command: `-w NAME CMD...` or `NAME [--] CMD...`.
+fn exec_args(
+    workspace: Option<String>,
+    mut args: Vec<String>,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let name = match workspace {
+        Some(name) => name,
+        None => {
+            anyhow::ensure!(
+                !args.is_empty(),
+                "wsfs exec: name the workspace; usage: wsfs exec NAME [--] CMD..."
+            );
+            args.remove(0)
+        }
+    };
+    if args.first().is_some_and(|a| a == "--") {
+        args.remove(0);
+    }
+    if args.is_empty() {
+        return Err(resolve::UsageError(
+            "wsfs exec: no command given; usage: wsfs exec NAME [--] CMD... or wsfs exec -w NAME [--] CMD..."
+                .into(),
+        )
+        .into());
+    }
+    Ok((name, args))
+}
+
+/// For each path `ws` changed, the other workspaces of the same project that changed it too
+/// (their pending changes, every class, as the API reports them). A workspace that cannot
+/// answer is skipped with a warning: its marks are missing, the status is not.
+async fn also_in(
+    client: &Client,
+    list: &[WorkspaceInfo],
+    ws: &WorkspaceInfo,
+) -> anyhow::Result<BTreeMap<RelPath, Vec<String>>> {
+    let mut out: BTreeMap<RelPath, Vec<String>> = BTreeMap::new();
+    let others = list
+        .iter()
+        .filter(|o| o.name != ws.name && o.problem.is_none() && o.project == ws.project);
+    for other in others {
+        match client.status(&other.name, Show::All).await {
+            Ok(changes) => {
+                let mut paths: Vec<&RelPath> = changes
+                    .iter()
+                    .flat_map(|c| std::iter::once(&c.path).chain(c.from.as_ref()))
+                    .collect();
+                paths.dedup();
+                for p in paths {
+                    let names = out.entry(p.clone()).or_default();
+                    if !names.contains(&other.name) {
+                        names.push(other.name.clone());
+                    }
+                }
+            }
+            Err(e) => eprintln!(
+                "wsfs: warning: cannot read workspace {}'s changes ({e}); `[also in]` marks leave it out",
+                other.name
+            ),
+        }
+    }
+    Ok(out)
+}
+
 fn absolute(p: PathBuf) -> anyhow::Result<PathBuf> {
     if p.is_absolute() {
         return Ok(p);
@@ -317,4 +391,44 @@ fn progress_bar(json: bool) -> Option<indicatif::ProgressBar> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::exec_args;
+    use crate::cli::{Cli, Command};
+
+    fn exec(argv: &[&str]) -> (String, Vec<String>) {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Command::Exec { workspace, args } => exec_args(workspace, args).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_takes_the_workspace_either_way() {
+        let want = ("n".to_string(), vec!["ls".to_string(), "-la".to_string()]);
+        assert_eq!(exec(&["wsfs", "exec", "n", "--", "ls", "-la"]), want);
+        assert_eq!(exec(&["wsfs", "exec", "n", "ls", "-la"]), want);
+        assert_eq!(exec(&["wsfs", "exec", "-w", "n", "--", "ls", "-la"]), want);
+        assert_eq!(exec(&["wsfs", "exec", "-w", "n", "ls", "-la"]), want);
+        let cli = Cli::try_parse_from(["wsfs", "exec", "-w", "n"]);
+        assert!(cli.is_err());
+    }
+
+    #[test]
+    fn every_workspace_command_takes_w() {
+        for cmd in [
+            "status", "diff", "commit", "discard", "log", "verify", "unmount", "remove", "shell",
+            "down", "logs",
+        ] {
+            Cli::try_parse_from(["wsfs", cmd, "-w", "n"])
+                .unwrap_or_else(|e| panic!("{cmd} -w: {e}"));
+        }
+        assert!(Cli::try_parse_from(["wsfs", "remove"]).is_err());
+        assert!(Cli::try_parse_from(["wsfs", "status", "a", "-w", "b"]).is_err());
+    }
 }

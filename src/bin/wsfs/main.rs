@@ -14,6 +14,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Exit status of a usage error (as clap's): here, a command line that does not say which
+/// workspace it means.
+const EXIT_USAGE: u8 = 2;
+
 /// Exit status of a refused commit.
 const EXIT_REFUSED: u8 = 3;
 
@@ -42,7 +46,11 @@ fn main() -> ExitCode {
         Ok(output::Outcome::Exit(code)) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("wsfs: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<resolve::UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use wsfs::api::{Change, ChangeKind, CommitReport, FileDiff, VerifyReport, WorkspaceInfo};
 use wsfs::journal::record::{Op, Record};
+use wsfs::relpath::RelPath;
 
 use crate::cli::DateStyle;
 
@@ -82,22 +83,57 @@ fn shown(changes: &[Change]) -> impl Iterator<Item = &Change> {
         .filter(move |c| !(c.kind == ChangeKind::Deleted && sources.contains(&c.path)))
 }
 
-/// `wsfs status`: one `X path` line per change, like `git status --short`.
-pub fn status(out: &mut impl Write, changes: &[Change]) -> std::io::Result<()> {
+/// Other workspaces of the same project that changed a path too, by path.
+pub type AlsoIn = std::collections::BTreeMap<RelPath, Vec<String>>;
+
+/// The other workspaces that changed `c`'s path (or, for a rename, its source), sorted.
+fn also_in_of(c: &Change, also_in: &AlsoIn) -> Vec<String> {
+    let mut names: Vec<String> = std::iter::once(&c.path)
+        .chain(c.from.as_ref())
+        .filter_map(|p| also_in.get(p))
+        .flatten()
+        .cloned()
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// `wsfs status`: one `X path` line per change, like `git status --short`; `[also in NAME]`
+/// when another workspace of the same project changed the path too.
+pub fn status(out: &mut impl Write, changes: &[Change], also_in: &AlsoIn) -> std::io::Result<()> {
     for c in shown(changes) {
+        let mut marks = flags(c);
+        let others = also_in_of(c, also_in);
+        if !others.is_empty() {
+            marks.push_str(&format!("  [also in {}]", others.join(", ")));
+        }
         match &c.from {
-            Some(from) => writeln!(
-                out,
-                "{}  {} -> {}{}",
-                c.kind.letter(),
-                from,
-                c.path,
-                flags(c)
-            )?,
-            None => writeln!(out, "{}  {}{}", c.kind.letter(), c.path, flags(c))?,
+            Some(from) => writeln!(out, "{}  {} -> {}{marks}", c.kind.letter(), from, c.path)?,
+            None => writeln!(out, "{}  {}{marks}", c.kind.letter(), c.path)?,
         }
     }
     Ok(())
+}
+
+/// One change of `wsfs status --json`: the API's change and the other workspaces of the same
+/// project that changed its path too.
+#[derive(serde::Serialize)]
+pub struct StatusEntry<'a> {
+    #[serde(flatten)]
+    change: &'a Change,
+    also_in: Vec<String>,
+}
+
+/// `wsfs status --json`: every change with its `also_in` list.
+pub fn with_also_in<'a>(changes: &'a [Change], also_in: &AlsoIn) -> Vec<StatusEntry<'a>> {
+    changes
+        .iter()
+        .map(|change| StatusEntry {
+            change,
+            also_in: also_in_of(change, also_in),
+        })
+        .collect()
 }
 
 /// `1,234`.

@@ -11,22 +11,69 @@ use wsfs::relpath::RelPath;
 
 /// The workspace whose project directory or mountpoint contains `dir` (the deepest one).
 fn containing<'a>(list: &'a [WorkspaceInfo], dir: &Path) -> Option<(&'a WorkspaceInfo, PathBuf)> {
-    let mut best: Option<(&WorkspaceInfo, PathBuf)> = None;
+    candidates(list, dir).map(|(all, root)| (all[0], root))
+}
+
+/// Every workspace whose project directory or mountpoint is the deepest root containing
+/// `dir`, with that root. A mountpoint belongs to one workspace; a project directory may be
+/// the project of several, and then the current directory does not say which is meant.
+fn candidates<'a>(
+    list: &'a [WorkspaceInfo],
+    dir: &Path,
+) -> Option<(Vec<&'a WorkspaceInfo>, PathBuf)> {
+    let mut best: Option<(Vec<&WorkspaceInfo>, PathBuf)> = None;
     for ws in list {
         let roots = std::iter::once(&ws.project).chain(ws.mountpoint.as_ref());
         for root in roots {
             if root.as_os_str().is_empty() || !dir.starts_with(root) {
                 continue;
             }
-            if best
-                .as_ref()
-                .is_none_or(|(_, r)| root.as_os_str().len() > r.as_os_str().len())
-            {
-                best = Some((ws, root.clone()));
+            match &mut best {
+                Some((all, r)) if r == root => {
+                    if !all.iter().any(|w| w.name == ws.name) {
+                        all.push(ws);
+                    }
+                }
+                Some((_, r)) if r.as_os_str().len() >= root.as_os_str().len() => {}
+                _ => best = Some((vec![ws], root.clone())),
             }
         }
     }
     best
+}
+
+/// A command line that does not say which workspace it means: exit 2, like other usage
+/// errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// The error for a directory that is the project of several workspaces.
+fn ambiguous(dir: &Path, root: &Path, all: &[&WorkspaceInfo]) -> UsageError {
+    let names: Vec<&str> = all.iter().map(|w| w.name.as_str()).collect();
+    let here = if dir == root {
+        format!("{} is the project", dir.display())
+    } else {
+        format!(
+            "{} is inside {}, the project",
+            dir.display(),
+            root.display()
+        )
+    };
+    UsageError(format!(
+        "which workspace? {here} of {} workspaces: {}; choose one with `-w NAME` \
+         (e.g. `-w {}`), or run the command inside that workspace's mountpoint",
+        names.len(),
+        names.join(", "),
+        names[0]
+    ))
 }
 
 fn cwd() -> anyhow::Result<PathBuf> {
@@ -43,8 +90,9 @@ pub fn workspace(list: &[WorkspaceInfo], name: Option<&str>) -> anyhow::Result<W
             .with_context(|| format!("no workspace named {name:?}; see `wsfs list`"));
     }
     let dir = cwd()?;
-    match containing(list, &dir) {
-        Some((ws, _)) => Ok(ws.clone()),
+    match candidates(list, &dir) {
+        Some((all, root)) if all.len() > 1 => Err(ambiguous(&dir, &root, &all).into()),
+        Some((all, _)) => Ok(all[0].clone()),
         None => bail!(
             "{} is not inside a workspace's project or mountpoint; pass a workspace name (see `wsfs list`)",
             dir.display()
@@ -169,6 +217,26 @@ mod tests {
         );
         assert!(containing(&list, Path::new("/elsewhere")).is_none());
         assert!(containing(&list, Path::new("/pp")).is_none());
+    }
+
+    #[test]
+    fn a_shared_project_is_ambiguous_but_a_mountpoint_is_not() {
+        let list = [
+            info("one", "/p", Some("/m/one")),
+            info("two", "/p", Some("/m/two")),
+            info("sub", "/p/sub", None),
+        ];
+        let names = |dir: &str| {
+            let (all, _) = candidates(&list, Path::new(dir)).unwrap();
+            all.iter().map(|w| w.name.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names("/p"), ["one", "two"]);
+        assert_eq!(names("/p/src"), ["one", "two"]);
+        assert_eq!(names("/m/two/src"), ["two"]);
+        assert_eq!(names("/p/sub/x"), ["sub"]);
+        let (all, root) = candidates(&list, Path::new("/p/src")).unwrap();
+        let msg = ambiguous(Path::new("/p/src"), &root, &all).to_string();
+        assert!(msg.contains("one, two") && msg.contains("-w NAME"), "{msg}");
     }
 
     #[test]
