@@ -636,9 +636,9 @@ fn journal_lines(f: &Fixture) -> (std::path::PathBuf, Vec<Vec<u8>>) {
     (path, lines)
 }
 
-fn assert_journal_refused(e: &wsfs::Error, needle: &str) {
+fn assert_journal_refused(e: &wsfs_core::Error, needle: &str) {
     assert!(
-        matches!(e, wsfs::Error::JournalCorrupt { .. }),
+        matches!(e, wsfs_core::Error::JournalCorrupt { .. }),
         "expected JournalCorrupt, got {e}"
     );
     let msg = e.to_string();
@@ -699,8 +699,8 @@ fn a_broken_chain_is_refused_at_open() {
         f.ws = None;
         lines.remove(lines.len() - drop_from_end);
         std::fs::write(&path, lines.concat()).unwrap();
-        let e = match wsfs::workspace::Workspace::open(
-            &wsfs::state::StateRoot::new(f.state.path()),
+        let e = match wsfs_core::workspace::Workspace::open(
+            &wsfs_core::state::StateRoot::new(f.state.path()),
             "t",
         ) {
             Ok(_) => panic!("a journal with a broken chain was replayed"),
