@@ -127,6 +127,9 @@ pub enum Point {
     /// In `unlink`, after the upper entry is removed and before the unlink is recorded: the
     /// freed inode number can already belong to a file another request creates.
     UnlinkAfterRemove,
+    /// In a last close, after the content is hashed and before it is recorded: another
+    /// writer can open, write and close the file in between.
+    ReleaseAfterHash,
 }
 
 type Hook = Box<dyn FnOnce() + Send>;

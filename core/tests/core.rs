@@ -710,3 +710,41 @@ fn a_broken_chain_is_refused_at_open() {
         assert_eq!(f.host_read("a").unwrap(), b"A");
     }
 }
+
+/// A last close hashes the file outside any lock (RELEASE is asynchronous); when another
+/// writer opens, writes and closes the file meanwhile and records the newer content, the
+/// stale hash must not be recorded after it (found by the exactness suite's long mode:
+/// `verify` reported a hard link's upper content differing from the journal's hash).
+#[test]
+fn a_stale_hash_from_a_slow_last_close_is_never_recorded_over_a_newer_one() {
+    let f = Fixture::new(&[]);
+    let ov = f.ov().clone();
+    let os = std::ffi::OsStr::new;
+    let (a, o) = ov
+        .create(&REQ, 1, os("f"), 0o644, 0, libc::O_WRONLY)
+        .unwrap();
+    ov.write(o.fh, 0, b"first").unwrap();
+    let ov2 = ov.clone();
+    wsfs_core::fault::run_at(wsfs_core::fault::Point::ReleaseAfterHash, move || {
+        // The next writer, while the first close's hash of "first" waits to be recorded.
+        let fh = ov2
+            .open(&REQ, a.ino, libc::O_WRONLY | libc::O_TRUNC)
+            .unwrap()
+            .fh;
+        ov2.write(fh, 0, b"second").unwrap();
+        ov2.release(fh).unwrap();
+    });
+    ov.release(o.fh).unwrap();
+    assert_eq!(read(&ov, b"f").unwrap(), b"second");
+    let last = f.ws().log().unwrap().into_iter().last().unwrap();
+    match last.draft.new {
+        wsfs_core::journal::record::EntryState::File { hash, .. } => assert_eq!(
+            hash,
+            Some(wsfs_core::hash::ContentHash::of(b"second")),
+            "the journal's last word is the newer content"
+        ),
+        other => panic!("last record: {other:?}"),
+    }
+    let report = f.ws().verify().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+}

@@ -280,6 +280,9 @@ impl Overlay {
             return Ok(());
         }
         let seen = node.path();
+        // Content changes after this point (a new writer's open, a truncate) bump the version;
+        // each of them records the file again itself.
+        let hashed_version = node.version.load(Ordering::Acquire);
         let fd = h.fd();
         let st = sys::fstat(fd.as_fd()).ctx("fstat", &seen)?;
         // The handle may be write-only: hash through a read-only reopen of the same inode.
@@ -293,8 +296,15 @@ impl Overlay {
         };
         // The base may hash the host file: outside the lock, for the name seen now.
         let seen_base = self.base_for(&seen)?;
+        crate::fault::point(crate::fault::Point::ReleaseAfterHash);
         let order = self.record_lock.lock().unwrap();
         if node.unlinked.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // The file changed while it was hashed (RELEASE is asynchronous: a writer may have
+        // opened, written and closed it meanwhile, and recorded the newer content already).
+        // This hash is stale: recording it after that record would make the journal lie.
+        if node.version.load(Ordering::Acquire) != hashed_version {
             return Ok(());
         }
         for path in node.names() {

@@ -160,6 +160,7 @@ impl Overlay {
         if changed_content && node.writers.load(Ordering::Acquire) > 0 {
             return Ok(st);
         }
+        let hashed_version = node.version.load(Ordering::Acquire);
         let new = state_of(
             dir,
             name,
@@ -173,6 +174,7 @@ impl Overlay {
         let gone = node.unlinked.load(Ordering::Acquire) && !node.reverted.load(Ordering::Acquire);
         if !gone {
             let path = node.path();
+            let new = unsettled_if_changed(node, hashed_version, new);
             let new = self.keep_known_hash(&path, new);
             let base = self.base_for(&path)?;
             self.record_locked_in(&order, res, Draft::new(Op::Setattr, path, base, new))?;
@@ -619,6 +621,7 @@ impl Overlay {
         let dfd = self.ensure_upper_dir(&ddir)?;
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, 0).ctx("rename", &spath)?;
         let st = sys::lstatat(dfd.as_fd(), newname).ctx("lstat", &dpath)?;
+        let hashed_version = snode.version.load(Ordering::Acquire);
         let new = self.keep_known_hash(&spath, state_of(dfd.as_fd(), newname, &st, &dpath, false)?);
         let new = match new {
             EntryState::File { hash: None, .. } if snode.writers.load(Ordering::Acquire) == 0 => {
@@ -653,7 +656,10 @@ impl Overlay {
         // Records and node moves as one step: a last close settling concurrently records
         // under the old names before the rename, or under the new ones after it.
         let order = self.record_lock.lock().unwrap();
-        for d in drafts {
+        for mut d in drafts {
+            if let Some(t) = d.to.as_mut().filter(|t| t.path == dpath) {
+                t.new = unsettled_if_changed(&snode, hashed_version, t.new.clone());
+            }
             self.record_locked_in(&order, &mut res, d)?;
         }
         // Move the nodes.
@@ -820,5 +826,23 @@ fn symlink_len(state: &EntryState) -> usize {
     match state {
         EntryState::Symlink { target } => target.len(),
         _ => 0,
+    }
+}
+
+/// `new` without its content hash if `node`'s content changed (a writer opened it, or it was
+/// truncated) since `hashed_version`, when the hash was taken outside the record lock: the
+/// newer change records the settled hash itself, and a stale one must not follow it.
+fn unsettled_if_changed(node: &Node, hashed_version: u64, new: EntryState) -> EntryState {
+    match new {
+        EntryState::File { mode, size, .. }
+            if node.version.load(Ordering::Acquire) != hashed_version =>
+        {
+            EntryState::File {
+                hash: None,
+                mode,
+                size,
+            }
+        }
+        other => other,
     }
 }
