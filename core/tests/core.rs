@@ -368,6 +368,11 @@ fn device_nodes_live_in_the_overlay_and_are_never_committed() {
     let a = mknod_null(f.ov(), "null").unwrap();
     assert_eq!(a.kind, wsfs::overlay::Kind::CharDevice);
     assert_eq!(a.rdev, (1 << 8) | 3);
+    // Never opened by the overlay (through FUSE, the kernel refuses first: nodev).
+    for flags in [libc::O_RDONLY, libc::O_WRONLY] {
+        let e = f.ov().open(&REQ, a.ino, flags).err().unwrap();
+        assert!(e.is_errno(libc::EACCES), "{e}");
+    }
     f.ov()
         .mknod(
             &REQ,
