@@ -260,6 +260,11 @@ fn device_nodes_setid_bits_and_cross_mount_links() {
         human.contains("char device 1:3") && human.contains("never committed"),
         "{human}"
     );
+    let diff = live.ok(["diff", "w", "disk"]);
+    assert!(
+        diff.contains("block device 1:3: device nodes are never committed"),
+        "{diff}"
+    );
     assert_eq!(Live::snapshot(&live.project), before, "host untouched");
     assert!(!live.project.join("null").exists() && !live.project.join("disk").exists());
     live.ok(["discard", "w", "null", "disk"]);
