@@ -1,7 +1,9 @@
 //! pjdfstest (the POSIX filesystem conformance suite, `cargo install pjdfstest`) against a live
-//! wsfs mount served by a real `mountd`. Every failure must match a pattern in
-//! `tests/pjdfstest-expected.txt` (each with its reason). Needs root, /dev/fuse and the
-//! `pjdfstest` binary; skipped with a message elsewhere, and failing under `CI` instead.
+//! wsfs mount served by a real `mountd`. No case may fail (device nodes included: they are made
+//! in the overlay, the mount is `nodev`, and commit refuses them), and at least
+//! [`MIN_PASSED`] must pass: every case ext4 passes on the CI machine but the one no FUSE
+//! filesystem can run. Needs root, /dev/fuse and the `pjdfstest` binary; skipped with a
+//! message elsewhere, and failing under `CI` instead.
 
 mod live;
 mod prereq;
@@ -11,6 +13,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use live::{can_mount, Live};
+
+/// Cases that pass on this suite's configuration (pjdfstest 0.2.2, tests/pjdfstest.toml). ext4
+/// on the CI machine passes 383 of 398 (15 skipped: `erofs_*` and `exdev_*` need a second,
+/// read-only or other filesystem). On any FUSE mount pjdfstest also skips
+/// `link::link_count_max`: glibc's `pathconf(_PC_LINK_MAX)` knows limits only by `statfs`
+/// type and answers 127 ("unknown") for FUSE, which that case takes as a reason to skip.
+const MIN_PASSED: usize = 382;
 
 fn pjdfstest_bin() -> Option<PathBuf> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -23,8 +32,8 @@ fn pjdfstest_bin() -> Option<PathBuf> {
 }
 
 #[test]
-fn pjdfstest_passes_except_documented_cases() {
-    if !can_mount("pjdfstest_passes_except_documented_cases") {
+fn pjdfstest_passes_every_case() {
+    if !can_mount("pjdfstest_passes_every_case") {
         return;
     }
     let Some(bin) = pjdfstest_bin() else {
@@ -56,15 +65,7 @@ fn pjdfstest_passes_except_documented_cases() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
     let text = run(&[]);
-    let expected: Vec<String> =
-        std::fs::read_to_string(manifest.join("tests/pjdfstest-expected.txt"))
-            .unwrap()
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(String::from)
-            .collect();
-    let (mut ok, mut skipped, mut failed, mut unexpected) = (0, 0, 0, Vec::new());
+    let (mut ok, mut skipped, mut failed) = (0, 0, Vec::new());
     for line in text.lines() {
         let mut words = line.split_whitespace();
         let (Some(name), Some(result), None) = (words.next(), words.next(), words.next()) else {
@@ -76,24 +77,19 @@ fn pjdfstest_passes_except_documented_cases() {
         match result {
             "ok" => ok += 1,
             "skipped" => skipped += 1,
-            "FAILED" => {
-                failed += 1;
-                if !expected.iter().any(|p| name.contains(p.as_str())) {
-                    unexpected.push(name.to_string());
-                }
-            }
+            "FAILED" => failed.push(name.to_string()),
             _ => {}
         }
     }
     eprintln!(
-        "pjdfstest on wsfs: {ok} ok, {failed} failed ({} unexpected), {skipped} skipped",
-        unexpected.len()
+        "pjdfstest on wsfs: {ok} ok, {} failed, {skipped} skipped",
+        failed.len()
     );
     // A few cases race their own helper processes (e.g. open::etxtbsy execs a binary and
-    // expects it to be running); on a loaded machine they can fail on ext4 too. An unexpected
-    // failure is rerun alone twice and counts only if it fails every time; a pass on rerun is
-    // reported loudly as flaky.
-    unexpected.retain(|case| {
+    // expects it to be running); on a loaded machine they can fail on ext4 too. A failure is
+    // rerun alone twice and counts only if it fails every time; a pass on rerun is reported
+    // loudly as flaky (and counted as passed).
+    failed.retain(|case| {
         let reruns: Vec<bool> = (0..2)
             .map(|_| {
                 run(std::slice::from_ref(case)).lines().any(|l| {
@@ -103,18 +99,22 @@ fn pjdfstest_passes_except_documented_cases() {
             .collect();
         if reruns.iter().any(|&passed| passed) {
             eprintln!("FLAKY pjdfstest case {case}: failed in the full run, passed on rerun");
+            ok += 1;
             false
         } else {
             true
         }
     });
-    assert!(ok > 250, "pjdfstest ran too few cases ({ok} ok):\n{text}");
     assert!(
-        unexpected.is_empty(),
-        "unexpected pjdfstest failures: {unexpected:#?}\n(full output above the summary)\n{}",
+        failed.is_empty(),
+        "pjdfstest failures: {failed:#?}\n(full output above the summary)\n{}",
         text.lines()
-            .filter(|l| unexpected.iter().any(|u| l.starts_with(u.as_str())))
+            .filter(|l| failed.iter().any(|u| l.starts_with(u.as_str())))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    assert!(
+        ok >= MIN_PASSED,
+        "pjdfstest passed {ok} cases, fewer than {MIN_PASSED} (a case skipped that ran before?):\n{text}"
     );
 }

@@ -11,8 +11,10 @@
 //!   `status` marks, while an agent's own `git commit` and `git gc` commit cleanly (issue 14);
 //! - commit/discard paths naming the project root or an absolute path are refused with 400, and
 //!   a mountpoint overlapping the project is refused by the CLI and the API (issue 14);
-//! - device nodes cannot be created through the mount; setuid/setgid bits are not committed
-//!   (unless `--keep-setid`); hard links across the mount boundary fail with EXDEV;
+//! - device nodes made through the mount cannot be opened (nodev: EACCES), are marked by
+//!   `status`, refused at commit whatever the flags, and dropped by discard; setuid/setgid
+//!   bits are not committed (unless `--keep-setid`); hard links across the mount boundary
+//!   fail with EXDEV;
 //! - awkward names (255 bytes, newline, leading dash, not UTF-8), depth-200 paths, an empty
 //!   file, a 4 GiB sparse file and a 10,000-entry directory (100,000 in long mode:
 //!   `WSFS_HOSTILE_BIG=1`) round-trip through status, diff, commit and discard;
@@ -213,16 +215,62 @@ fn device_nodes_setid_bits_and_cross_mount_links() {
     let outside = live.root.path().join("outside.txt");
     std::fs::write(&outside, "outside\n").unwrap();
     let mp = live.mount();
-    // Device nodes: refused (EPERM), whatever the kind.
+    // Device nodes: made in the overlay (pjdfstest expects mknod to work), but the mount is
+    // nodev, so none opens as a device; they are never committed, and discard drops them.
     for (name, kind) in [("null", libc::S_IFCHR), ("disk", libc::S_IFBLK)] {
         let c = std::ffi::CString::new(mp.join(name).as_os_str().as_bytes()).unwrap();
         // SAFETY: mknod with a valid NUL-terminated path.
         let r = unsafe { libc::mknod(c.as_ptr(), kind | 0o666, libc::makedev(1, 3)) };
-        let err = std::io::Error::last_os_error();
-        assert_eq!(r, -1, "mknod {name} succeeded through the mount");
-        assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{name}: {err}");
-        assert!(!mp.join(name).exists());
+        assert_eq!(r, 0, "mknod {name}: {}", std::io::Error::last_os_error());
+        let st = std::fs::symlink_metadata(mp.join(name)).unwrap();
+        assert_eq!(st.mode() & libc::S_IFMT, kind);
+        assert_eq!(st.rdev(), libc::makedev(1, 3));
+        // nodev: the kernel refuses the open itself (may_open), before wsfs sees it.
+        assert_eq!(errno(std::fs::File::open(mp.join(name))), libc::EACCES);
+        assert_eq!(errno(std::fs::read(mp.join(name))), libc::EACCES);
+        assert_eq!(
+            errno(std::fs::OpenOptions::new().write(true).open(mp.join(name))),
+            libc::EACCES
+        );
     }
+    let status = live.ok(["status", "w"]);
+    assert!(
+        status.contains("A  null  [device: never committed]")
+            && status.contains("A  disk  [device: never committed]"),
+        "{status}"
+    );
+    let before = Live::snapshot(&live.project);
+    for flags in [&[][..], &["--allow-protected", "--force"][..]] {
+        let out = live.wsfs(["--json", "commit", "w"].iter().chain(flags));
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let refused: Vec<String> = report["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| format!("{} {}", c["path"].as_str().unwrap(), c["reason"]))
+            .collect();
+        assert_eq!(
+            refused,
+            vec!["disk \"device\"", "null \"device\""],
+            "{report}"
+        );
+    }
+    let human = text(&live.wsfs(["commit", "w", "null"]));
+    assert!(
+        human.contains("char device 1:3") && human.contains("never committed"),
+        "{human}"
+    );
+    let diff = live.ok(["diff", "w", "disk"]);
+    assert!(
+        diff.contains("block device 1:3: device nodes are never committed"),
+        "{diff}"
+    );
+    assert_eq!(Live::snapshot(&live.project), before, "host untouched");
+    assert!(!live.project.join("null").exists() && !live.project.join("disk").exists());
+    live.ok(["discard", "w", "null", "disk"]);
+    assert!(!mp.join("null").exists() && !mp.join("disk").exists());
+    assert_eq!(live.ok(["status", "w"]), "");
     // A FIFO is fine (not a device).
     let c = std::ffi::CString::new(mp.join("fifo").as_os_str().as_bytes()).unwrap();
     // SAFETY: as above.

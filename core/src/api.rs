@@ -195,7 +195,8 @@ pub struct CommitRequest {
 pub struct Conflict {
     /// The path.
     pub path: RelPath,
-    /// Why: `host_changed`, `protected`, `unsafe_path`.
+    /// Why: `host_changed`, `protected`, `unsafe_path`, `device` (a device node: never
+    /// committed, whatever the flags).
     pub reason: String,
     /// The base the overlay recorded.
     pub base: EntryState,

@@ -228,7 +228,7 @@ pub(crate) fn linkat(
     .map(drop)
 }
 
-/// `mknodat` (FIFOs and sockets; device nodes are refused above this layer).
+/// `mknodat` (device nodes only in the upper layer; a commit never makes one on the host).
 pub(crate) fn mknodat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: plain syscall on valid arguments.

@@ -379,21 +379,37 @@ fn host_parent_swapped_for_a_symlink_is_refused() {
     );
 }
 
+/// `mknod` of a character device (`/dev/null`'s 1:3) in the overlay: `(major << 8) | minor`,
+/// the encoding FUSE hands over for small numbers.
+fn mknod_null(
+    ov: &wsfs_core::overlay::Overlay,
+    name: &str,
+) -> wsfs_core::Result<wsfs_core::overlay::Attr> {
+    ov.mknod(
+        &REQ,
+        1,
+        std::ffi::OsStr::new(name),
+        libc::S_IFCHR | 0o666,
+        0,
+        (1 << 8) | 3,
+    )
+}
+
 #[test]
-fn device_nodes_are_refused_and_fifos_allowed() {
-    let f = Fixture::new(&[]);
-    let e = f
-        .ov()
-        .mknod(
-            &REQ,
-            1,
-            std::ffi::OsStr::new("dev"),
-            libc::S_IFCHR | 0o600,
-            0,
-            0x0101,
-        )
-        .unwrap_err();
-    assert!(e.is_errno(libc::EPERM));
+fn device_nodes_live_in_the_overlay_and_are_never_committed() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP device_nodes_live_in_the_overlay_and_are_never_committed: needs root");
+        return;
+    }
+    let mut f = Fixture::new(&[("a.txt", "a\n")]);
+    let a = mknod_null(f.ov(), "null").unwrap();
+    assert_eq!(a.kind, wsfs_core::overlay::Kind::CharDevice);
+    assert_eq!(a.rdev, (1 << 8) | 3);
+    // Never opened by the overlay (through FUSE, the kernel refuses first: nodev).
+    for flags in [libc::O_RDONLY, libc::O_WRONLY] {
+        let e = f.ov().open(&REQ, a.ino, flags).err().unwrap();
+        assert!(e.is_errno(libc::EACCES), "{e}");
+    }
     f.ov()
         .mknod(
             &REQ,
@@ -404,10 +420,105 @@ fn device_nodes_are_refused_and_fifos_allowed() {
             0,
         )
         .unwrap();
+    write(f.ov(), b"a.txt", b"changed\n");
+    // Status lists it as a change, with its number; the journal keeps it across a restart.
+    let st = f.ws().status().unwrap();
+    let dev = st.iter().find(|c| c.path.display() == "null").unwrap();
+    assert_eq!(dev.kind, ChangeKind::Added);
+    assert!(dev.current.is_device());
     assert_eq!(
-        stat(f.ov(), b"fifo").unwrap().kind,
-        wsfs_core::overlay::Kind::Fifo
+        dev.current.device_label().as_deref(),
+        Some("char device 1:3")
     );
+    f.reopen();
+    assert_eq!(
+        f.ws().status().unwrap(),
+        st,
+        "the device number survives a restart"
+    );
+    let v = f.ws().verify().unwrap();
+    assert!(v.chain_ok && v.problems.is_empty(), "{v:?}");
+    // Commit refuses it whatever the flags, and then applies nothing at all.
+    for (allow_protected, force) in [(false, false), (true, true)] {
+        let r = f
+            .ws()
+            .commit(
+                &CommitRequest {
+                    allow_protected,
+                    force,
+                    ..Default::default()
+                },
+                &|_, _| {},
+            )
+            .unwrap();
+        let refused: Vec<_> = r
+            .conflicts
+            .iter()
+            .map(|c| (c.path.display(), c.reason.as_str()))
+            .collect();
+        assert_eq!(refused, vec![("null".to_string(), "device")], "{r:?}");
+        assert!(r.conflicts[0].hint.contains("never committed"), "{r:?}");
+        assert!(r.applied.is_empty());
+    }
+    // Named by path, too.
+    let r = f
+        .ws()
+        .commit(
+            &CommitRequest {
+                paths: vec![rel(b"null")],
+                allow_protected: true,
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+    assert_eq!(r.conflicts.len(), 1);
+    assert!(std::fs::symlink_metadata(f.host("null")).is_err());
+    assert_eq!(f.host_read("a.txt").unwrap(), b"a\n", "host untouched");
+    // The other paths commit by name; the device stays pending until discarded.
+    let r = f
+        .ws()
+        .commit(
+            &CommitRequest {
+                paths: vec![rel(b"a.txt"), rel(b"fifo")],
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+    assert!(r.conflicts.is_empty(), "{r:?}");
+    assert_eq!(f.host_read("a.txt").unwrap(), b"changed\n");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::symlink_metadata(f.host("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    let left: Vec<_> = f
+        .ws()
+        .status()
+        .unwrap()
+        .iter()
+        .map(|c| c.path.display())
+        .collect();
+    assert_eq!(left, vec!["null".to_string()]);
+    let d = f.ws().discard(&[]).unwrap();
+    assert_eq!(d.discarded, vec![rel(b"null")]);
+    assert!(f.ws().status().unwrap().is_empty());
+    assert!(
+        stat(f.ov(), b"null").is_err(),
+        "discard removes it from the view"
+    );
+    assert!(std::fs::symlink_metadata(f.host("null")).is_err());
+    // Made again after a discard, renamed into a new directory: still refused there.
+    mknod_null(f.ov(), "null").unwrap();
+    mkdir(f.ov(), b"d").unwrap();
+    rename(f.ov(), b"null", b"d/null", 0).unwrap();
+    let r = commit_all(&f);
+    let refused: Vec<_> = r.conflicts.iter().map(|c| c.path.display()).collect();
+    assert_eq!(refused, vec!["d/null".to_string()], "{r:?}");
+    assert!(!f.host("d").exists(), "nothing applied");
+    f.ws().discard(&[]).unwrap();
+    assert!(f.ws().status().unwrap().is_empty());
 }
 
 #[test]

@@ -244,7 +244,15 @@ impl Applier<'_> {
                         expect,
                     });
                 }
-                EntryState::Special { mode } => {
+                EntryState::Special { mode, .. } => {
+                    // The plan refuses device nodes; this is the last line of defence (e.g.
+                    // a commit rolled forward from a journal written by an older wsfs).
+                    if c.current.is_device() {
+                        return Err(crate::Error::Workspace(format!(
+                            "{}: a device node is never created on the host",
+                            c.path
+                        )));
+                    }
                     let tmp = host::tmp_name(self.id, n);
                     let _ = sys::unlinkat(dir.as_fd(), &tmp, false);
                     sys::mknodat(dir.as_fd(), &tmp, mode & (libc::S_IFMT | 0o777), 0)

@@ -114,6 +114,12 @@ fn check(
     new_dirs: &HashSet<RelPath>,
 ) -> Result<Verdict> {
     let host_root = ov.lower_root().as_fd();
+    // A device node made in the workspace would hand the host a path to hardware: it is
+    // never committed, whatever the flags (only discard removes it).
+    if let Some(label) = c.current.device_label() {
+        return Ok(Verdict::Conflict(conflict(c, "device", EntryState::Absent,
+            format!("{} is a {label}; device nodes are never committed to the host, not even with --allow-protected or --force. Discard it (`wsfs discard {}`) or commit the other paths by name", c.path, c.path))));
+    }
     if c.protected && !req.allow_protected {
         return Ok(Verdict::Conflict(conflict(c, "protected", EntryState::Absent,
             format!("{} is protected (a change there can run code on the host); review it, then commit with --allow-protected", c.path))));

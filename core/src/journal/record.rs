@@ -36,11 +36,20 @@ pub enum EntryState {
         #[serde(with = "crate::bytes_serde::vec")]
         target: Vec<u8>,
     },
-    /// A FIFO or socket (`mode` includes the type bits).
+    /// A FIFO, socket, or character or block device (`mode` includes the type bits). Device
+    /// nodes exist only in the overlay: commit refuses them ([`EntryState::is_device`]).
     Special {
         /// Full `st_mode`.
         mode: u32,
+        /// Device number (`st_rdev`) of a device node; 0, and left out of the record, for
+        /// FIFOs and sockets (records written before it existed read as 0).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        rdev: u64,
     },
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl EntryState {
@@ -52,6 +61,30 @@ impl EntryState {
     /// True for a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self, EntryState::Dir { .. })
+    }
+
+    /// True for a character or block device node: it may exist in the overlay, but a commit
+    /// never creates one on the host.
+    pub fn is_device(&self) -> bool {
+        matches!(self, EntryState::Special { mode, .. }
+            if matches!(mode & libc::S_IFMT, libc::S_IFCHR | libc::S_IFBLK))
+    }
+
+    /// `char device 1:3` / `block device 8:0` for a device node, `None` for anything else.
+    pub fn device_label(&self) -> Option<String> {
+        let EntryState::Special { mode, rdev } = self else {
+            return None;
+        };
+        let what = match mode & libc::S_IFMT {
+            libc::S_IFCHR => "char device",
+            libc::S_IFBLK => "block device",
+            _ => return None,
+        };
+        Some(format!(
+            "{what} {}:{}",
+            libc::major(*rdev as libc::dev_t),
+            libc::minor(*rdev as libc::dev_t)
+        ))
     }
 
     /// Short type word for humans ("file", "dir", ...).
@@ -117,9 +150,10 @@ impl EntryState {
                 },
             ) => sa == sb && ha.is_some() && ha == hb,
             (EntryState::Dir { .. }, EntryState::Dir { .. }) => true,
-            (EntryState::Special { mode: ma }, EntryState::Special { mode: mb }) => {
-                ma & libc::S_IFMT == mb & libc::S_IFMT
-            }
+            (
+                EntryState::Special { mode: ma, rdev: ra },
+                EntryState::Special { mode: mb, rdev: rb },
+            ) => ma & libc::S_IFMT == mb & libc::S_IFMT && ra == rb,
             _ => self == other,
         }
     }
@@ -141,7 +175,7 @@ pub enum Op {
     Rmdir,
     /// A symlink was created.
     Symlink,
-    /// A FIFO or socket was created.
+    /// A FIFO, socket or device node was created.
     Mknod,
     /// `path` was renamed to `to.path`.
     Rename,

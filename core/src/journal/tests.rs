@@ -714,3 +714,38 @@ fn reserve_holds_room_on_a_full_disk_and_claims_fail_cleanly() {
     let data = std::fs::read(&path).unwrap();
     assert_eq!(data.last(), Some(&b'\n'));
 }
+
+#[test]
+fn special_states_keep_old_records_readable_and_record_device_numbers() {
+    // A record written before `rdev` existed reads as 0; FIFOs and sockets still leave it out.
+    let old: EntryState = serde_json::from_str(r#"{"kind":"special","mode":4516}"#).unwrap();
+    let fifo = EntryState::Special {
+        mode: libc::S_IFIFO | 0o644,
+        rdev: 0,
+    };
+    assert_eq!(old, fifo);
+    assert_eq!(
+        serde_json::to_string(&fifo).unwrap(),
+        r#"{"kind":"special","mode":4516}"#
+    );
+    assert!(!fifo.is_device() && fifo.device_label().is_none());
+    let null = EntryState::Special {
+        mode: libc::S_IFCHR | 0o666,
+        rdev: libc::makedev(1, 3),
+    };
+    let json = serde_json::to_string(&null).unwrap();
+    assert_eq!(json, r#"{"kind":"special","mode":8630,"rdev":259}"#);
+    assert_eq!(serde_json::from_str::<EntryState>(&json).unwrap(), null);
+    assert!(null.is_device());
+    assert_eq!(null.device_label().as_deref(), Some("char device 1:3"));
+    let disk = EntryState::Special {
+        mode: libc::S_IFBLK | 0o660,
+        rdev: libc::makedev(8, 0),
+    };
+    assert_eq!(disk.device_label().as_deref(), Some("block device 8:0"));
+    // Same type, other number: another device, not the same content.
+    assert!(!null.same_content(&EntryState::Special {
+        mode: libc::S_IFCHR | 0o666,
+        rdev: libc::makedev(1, 5),
+    }));
+}

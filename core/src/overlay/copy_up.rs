@@ -168,8 +168,9 @@ impl Overlay {
                 )
                 .ctx("utimes", path)?;
             }
-            libc::S_IFIFO | libc::S_IFSOCK => {
-                sys::mknodat(work, tmp, st.st_mode, 0).ctx("mknod", path)?;
+            libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => {
+                // A device node keeps its number; copied up, it is still one a commit refuses.
+                sys::mknodat(work, tmp, st.st_mode, st.st_rdev).ctx("mknod", path)?;
                 sys::lchownat(work, tmp, st.st_uid, st.st_gid).ctx("chown", path)?;
             }
             _ => return Err(Error::not_permitted(path)),

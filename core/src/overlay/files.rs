@@ -80,6 +80,11 @@ impl Overlay {
         }
         self.refuse_masked(&node, &path)?;
         let writable = wants_write(flags);
+        // The kernel opens device nodes itself (and refuses: the mount is `nodev`); a device
+        // node in either layer is never opened here, where it would reach the host's device.
+        if matches!(node.kind, Kind::CharDevice | Kind::BlockDevice) {
+            return Err(Error::permission_denied(&path));
+        }
         if writable {
             self.copy_up(&node, flags & libc::O_TRUNC == 0)?;
         }

@@ -314,7 +314,10 @@ impl Overlay {
         Ok((self.attr_of(node.ino, &st), node))
     }
 
-    /// Creates a FIFO, socket or (empty) regular file. Device nodes: EPERM.
+    /// Creates a FIFO, socket, device node or (empty) regular file. A device node lives in the
+    /// upper layer only: the mount is `nodev` (opening it as a device fails with EACCES) and a
+    /// commit refuses it ([`EntryState::is_device`]). Creating one needs the daemon to be
+    /// allowed to (root); otherwise the kernel's EPERM is the answer.
     pub fn mknod(
         &self,
         req: &Req,
@@ -322,14 +325,16 @@ impl Overlay {
         name: &OsStr,
         mode: u32,
         umask: u32,
-        _rdev: u32,
+        rdev: u32,
     ) -> Result<Attr> {
         let dir = self.node(parent)?;
         let path = self.prepare_create(&dir, name)?;
         let kind = mode & libc::S_IFMT;
-        if !matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG | 0) {
+        let device = matches!(kind, libc::S_IFCHR | libc::S_IFBLK);
+        if !device && !matches!(kind, libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFREG | 0) {
             return Err(Error::not_permitted(&path));
         }
+        let rdev = if device { u64::from(rdev) } else { 0 };
         let mut res = self.reserve(1, &[&path], 0, false)?;
         let ufd = self.ensure_upper_dir(&dir)?;
         let perm = mode & 0o7777 & !umask;
@@ -342,7 +347,7 @@ impl Overlay {
             )
             .ctx("create", &path)?;
         } else {
-            sys::mknodat(ufd.as_fd(), name, kind | perm, 0).ctx("mknod", &path)?;
+            sys::mknodat(ufd.as_fd(), name, kind | perm, rdev).ctx("mknod", &path)?;
         }
         let op = if kind == libc::S_IFREG || kind == 0 {
             Op::Create

@@ -49,7 +49,14 @@ pub(crate) fn state_of(
             )
             .to_vec(),
         },
-        _ => EntryState::Special { mode: st.st_mode },
+        kind => EntryState::Special {
+            mode: st.st_mode,
+            rdev: if matches!(kind, libc::S_IFCHR | libc::S_IFBLK) {
+                st.st_rdev
+            } else {
+                0
+            },
+        },
     })
 }
 

@@ -25,9 +25,9 @@ pub enum Kind {
     Fifo,
     /// Unix socket.
     Socket,
-    /// Character device (only ever seen in the lower layer).
+    /// Character device (the mount is `nodev`; commit refuses one made in the overlay).
     CharDevice,
-    /// Block device (only ever seen in the lower layer).
+    /// Block device (the mount is `nodev`; commit refuses one made in the overlay).
     BlockDevice,
 }
 

@@ -65,6 +65,9 @@ fn flags(c: &Change) -> String {
     if c.protected {
         f.push_str("  [protected]");
     }
+    if c.current.is_device() {
+        f.push_str("  [device: never committed]");
+    }
     if c.scratch {
         f.push_str("  [scratch]");
     }
@@ -219,6 +222,10 @@ pub fn diff(out: &mut impl Write, diffs: &[FileDiff], pal: Palette) -> std::io::
         if c.protected {
             writeln!(out, "{}", pal.paint("1;31", PROTECTED_NOTE))?;
         }
+        if let Some(label) = c.current.device_label() {
+            let note = format!("{label}: device nodes are never committed; discard it");
+            writeln!(out, "{}", pal.paint("1;31", &note))?;
+        }
         if d.binary {
             writeln!(out, "Binary files a/{from} and b/{} differ", c.path)?;
             continue;
@@ -264,7 +271,7 @@ fn header_line(c: &Change) -> Option<String> {
 fn mode_of(s: &wsfs::journal::record::EntryState) -> Option<u32> {
     use wsfs::journal::record::EntryState::*;
     match s {
-        File { mode, .. } | Dir { mode } | Special { mode } => Some(*mode),
+        File { mode, .. } | Dir { mode } | Special { mode, .. } => Some(*mode),
         Symlink { .. } | Absent => None,
     }
 }
