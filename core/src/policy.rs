@@ -76,7 +76,20 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         let v = |s: &[&str]| s.iter().map(|p| p.to_string()).collect();
         PolicyConfig {
-            hide: v(&[".env", ".env.*", "*.pem", "*.key", "id_rsa*", "id_ed25519*"]),
+            // Templates of `.env` are not secrets: they are tracked, and `cp .env.example
+            // .env` is how a project is set up.
+            hide: v(&[
+                ".env",
+                ".env.*",
+                "!.env.example",
+                "!.env.sample",
+                "!.env.template",
+                "!.env.dist",
+                "*.pem",
+                "*.key",
+                "id_rsa*",
+                "id_ed25519*",
+            ]),
             scratch: Vec::new(),
             protected: v(defaults::PROTECTED),
             protected_entries: v(defaults::PROTECTED_ENTRIES),
@@ -725,6 +738,10 @@ mod tests {
         assert!(!p.is_hidden(&rp("env.txt"), false));
         assert!(!p.is_hidden(&rp(".envrc"), false));
         assert!(!p.is_hidden(&rp("src/main.rs"), false));
+        // Templates are not secrets (`cp .env.example .env` sets a project up).
+        assert!(!p.is_hidden(&rp(".env.example"), false));
+        assert!(!p.is_hidden(&rp("app/.env.sample"), false));
+        assert!(p.is_hidden(&rp("app/.env.production"), false));
         assert!(!p.is_hidden(&RelPath::root(), true));
         // Everything below a hidden directory is hidden.
         assert!(p.is_hidden(&rp("certs.pem/inner.txt"), false));
