@@ -613,6 +613,11 @@ fn tracked_secrets_stay_tracked_through_an_agents_git_commit() {
     git(&live.project, &["init", "-q"]);
     git(&live.project, &["add", "-A"]);
     git(&live.project, &["commit", "-qm", "base"]);
+    // An index written in the same second as the files it lists is "racily clean": git would
+    // re-read them to compare, which a masked secret refuses. A project's index is normally
+    // older than its files' last change; `git status` on the host refreshes a racy one.
+    std::thread::sleep(Duration::from_millis(1100));
+    git(&live.project, &["update-index", "--really-refresh"]);
     let secrets_before = (
         std::fs::read(live.project.join(".env")).unwrap(),
         std::fs::read(live.project.join("deploy.pem")).unwrap(),
