@@ -18,7 +18,6 @@ use super::adapter::{expected_errno, request_span, RateLimit};
 use super::passthrough::IoModes;
 use super::stale::prepare_mountpoint;
 use super::stale::{mounts, parse_mountinfo};
-use super::watch::{parse_events, Event};
 use super::{mount, MountHandle};
 
 // ----- pure unit tests (no mount) -----
@@ -161,40 +160,6 @@ garbage line
     assert_eq!(m[1].dev, libc::makedev(0, 77));
     assert!(m[1].is_wsfs());
     assert!(m[2].is_wsfs());
-}
-
-#[test]
-fn inotify_events_parse() {
-    let mut buf = Vec::new();
-    for (wd, mask, name) in [
-        (1i32, libc::IN_CREATE, &b"abc"[..]),
-        (2, libc::IN_ATTRIB, b""),
-    ] {
-        let padded = if name.is_empty() { 0 } else { 16 };
-        buf.extend_from_slice(&wd.to_ne_bytes());
-        buf.extend_from_slice(&mask.to_ne_bytes());
-        buf.extend_from_slice(&0u32.to_ne_bytes());
-        buf.extend_from_slice(&(padded as u32).to_ne_bytes());
-        let mut n = name.to_vec();
-        n.resize(padded, 0);
-        buf.extend_from_slice(&n);
-    }
-    let evs = parse_events(&buf);
-    assert_eq!(
-        evs,
-        vec![
-            Event {
-                wd: 1,
-                mask: libc::IN_CREATE,
-                name: b"abc"
-            },
-            Event {
-                wd: 2,
-                mask: libc::IN_ATTRIB,
-                name: b""
-            }
-        ]
-    );
 }
 
 #[test]
