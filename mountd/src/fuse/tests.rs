@@ -163,6 +163,23 @@ garbage line
 }
 
 #[test]
+fn watcher_masks_are_the_raw_inotify_masks() {
+    // The switch to the `inotify` crate kept the masks the raw `inotify_add_watch` calls used.
+    let change = libc::IN_MODIFY
+        | libc::IN_CLOSE_WRITE
+        | libc::IN_CREATE
+        | libc::IN_DELETE
+        | libc::IN_MOVED_FROM
+        | libc::IN_MOVED_TO
+        | libc::IN_ATTRIB;
+    assert_eq!(super::watch::CHANGE_MASK.bits(), change);
+    assert_eq!(
+        super::watch::WATCH_MASK.bits(),
+        change | libc::IN_ONLYDIR | libc::IN_EXCL_UNLINK
+    );
+}
+
+#[test]
 fn io_modes_fall_back_to_cached() {
     let io = IoModes::default();
     let fail = || Err(std::io::Error::from_raw_os_error(libc::EPERM));

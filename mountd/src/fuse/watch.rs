@@ -33,7 +33,7 @@ const IDLE_POLL_MS: i32 = 200;
 const MAX_DEPTH: usize = 256;
 
 /// Events that mean "this path may look different now".
-const CHANGE_MASK: EventMask = EventMask::MODIFY
+pub(super) const CHANGE_MASK: EventMask = EventMask::MODIFY
     .union(EventMask::CLOSE_WRITE)
     .union(EventMask::CREATE)
     .union(EventMask::DELETE)
@@ -41,7 +41,7 @@ const CHANGE_MASK: EventMask = EventMask::MODIFY
     .union(EventMask::MOVED_TO)
     .union(EventMask::ATTRIB);
 /// What every directory watch asks for: the change events plus `IN_ONLYDIR | IN_EXCL_UNLINK`.
-const WATCH_MASK: WatchMask = WatchMask::MODIFY
+pub(super) const WATCH_MASK: WatchMask = WatchMask::MODIFY
     .union(WatchMask::CLOSE_WRITE)
     .union(WatchMask::CREATE)
     .union(WatchMask::DELETE)
