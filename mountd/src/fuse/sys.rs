@@ -1,9 +1,10 @@
-//! The adapter's only `unsafe` outside its tests: small libc wrappers for unmounting, inotify,
-//! `poll` and the inode-flag ioctls.
+//! The adapter's only `unsafe` outside its tests: small libc wrappers for unmounting, `poll`
+//! (on the watcher's inotify fd) and the inode-flag ioctls; inotify itself is the `inotify`
+//! crate's.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -25,28 +26,6 @@ pub(super) fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
     let c = cpath(path)?;
     // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
     check(unsafe { libc::umount2(c.as_ptr(), flags) }).map(drop)
-}
-
-/// A non-blocking, close-on-exec inotify instance.
-pub(super) fn inotify_init() -> io::Result<OwnedFd> {
-    // SAFETY: no pointers involved; the result is checked.
-    let fd = check(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
-    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `inotify_add_watch(fd, path, mask)`: returns the watch descriptor (the same one again if the
-/// inode is already watched).
-pub(super) fn inotify_add_watch(fd: BorrowedFd<'_>, path: &Path, mask: u32) -> io::Result<i32> {
-    let c = cpath(path)?;
-    // SAFETY: `fd` is a live inotify descriptor and `c` a valid NUL-terminated string.
-    check(unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) })
-}
-
-/// `inotify_rm_watch(fd, wd)`.
-pub(super) fn inotify_rm_watch(fd: BorrowedFd<'_>, wd: i32) -> io::Result<()> {
-    // SAFETY: plain integer arguments; the result is checked.
-    check(unsafe { libc::inotify_rm_watch(fd.as_raw_fd(), wd) }).map(drop)
 }
 
 /// Waits up to `timeout_ms` for `fd` to become readable; `Ok(false)` on timeout or `EINTR`.

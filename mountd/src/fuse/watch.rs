@@ -10,16 +10,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use inotify::{Event, EventMask, Inotify, WatchDescriptor, WatchMask};
 use tracing::{debug, info, warn};
 use wsfs::overlay::Overlay;
 use wsfs::RelPath;
@@ -34,15 +33,23 @@ const IDLE_POLL_MS: i32 = 200;
 const MAX_DEPTH: usize = 256;
 
 /// Events that mean "this path may look different now".
-const CHANGE_MASK: u32 = libc::IN_MODIFY
-    | libc::IN_CLOSE_WRITE
-    | libc::IN_CREATE
-    | libc::IN_DELETE
-    | libc::IN_MOVED_FROM
-    | libc::IN_MOVED_TO
-    | libc::IN_ATTRIB;
-/// What every directory watch asks for.
-const WATCH_MASK: u32 = CHANGE_MASK | libc::IN_ONLYDIR | libc::IN_EXCL_UNLINK;
+pub(super) const CHANGE_MASK: EventMask = EventMask::MODIFY
+    .union(EventMask::CLOSE_WRITE)
+    .union(EventMask::CREATE)
+    .union(EventMask::DELETE)
+    .union(EventMask::MOVED_FROM)
+    .union(EventMask::MOVED_TO)
+    .union(EventMask::ATTRIB);
+/// What every directory watch asks for: the change events plus `IN_ONLYDIR | IN_EXCL_UNLINK`.
+pub(super) const WATCH_MASK: WatchMask = WatchMask::MODIFY
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::CREATE)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::ONLYDIR)
+    .union(WatchMask::EXCL_UNLINK);
 
 /// The running watcher thread; stops (and is joined) on [`Watcher::stop`] or drop.
 pub(super) struct Watcher {
@@ -65,7 +72,8 @@ impl Watcher {
         if std::env::var_os("NOWATCH").is_some() {
             return Err(io::Error::other("x"));
         }
-        let inotify = File::from(sys::inotify_init()?);
+        // `Inotify::init` is `inotify_init1(IN_NONBLOCK | IN_CLOEXEC)`.
+        let inotify = Inotify::init()?;
         let stop = Arc::new(AtomicBool::new(false));
         let mut tree = Tree {
             ov,
@@ -108,45 +116,15 @@ impl Drop for Watcher {
     }
 }
 
-/// One raw inotify event.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Event<'a> {
-    pub(super) wd: i32,
-    pub(super) mask: u32,
-    pub(super) name: &'a [u8],
-}
-
-/// Splits a buffer read from an inotify fd into events (name without its NUL padding).
-pub(super) fn parse_events(buf: &[u8]) -> Vec<Event<'_>> {
-    const HEADER: usize = 16; // wd, mask, cookie, len
-    let mut out = Vec::new();
-    let mut off = 0;
-    while off + HEADER <= buf.len() {
-        let word = |i: usize| {
-            let b = &buf[off + i..off + i + 4];
-            [b[0], b[1], b[2], b[3]]
-        };
-        let wd = i32::from_ne_bytes(word(0));
-        let mask = u32::from_ne_bytes(word(4));
-        let len = u32::from_ne_bytes(word(12)) as usize;
-        let end = (off + HEADER + len).min(buf.len());
-        let raw = &buf[off + HEADER..end];
-        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
-        out.push(Event { wd, mask, name });
-        off = end;
-    }
-    out
-}
-
 struct Tree {
     ov: Arc<Overlay>,
     root: OwnedFd,
     project: PathBuf,
     /// `st_dev` of the wsfs mount: never watched.
     own_dev: Option<u64>,
-    inotify: File,
+    inotify: Inotify,
     /// Watch descriptor → the directory it watches.
-    wds: HashMap<i32, RelPath>,
+    wds: HashMap<WatchDescriptor, RelPath>,
     /// Paths changed since the last flush (sorted: parents first).
     pending: BTreeSet<RelPath>,
     /// The kernel dropped events: rescan everything at the next flush.
@@ -200,56 +178,55 @@ impl Tree {
 
     fn drain(&mut self, buf: &mut [u8]) {
         loop {
-            let n = match self.inotify.read(buf) {
-                Ok(n) => n,
+            // The fd is non-blocking: `WouldBlock` means the queue is drained.
+            let events = match self.inotify.read_events(buf) {
+                Ok(events) => events,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return,
                 Err(e) => {
                     warn!(error = %e, "inotify read failed");
                     return;
                 }
             };
-            if n == 0 {
-                return;
-            }
-            for ev in parse_events(&buf[..n]) {
+            for ev in events {
                 self.handle(ev);
             }
         }
     }
 
-    fn handle(&mut self, ev: Event<'_>) {
-        if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+    fn handle(&mut self, ev: Event<&OsStr>) {
+        if ev.mask.contains(EventMask::Q_OVERFLOW) {
             self.overflow = true;
             return;
         }
-        if ev.mask & libc::IN_IGNORED != 0 {
+        if ev.mask.contains(EventMask::IGNORED) {
             self.wds.remove(&ev.wd);
             return;
         }
         let Some(dir) = self.wds.get(&ev.wd) else {
             return;
         };
-        let path = if ev.name.is_empty() {
-            dir.clone()
-        } else {
-            match dir.join(OsStr::from_bytes(ev.name)) {
+        let path = match ev.name {
+            None => dir.clone(),
+            Some(name) if name.is_empty() => dir.clone(),
+            Some(name) => match dir.join(name) {
                 Ok(p) => p,
                 Err(_) => return,
-            }
+            },
         };
-        let is_dir = ev.mask & libc::IN_ISDIR != 0;
+        let is_dir = ev.mask.contains(EventMask::ISDIR);
         // A masked secret's own entry shows its host metadata, so its changes are reported;
         // nothing inside a hidden directory is watched (it cannot be listed).
-        if is_dir && ev.mask & libc::IN_MOVED_FROM != 0 {
+        if is_dir && ev.mask.contains(EventMask::MOVED_FROM) {
             self.unwatch_under(&path);
         }
         let hidden = is_dir && self.ov.policy().is_hidden(&path, true);
-        if is_dir && !hidden && ev.mask & (libc::IN_CREATE | libc::IN_MOVED_TO) != 0 {
+        if is_dir && !hidden && ev.mask.intersects(EventMask::CREATE | EventMask::MOVED_TO) {
             // Entries may have appeared before the watch did: report them all.
             self.walk(path.clone(), true);
         }
-        if ev.mask & CHANGE_MASK != 0 {
+        if ev.mask.intersects(CHANGE_MASK) {
             self.pending.insert(path);
         }
     }
@@ -317,7 +294,7 @@ impl Tree {
     /// Adds (or re-keys) the watch of directory `dir` at `rel`; false if it could not be added.
     fn add_watch(&mut self, dir: &OwnedFd, rel: &RelPath) -> bool {
         let proc_path = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
-        match sys::inotify_add_watch(self.inotify.as_fd(), &proc_path, WATCH_MASK) {
+        match self.inotify.watches().add(&proc_path, WATCH_MASK) {
             Ok(wd) => {
                 self.wds.insert(wd, rel.clone());
                 true
@@ -344,15 +321,16 @@ impl Tree {
 
     /// Drops the watches of `rel` and everything below it (the directory moved away).
     fn unwatch_under(&mut self, rel: &RelPath) {
-        let gone: Vec<i32> = self
+        let gone: Vec<WatchDescriptor> = self
             .wds
             .iter()
             .filter(|(_, p)| p.starts_with(rel))
-            .map(|(wd, _)| *wd)
+            .map(|(wd, _)| wd.clone())
             .collect();
+        let mut watches = self.inotify.watches();
         for wd in gone {
             self.wds.remove(&wd);
-            let _ = sys::inotify_rm_watch(self.inotify.as_fd(), wd);
+            let _ = watches.remove(wd);
         }
     }
 }
