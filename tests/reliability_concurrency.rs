@@ -310,13 +310,7 @@ fn host_edits_during_container_writes_show_through_or_conflict() {
     let out = live.wsfs(["--json", "commit", "w"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut conflicts: Vec<String> = report["conflicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["path"].as_str().unwrap().to_string())
-        .collect();
-    conflicts.sort();
+    let conflicts: Vec<String> = live::refused(&report).into_iter().map(|(p, _)| p).collect();
     let mut want: Vec<String> = (0..10).step_by(2).map(|i| format!("src/m{i}.rs")).collect();
     want.sort();
     assert_eq!(conflicts, want);
@@ -438,18 +432,7 @@ fn two_workspaces_on_one_project_commit_in_turn() {
     let out = live.wsfs(["--json", "commit", "b"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut conflicts: Vec<(String, String)> = report["conflicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["path"].as_str().unwrap().to_string(),
-                c["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    conflicts.sort();
+    let conflicts = live::refused(&report);
     assert_eq!(conflicts.len(), 2, "{report}");
     assert_eq!(conflicts[0].0, "new.txt", "{report}");
     assert_eq!(conflicts[1].0, "shared.txt", "{report}");

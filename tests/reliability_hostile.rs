@@ -70,20 +70,8 @@ fn symlinks_pointing_outside_are_refused_at_commit() {
     let out = live.wsfs(["--json", "commit", "w"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut refused: Vec<(String, String)> = report["conflicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["path"].as_str().unwrap().to_string(),
-                c["reason"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    refused.sort();
     assert_eq!(
-        refused,
+        live::refused(&report),
         vec![
             ("abs".into(), "unsafe_path".into()),
             ("sub/passwd".into(), "unsafe_path".into()),
@@ -179,20 +167,14 @@ fn protected_paths_are_refused_and_say_why() {
     let out = live.wsfs(["--json", "commit", "w"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut refused: Vec<String> = report["conflicts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| format!("{} {}", c["path"].as_str().unwrap(), c["reason"]))
-        .collect();
-    refused.sort();
+    let protected = |p: &str| (p.to_string(), "protected".to_string());
     assert_eq!(
-        refused,
+        live::refused(&report),
         vec![
-            ".git/config \"protected\"",
-            ".git/hooks/pre-commit \"protected\"",
-            ".wsfsignore \"protected\"",
-            "Makefile \"protected\"",
+            protected(".git/config"),
+            protected(".git/hooks/pre-commit"),
+            protected(".wsfsignore"),
+            protected("Makefile"),
         ],
         "{report}"
     );
@@ -244,15 +226,10 @@ fn device_nodes_setid_bits_and_cross_mount_links() {
         let out = live.wsfs(["--json", "commit", "w"].iter().chain(flags));
         assert_eq!(out.status.code(), Some(3), "{}", text(&out));
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let refused: Vec<String> = report["conflicts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| format!("{} {}", c["path"].as_str().unwrap(), c["reason"]))
-            .collect();
+        let device = |p: &str| (p.to_string(), "device".to_string());
         assert_eq!(
-            refused,
-            vec!["disk \"device\"", "null \"device\""],
+            live::refused(&report),
+            vec![device("disk"), device("null")],
             "{report}"
         );
     }

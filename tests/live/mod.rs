@@ -424,3 +424,24 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Durati
     }
     None
 }
+
+/// The `(path, reason)` pairs a commit report (`wsfs --json commit`) refused, sorted.
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes the harness commits"
+)]
+pub fn refused(report: &serde_json::Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = report["conflicts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no conflicts list in {report}"))
+        .iter()
+        .map(|c| {
+            (
+                c["path"].as_str().unwrap().to_string(),
+                c["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
