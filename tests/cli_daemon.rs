@@ -2,6 +2,8 @@
 //! a real FUSE mount. Needs root and /dev/fuse (see `live::can_mount`).
 
 mod live;
+
+use live::text;
 mod prereq;
 
 use std::ffi::{OsStr, OsString};
@@ -11,14 +13,6 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
 use live::{can_mount, eventually, Live};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn edits_stay_in_the_overlay_until_commit() {

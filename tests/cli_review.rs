@@ -3,6 +3,8 @@
 //! (issue 12, defects 3 and 4). Needs root and /dev/fuse (see `live::can_mount`).
 
 mod live;
+
+use live::text;
 mod prereq;
 
 use std::fs;
@@ -229,14 +231,6 @@ fn a_stray_gitignore_outside_git_makes_nothing_scratch() {
     fs::write(mp.join("new.c"), "int x;\n").unwrap();
     assert_eq!(live.ok(["status", "w"]), "M  Makefile\nA  new.c\n");
     assert_eq!(live.json(["list"])[0]["scratch"], 0);
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Two workspaces on one project (issue 14, "the right workspace, always"): from the project

@@ -11,6 +11,8 @@
 //!   commit as host drift (conflict), never overwrites it.
 
 mod live;
+
+use live::text;
 mod prereq;
 
 use std::io::Write;
@@ -20,14 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use live::{can_mount, eventually, Live};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// Version `v` of file `i`: self-describing, so a torn file is recognisable.
 fn version(i: usize, v: usize) -> Vec<u8> {

@@ -26,6 +26,8 @@
 //!   error response, and the daemon stays up (proptest).
 
 mod live;
+
+use live::text;
 mod prereq;
 
 use std::ffi::{OsStr, OsString};
@@ -36,14 +38,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use live::{can_mount, Live};
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn errno<T: std::fmt::Debug>(r: std::io::Result<T>) -> i32 {
     r.expect_err("expected an error")

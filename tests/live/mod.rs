@@ -445,3 +445,16 @@ pub fn refused(report: &serde_json::Value) -> Vec<(String, String)> {
     out.sort();
     out
 }
+
+/// A command's stdout and stderr, for assertion messages.
+#[allow(
+    dead_code,
+    reason = "not every test binary that includes the harness needs it"
+)]
+pub fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}

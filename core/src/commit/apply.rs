@@ -141,11 +141,9 @@ impl Applier<'_> {
                 self.leave_pending(c);
                 continue;
             }
-            let host_now = seen.now(ov, &c.path)?;
-            if self.host_changed(c, seen, &host_now) {
-                self.leave_pending(c);
+            let Some(host_now) = self.host_now_or_pending(ov, c, seen)? else {
                 continue;
-            }
+            };
             let host = &host_now.state;
             if host.same_content(&c.current) && *host == c.current {
                 self.applied.push((c.path.clone(), c.current.clone()));
@@ -350,11 +348,9 @@ impl Applier<'_> {
                     self.leave_pending(c);
                     continue;
                 }
-                let host_now = seen.now(ov, &c.path)?;
-                if self.host_changed(c, seen, &host_now) {
-                    self.leave_pending(c);
+                let Some(host_now) = self.host_now_or_pending(ov, c, seen)? else {
                     continue;
-                }
+                };
                 let host = host_now.state;
                 if self.req.force
                     && !host.is_absent()
@@ -404,16 +400,25 @@ impl Applier<'_> {
         })
     }
 
-    /// True if the host's state of `c`'s path changed since the check read `seen` and now
-    /// conflicts with `c` (neither its base nor its new state), so applying `c` would
-    /// overwrite a host change. A forced commit applies it (after a backup).
-    fn host_changed(&self, c: &Change, seen: &Seen, now: &Seen) -> bool {
+    /// The host's state of `c`'s path now, or `None` with `c` left pending when it changed
+    /// since the check read `seen` and conflicts with `c` (neither its base nor its new
+    /// state): applying `c` would overwrite a host change. A forced commit applies it (after
+    /// a backup).
+    fn host_now_or_pending(
+        &mut self,
+        ov: &Overlay,
+        c: &Change,
+        seen: &Seen,
+    ) -> Result<Option<Seen>> {
+        let now = seen.now(ov, &c.path)?;
         let changed =
             !self.req.force && !now.state.same_content(&seen.state) && drifted(&now.state, c);
         if changed {
             tracing::warn!(path = %c.path, "changed on the host while committing: left pending");
+            self.leave_pending(c);
+            return Ok(None);
         }
-        changed
+        Ok(Some(now))
     }
 
     /// True if an ancestor of `path` was left pending (so `path` has nowhere to go).
