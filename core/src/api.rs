@@ -40,6 +40,13 @@ pub struct WorkspaceInfo {
     /// The groups of pending git churn (`.git/objects/`, `.git/logs/`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub git_churn_under: Vec<String>,
+    /// Write-through paths not yet on the host: open for writing, or held back by a conflict
+    /// (left out of `pending`; the daemon commits them).
+    #[serde(default)]
+    pub write_through: u64,
+    /// The groups of those write-through paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub write_through_under: Vec<String>,
     /// Container image id recorded by the controller, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
@@ -109,6 +116,10 @@ pub struct Change {
     /// and cannot change). Never committed.
     #[serde(default)]
     pub secret: bool,
+    /// Matches a write-through rule: the daemon commits it as soon as it can; pending only
+    /// while open for writing or held back by a conflict.
+    #[serde(default)]
+    pub write_through: bool,
 }
 
 /// Which pending changes `status` and `diff` return (`?show=` on the API).
@@ -118,7 +129,8 @@ pub enum Show {
     /// Every pending change (the API default, as before `show` existed).
     #[default]
     All,
-    /// What a reviewer wants: neither scratch nor git churn (the CLI default).
+    /// What a reviewer wants: neither scratch, git churn nor write-through (the CLI
+    /// default).
     Review,
     /// Scratch paths only.
     Scratch,
@@ -277,6 +289,10 @@ pub struct MountRequest {
     /// Where to mount; default `<state>/mnt/<name>`.
     #[serde(default)]
     pub mountpoint: Option<PathBuf>,
+    /// Path rules for a new workspace (default: the documented defaults). An existing
+    /// workspace keeps the rules it was created with; asking for other ones is a conflict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicyConfig>,
 }
 
 /// Error body of every non-2xx response.

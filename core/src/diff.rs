@@ -289,6 +289,7 @@ mod tests {
                 scratch: false,
                 protected: false,
                 git_churn: false,
+                write_through: false,
                 secret: false,
             },
             old.map(<[u8]>::to_vec),

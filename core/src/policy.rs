@@ -15,6 +15,11 @@
 //!   `allow_protected`. Config patterns (by default the built-in list in [`defaults`]) plus the
 //!   `[protected]` section, where `!pattern` undoes a default; the project's `.wsfsignore`
 //!   itself is always protected, so an agent cannot weaken the rules through a commit.
+//! - **write-through**: shared state (a tool's history, a build cache): each change is
+//!   committed to the host as soon as it is recorded, by the daemon, with the same conflict
+//!   check as any commit; never listed as pending. Config patterns plus the `[write-through]`
+//!   section. Hidden and protected rules win over it: a protected path is never written
+//!   through.
 //!
 //! Every rule file is read from the *host* project (never the upper layer, which the container
 //! controls), by walking from the project root fd one component at a time with
@@ -66,6 +71,9 @@ pub struct PolicyConfig {
     /// Gitignore patterns for entries whose own change (not what lies below them) needs
     /// `allow_protected`, like `.git` itself.
     pub protected_entries: Vec<String>,
+    /// Gitignore patterns for paths whose changes go to the host as soon as they are recorded
+    /// (shared state, never pending).
+    pub write_through: Vec<String>,
     /// Also treat what the project's git ignore rules ignore as scratch.
     pub scratch_from_gitignore: bool,
 }
@@ -93,6 +101,7 @@ impl Default for PolicyConfig {
             scratch: Vec::new(),
             protected: v(defaults::PROTECTED),
             protected_entries: v(defaults::PROTECTED_ENTRIES),
+            write_through: Vec::new(),
             scratch_from_gitignore: true,
         }
     }
@@ -106,6 +115,7 @@ pub struct Policy {
     protected: Gitignore,
     /// Entries protected themselves, not what lies below them ([`defaults::PROTECTED_ENTRIES`]).
     protected_entries: Gitignore,
+    write_through: Gitignore,
     git: Option<GitRules>,
 }
 
@@ -125,6 +135,7 @@ impl fmt::Debug for Policy {
             .field("hide", &self.hide.len())
             .field("scratch", &self.scratch.len())
             .field("protected", &self.protected.len())
+            .field("write_through", &self.write_through.len())
             .field(
                 "gitignore_dirs_cached",
                 &self.git.as_ref().map(|g| g.dirs.len()),
@@ -150,6 +161,8 @@ impl Policy {
         hide.add_config("hide", &cfg.hide)?;
         scratch.add_config("scratch", &cfg.scratch)?;
         protected.add_config("protected", &cfg.protected)?;
+        let mut write_through = Rules::new();
+        write_through.add_config("write_through", &cfg.write_through)?;
         let mut entries = Rules::new();
         entries.add_config("protected_entries", &cfg.protected_entries)?;
 
@@ -159,6 +172,7 @@ impl Policy {
                 hide.add_lines(WSFSIGNORE, &sections.hide)?;
                 scratch.add_lines(WSFSIGNORE, &sections.scratch)?;
                 protected.add_lines(WSFSIGNORE, &sections.protected)?;
+                write_through.add_lines(WSFSIGNORE, &sections.write_through)?;
             }
             Err(ReadFail::Absent) => {}
             Err(e) => {
@@ -183,6 +197,7 @@ impl Policy {
             scratch: scratch.build("scratch")?,
             protected: protected.build("protected")?,
             protected_entries: entries.build("protected_entries")?,
+            write_through: write_through.build("write_through")?,
             git,
         })
     }
@@ -194,6 +209,7 @@ impl Policy {
             scratch: Gitignore::empty(),
             protected: Gitignore::empty(),
             protected_entries: Gitignore::empty(),
+            write_through: Gitignore::empty(),
             git: None,
         }
     }
@@ -213,10 +229,21 @@ impl Policy {
             || self.git.as_ref().is_some_and(|g| g.is_ignored(p, is_dir))
     }
 
-    /// How `path` is treated in review (status, diff, the pending counts): scratch first (it is
-    /// also left out of commit), then the agent's own git churn.
+    /// True if changes at `path` go straight to the host: it (or a parent directory) matches
+    /// a write-through rule, and it is neither hidden nor protected (those rules win).
+    pub fn is_write_through(&self, path: &RelPath, is_dir: bool) -> bool {
+        matches_tree(&self.write_through, path.as_bytes(), is_dir, false)
+            && !self.is_hidden(path, is_dir)
+            && !self.is_protected(path)
+    }
+
+    /// How `path` is treated in review (status, diff, the pending counts): write-through
+    /// first (the daemon commits it), then scratch (also left out of commit), then the agent's
+    /// own git churn.
     pub fn noise(&self, path: &RelPath, is_dir: bool) -> Noise {
-        if self.is_scratch(path, is_dir) {
+        if self.is_write_through(path, is_dir) {
+            Noise::WriteThrough
+        } else if self.is_scratch(path, is_dir) {
             Noise::Scratch
         } else if is_git_churn(path) {
             Noise::GitChurn
@@ -256,6 +283,10 @@ pub enum Noise {
     /// repository needs the objects its refs now name). `.git/index`, `HEAD` and refs are small
     /// and meaningful, so they are listed.
     GitChurn,
+    /// Shared state committed to the host by the daemon as soon as it is recorded
+    /// ([`Policy::is_write_through`]): hidden and summarised while on its way (or when a
+    /// conflict holds it back), committed like any change.
+    WriteThrough,
 }
 
 /// The directory that groups `path` in a hidden-paths summary: its first component (with a
@@ -623,20 +654,21 @@ impl Rules {
     }
 }
 
-/// The three sections of a `.wsfsignore`, as `(line number, pattern)`.
+/// The sections of a `.wsfsignore`, as `(line number, pattern)`.
 #[derive(Debug, Default)]
 struct Sections {
     hide: Vec<(usize, String)>,
     scratch: Vec<(usize, String)>,
     protected: Vec<(usize, String)>,
+    write_through: Vec<(usize, String)>,
 }
 
 /// Parses `.wsfsignore`: gitignore lines, `#` comments, section headers `[hide]`,
-/// `[scratch]`, `[protected]` (lines before any header are `[hide]`).
+/// `[scratch]`, `[protected]`, `[write-through]` (lines before any header are `[hide]`).
 fn parse_wsfsignore(data: &[u8]) -> Result<Sections> {
     let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
     let mut out = Sections::default();
-    let mut current = 0usize; // 0 hide, 1 scratch, 2 protected
+    let mut current = 0usize; // 0 hide, 1 scratch, 2 protected, 3 write-through
     for (n, raw) in data.split(|&b| b == b'\n').enumerate() {
         let lineno = n + 1;
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -655,10 +687,12 @@ fn parse_wsfsignore(data: &[u8]) -> Result<Sections> {
                 "hide" => 0,
                 "scratch" => 1,
                 "protected" => 2,
+                "write-through" => 3,
                 _ => {
                     return Err(Error::Workspace(format!(
                         "{WSFSIGNORE} line {lineno}: unknown section [{name}]. Known sections \
-                         are [hide], [scratch] and [protected]; to match a file name with \
+                         are [hide], [scratch], [protected] and [write-through]; to match a \
+                         file name with \
                          brackets, escape the first one: \\[{name}]"
                     )))
                 }
@@ -668,7 +702,8 @@ fn parse_wsfsignore(data: &[u8]) -> Result<Sections> {
         let target = match current {
             0 => &mut out.hide,
             1 => &mut out.scratch,
-            _ => &mut out.protected,
+            2 => &mut out.protected,
+            _ => &mut out.write_through,
         };
         target.push((lineno, line.to_string()));
     }
@@ -1061,6 +1096,39 @@ mod tests {
         assert!(p.is_protected(&rp("scripts/deploy.sh")));
         assert!(!p.is_protected(&rp("scripts/other.sh")));
         assert!(p.is_protected(&rp(".git/config")));
+    }
+
+    /// `[write-through]` rules (file and config) make a path write-through; hide and protected
+    /// rules win over them; write-through wins over scratch in review.
+    #[test]
+    fn write_through_rules_and_their_precedence() {
+        let t = project(&[(
+            WSFSIGNORE,
+            "[write-through]\n\
+             .cache/shared/\n\
+             [protected]\n\
+             .cache/shared/hook.sh\n\
+             [scratch]\n\
+             .cache/\n",
+        )]);
+        let cfg = PolicyConfig {
+            write_through: vec!["history.jsonl".into(), ".env".into()],
+            ..PolicyConfig::default()
+        };
+        let p = load(t.path(), &cfg).unwrap();
+        assert!(p.is_write_through(&rp("history.jsonl"), false));
+        assert!(p.is_write_through(&rp(".cache/shared/a/b.o"), false));
+        assert!(p.is_write_through(&rp(".cache/shared"), true));
+        assert!(!p.is_write_through(&rp(".cache/other"), false));
+        assert!(!p.is_write_through(&rp(".cache/shared/hook.sh"), false), "protected wins");
+        assert!(!p.is_write_through(&rp(".env"), false), "hidden wins");
+        assert!(!p.is_write_through(&rp(".git/config"), false));
+        assert_eq!(p.noise(&rp(".cache/shared/x"), false), Noise::WriteThrough);
+        assert_eq!(p.noise(&rp(".cache/other"), false), Noise::Scratch);
+        assert_eq!(p.noise(&rp("src/main.rs"), false), Noise::None);
+        // The default rules write nothing through.
+        let d = load(t.path(), &PolicyConfig::default()).unwrap();
+        assert!(!d.is_write_through(&rp("history.jsonl"), false));
     }
 
     #[test]

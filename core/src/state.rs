@@ -167,6 +167,11 @@ pub struct WorkspaceMeta {
     /// Container image id recorded by the controller.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// The workspace's own path rules, given when it was created; `None`: the documented
+    /// defaults ([`crate::policy::PolicyConfig::default`]). The project's `.wsfsignore` adds to
+    /// either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::policy::PolicyConfig>,
 }
 
 #[cfg(test)]

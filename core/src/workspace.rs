@@ -7,6 +7,7 @@
 use std::fs;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::api;
@@ -26,6 +27,11 @@ pub struct Workspace {
     dir: PathBuf,
     meta: Mutex<WorkspaceMeta>,
     overlay: Arc<Overlay>,
+    /// One commit, discard or write-through flush at a time.
+    commit_lock: Mutex<()>,
+    /// The journal's last sequence number after the last write-through flush: a flush with
+    /// nothing recorded since has nothing new to try.
+    flushed_at: AtomicU64,
     _lock: fs::File,
 }
 
@@ -34,8 +40,19 @@ fn werr(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl Workspace {
-    /// Creates a new workspace for `project` (an existing directory).
+    /// Creates a new workspace for `project` (an existing directory) with the default rules.
     pub fn create(state: &StateRoot, name: &str, project: &Path) -> Result<Arc<Workspace>> {
+        Self::create_with(state, name, project, None)
+    }
+
+    /// Creates a new workspace for `project` with its own path rules (`None`: the defaults);
+    /// they are kept in its meta.json for every later open.
+    pub fn create_with(
+        state: &StateRoot,
+        name: &str,
+        project: &Path,
+        policy: Option<PolicyConfig>,
+    ) -> Result<Arc<Workspace>> {
         check_workspace_name(name)?;
         let project = fs::canonicalize(project).map_err(|e| {
             werr(
@@ -65,6 +82,7 @@ impl Workspace {
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0),
             image_id: None,
+            policy,
         };
         write_meta(&dir, &meta)?;
         Self::open(state, name)
@@ -91,10 +109,8 @@ impl Workspace {
                 format!("{e}; was it moved or deleted?"),
             )
         })?;
-        let policy = Arc::new(Policy::load(
-            project_root.as_fd(),
-            &PolicyConfig::default(),
-        )?);
+        let rules = meta.policy.clone().unwrap_or_default();
+        let policy = Arc::new(Policy::load(project_root.as_fd(), &rules)?);
         let overlay = Overlay::new(
             &meta.project,
             &dir.join("upper"),
@@ -109,6 +125,8 @@ impl Workspace {
             dir,
             meta: Mutex::new(meta),
             overlay,
+            commit_lock: Mutex::new(()),
+            flushed_at: AtomicU64::new(0),
             _lock: lock,
         }))
     }
@@ -154,6 +172,8 @@ impl Workspace {
             git_churn: counts.git_churn,
             scratch_under: counts.scratch_under,
             git_churn_under: counts.git_churn_under,
+            write_through: counts.write_through,
+            write_through_under: counts.write_through_under,
             image_id: m.image_id,
             problem: None,
             allow_other: None,
@@ -211,6 +231,7 @@ impl Workspace {
         req: &api::CommitRequest,
         progress: &dyn Fn(u64, u64),
     ) -> Result<api::CommitReport> {
+        let _one = self.commit_lock.lock().unwrap();
         // Never commit past changes the journal has not recorded yet.
         self.overlay.finish_deferred_recovery()?;
         let mut report = commit::commit(
@@ -225,8 +246,27 @@ impl Workspace {
 
     /// Drops changes at or below `paths` (all when empty).
     pub fn discard(&self, paths: &[RelPath]) -> Result<api::DiscardReport> {
+        let _one = self.commit_lock.lock().unwrap();
         self.overlay.finish_deferred_recovery()?;
         commit::discard(&self.overlay, paths)
+    }
+
+    /// Commits the pending write-through changes that can go to the host now
+    /// ([`commit::flush_write_through`]). `None` when there was nothing to try: none pending,
+    /// or nothing recorded since the last flush (a path held back by a conflict or still open
+    /// is tried again once the journal moves). Cheap enough to call every few hundred ms.
+    pub fn flush_write_through(&self) -> Result<Option<api::CommitReport>> {
+        let counts = self.overlay.changes().counts();
+        let seq = self.overlay.journal().last_seq();
+        if counts.write_through == 0 || self.flushed_at.load(Ordering::Relaxed) == seq {
+            return Ok(None);
+        }
+        let _one = self.commit_lock.lock().unwrap();
+        self.overlay.finish_deferred_recovery()?;
+        let report = commit::flush_write_through(&self.overlay, &commit::backups_dir(&self.dir))?;
+        self.flushed_at
+            .store(self.overlay.journal().last_seq(), Ordering::Relaxed);
+        Ok(report)
     }
 
     /// Every journal record.

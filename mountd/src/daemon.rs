@@ -59,10 +59,14 @@ async fn serve(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
             _ = int.recv() => info!("SIGINT: shutting down"),
         }
     };
+    let flusher = crate::write_through::Flusher::start(registry.clone())
+        .context("starting the write-through thread")?;
     info!(socket = %socket.display(), state = %state.path().display(), "mountd ready");
     server::serve(listener, shared, shutdown)
         .await
         .context("serving the control socket")?;
+    // The last round runs before the mounts go.
+    tokio::task::spawn_blocking(move || drop(flusher)).await?;
     tokio::task::spawn_blocking(move || registry.shutdown()).await?;
     let _ = std::fs::remove_file(&socket);
     info!("stopped cleanly");

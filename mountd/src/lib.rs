@@ -4,6 +4,7 @@
 //! - `fuse`: the FUSE adapter (kernel ⇄ overlay);
 //! - `registry`: the workspaces this daemon serves, their mounts, recovery and shutdown;
 //! - `server`: the HTTP/JSON control API (axum) with the peer-credential check;
+//! - `write_through`: the thread that commits write-through changes to the host as they come;
 //! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown;
 //! - [`memory`]: allocator settings that keep the footprint flat across mounts.
 //!
@@ -17,3 +18,4 @@ pub(crate) mod fuse;
 pub mod memory;
 pub(crate) mod registry;
 pub(crate) mod server;
+pub(crate) mod write_through;

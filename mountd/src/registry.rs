@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use tracing::{error, info, warn};
 use wsfs::api::{MountRequest, WorkspaceInfo};
+use wsfs::policy::PolicyConfig;
 use wsfs::state::{check_workspace_name, name_from_project, StateRoot};
 use wsfs::workspace::Workspace;
 
@@ -162,7 +163,12 @@ impl Registry {
         entry
     }
 
-    /// The open workspace `name`.
+    /// Every open workspace.
+    pub fn workspaces(&self) -> Vec<Arc<Workspace>> {
+        self.entries.iter().map(|e| e.ws.clone()).collect()
+    }
+
+    /// The workspace `name`, or why it cannot be served.
     pub fn get(&self, name: &str) -> Result<Arc<Entry>, Failure> {
         if let Some(e) = self.entries.get(name) {
             return Ok(e.clone());
@@ -214,8 +220,15 @@ impl Registry {
             // Before a workspace is created for a request that cannot be mounted.
             refuse_overlap(&project, &absolute(m)?)?;
         }
-        let entry = self.entry_for(&project, req.name.as_deref())?;
+        let entry = self.entry_for(&project, req.name.as_deref(), &req.policy)?;
         let meta = entry.ws.meta();
+        if req.policy.is_some() && meta.policy != req.policy {
+            return Err(Failure::Conflict(format!(
+                "workspace {:?} was created with other path rules than this request asks for; \
+                 a workspace keeps its rules: remove it (`wsfs remove {}`) or pick another name",
+                meta.name, meta.name
+            )));
+        }
         let mp = match &req.mountpoint {
             Some(m) => absolute(m)?,
             None => meta
@@ -259,7 +272,12 @@ impl Registry {
     }
 
     /// The existing workspace for `project` (by name, or the one on that project), or a new one.
-    fn entry_for(&self, project: &Path, name: Option<&str>) -> Result<Arc<Entry>, Failure> {
+    fn entry_for(
+        &self,
+        project: &Path,
+        name: Option<&str>,
+        policy: &Option<PolicyConfig>,
+    ) -> Result<Arc<Entry>, Failure> {
         let _guard = self.create.lock().unwrap();
         if let Some(name) = name {
             check_workspace_name(name)?;
@@ -280,7 +298,12 @@ impl Registry {
                     why.value()
                 )));
             }
-            return Ok(self.insert(Workspace::create(&self.state, name, project)?));
+            return Ok(self.insert(Workspace::create_with(
+                &self.state,
+                name,
+                project,
+                policy.clone(),
+            )?));
         }
         if let Some(e) = self.entries.iter().find(|e| e.ws.meta().project == project) {
             return Ok(e.clone());
@@ -300,7 +323,12 @@ impl Registry {
                     && !self.state.workspace_dir(n).exists()
             })
             .expect("an unused name exists");
-        Ok(self.insert(Workspace::create(&self.state, &name, project)?))
+        Ok(self.insert(Workspace::create_with(
+            &self.state,
+            &name,
+            project,
+            policy.clone(),
+        )?))
     }
 
     fn mount_entry(&self, entry: &Entry, mp: &Path) -> Result<(), Failure> {

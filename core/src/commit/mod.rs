@@ -24,6 +24,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 mod workers;
+mod write_through;
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,7 @@ use crate::overlay::Overlay;
 use crate::relpath::RelPath;
 pub use recover::roll_forward;
 use workers::PhaseTimer;
+pub use write_through::flush_write_through;
 
 /// Commits the changes `req` selects. Paths the workspace has open for writing are not
 /// committed (their content is not final): they stay pending and are listed in
@@ -44,19 +46,30 @@ pub fn commit(
     req: &CommitRequest,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
+    commit_in(ov, backups_root, req, plan::Scope::default(), progress)
+}
+
+/// [`commit`] narrowed to `scope`.
+fn commit_in(
+    ov: &Overlay,
+    backups_root: &Path,
+    req: &CommitRequest,
+    scope: plan::Scope<'_>,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CommitReport> {
     let mut timer = PhaseTimer::start();
     // Never commit from a journal that no longer verifies (edited behind our back while the
     // workspace is open): the change set in memory may not be what the journal says.
     ov.journal().check_unchanged()?;
-    let plan = plan::plan(ov, req)?;
+    let plan = plan::plan(ov, req, scope)?;
     let mut report = CommitReport {
         dry_run: req.dry_run,
         busy: plan.busy.into_iter().collect(),
         secrets: plan.secrets,
         ..Default::default()
     };
-    if !plan.conflicts.is_empty() {
-        report.conflicts = plan.conflicts;
+    report.conflicts = plan.conflicts;
+    if !report.conflicts.is_empty() && !scope.partial {
         return Ok(report);
     }
     let ready = plan.ready;
@@ -64,7 +77,7 @@ pub fn commit(
     let noops = if req.dry_run {
         Vec::new()
     } else {
-        plan::unchanged_in_scope(ov, req, &ready)?
+        plan::unchanged_in_scope(ov, req, scope, &ready)?
     };
     if req.dry_run || (ready.is_empty() && noops.is_empty()) {
         return Ok(report);

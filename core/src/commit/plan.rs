@@ -32,11 +32,30 @@ pub(super) struct Plan {
     pub secrets: Vec<RelPath>,
 }
 
+/// Which of the changes a request covers a commit takes.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Scope<'a> {
+    /// Only these exact paths (nothing below them unless listed); `None`: all the request
+    /// covers.
+    pub only: Option<&'a HashSet<RelPath>>,
+    /// Apply what passes the check even when other paths conflict (write-through); the
+    /// default is all or nothing.
+    pub partial: bool,
+}
+
+impl Scope<'_> {
+    fn takes(&self, path: &RelPath) -> bool {
+        self.only.is_none_or(|o| o.contains(path))
+    }
+}
+
 /// Selects the changes `req` covers, sets the busy ones aside and checks the rest against the
 /// host.
-pub(super) fn plan(ov: &Overlay, req: &CommitRequest) -> Result<Plan> {
-    let (secrets, selected): (Vec<Change>, Vec<Change>) =
-        select(ov, req)?.into_iter().partition(|c| c.secret);
+pub(super) fn plan(ov: &Overlay, req: &CommitRequest, scope: Scope<'_>) -> Result<Plan> {
+    let (secrets, selected): (Vec<Change>, Vec<Change>) = select(ov, req)?
+        .into_iter()
+        .filter(|c| scope.takes(&c.path))
+        .partition(|c| c.secret);
     let secrets = secrets.into_iter().map(|c| c.path).collect();
     let (selected, busy) = split_busy(selected, &ov.busy_paths());
     let deleted: HashSet<RelPath> = selected
@@ -51,13 +70,21 @@ pub(super) fn plan(ov: &Overlay, req: &CommitRequest) -> Result<Plan> {
         .collect();
     let mut ready = Vec::with_capacity(selected.len());
     let mut conflicts = Vec::new();
+    let mut held_sources = HashSet::new();
     for change in selected {
         match check(ov, &change, req, &deleted, &new_dirs)? {
             Verdict::Apply(host) => ready.push(Checked { change, host }),
-            Verdict::Conflict(x) => conflicts.push(x),
+            Verdict::Conflict(x) => {
+                held_sources.extend(change.from);
+                conflicts.push(x);
+            }
         }
     }
-    if !conflicts.is_empty() {
+    if scope.partial {
+        // A rename's source goes only with its destination: the host never loses the old
+        // file before it gets the new one.
+        ready.retain(|c| !held_sources.contains(&c.change.path));
+    } else if !conflicts.is_empty() {
         ready.clear();
     }
     Ok(Plan {
@@ -219,12 +246,14 @@ pub(super) fn ancestors(path: &RelPath) -> impl Iterator<Item = RelPath> {
 pub(super) fn unchanged_in_scope(
     ov: &Overlay,
     req: &CommitRequest,
+    scope: Scope<'_>,
     ready: &[Checked],
 ) -> Result<Vec<(RelPath, EntryState)>> {
     let chosen: HashSet<&RelPath> = ready.iter().map(|c| &c.change.path).collect();
     let mut out = Vec::new();
     for (path, change) in ov.changes().snapshot() {
-        let in_scope = req.paths.is_empty() || req.paths.iter().any(|p| path.starts_with(p));
+        let in_scope = (req.paths.is_empty() || req.paths.iter().any(|p| path.starts_with(p)))
+            && scope.takes(&path);
         if !in_scope || chosen.contains(&path) || change.opaque {
             continue;
         }

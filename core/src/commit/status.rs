@@ -59,6 +59,7 @@ pub fn pending_where(ov: &Overlay, keep: impl Fn(Noise) -> bool) -> Result<Vec<C
                 out.push(Change {
                     scratch: noise == Noise::Scratch,
                     git_churn: noise == Noise::GitChurn,
+                    write_through: noise == Noise::WriteThrough,
                     protected: policy.is_protected(&path),
                     secret: policy.is_hidden(&path, is_dir),
                     path,
@@ -115,6 +116,7 @@ pub fn pending_where(ov: &Overlay, keep: impl Fn(Noise) -> bool) -> Result<Vec<C
             out.push(Change {
                 scratch: c.noise == Noise::Scratch,
                 git_churn: c.noise == Noise::GitChurn,
+                write_through: c.noise == Noise::WriteThrough,
                 protected: policy.is_protected(&path),
                 secret: policy.is_hidden(&path, true),
                 path,

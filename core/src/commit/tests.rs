@@ -167,3 +167,202 @@ fn a_host_file_changed_after_the_check_is_read_again() {
     assert_eq!(now.state, ov.lower_state(&a).unwrap());
     assert_ne!(now.state, seen.state);
 }
+
+/// A workspace on a project with `files` whose rules write `history.jsonl` and `projects/`
+/// through and protect `settings.json`.
+fn write_through_fx(
+    files: &[(&str, &str)],
+) -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    std::sync::Arc<crate::workspace::Workspace>,
+) {
+    let project = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        std::fs::write(project.path().join(name), content).unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let rules = crate::policy::PolicyConfig {
+        write_through: vec!["history.jsonl".into(), "projects/".into()],
+        protected: vec!["settings.json".into()],
+        ..Default::default()
+    };
+    let ws = crate::workspace::Workspace::create_with(
+        &crate::state::StateRoot::new(state.path()),
+        "t",
+        project.path(),
+        Some(rules),
+    )
+    .unwrap();
+    (project, state, ws)
+}
+
+/// Write-through changes (in a new directory too) reach the host at the next flush and leave
+/// nothing pending or in the upper layer; a protected path, even under a write-through rule's
+/// reach, and ordinary files stay pending for review.
+#[test]
+fn write_through_changes_reach_the_host_and_the_rest_stays_for_review() {
+    let (project, state, ws) = write_through_fx(&[("history.jsonl", "old\n")]);
+    let ov = ws.overlay();
+    create(ov, "history.jsonl", b"old\nnew\n");
+    let dir = ov
+        .mkdir(
+            &Req::root(),
+            crate::overlay::ROOT_INO,
+            "projects".as_ref(),
+            0o755,
+            0,
+        )
+        .unwrap();
+    let (_, f) = ov
+        .create(
+            &Req::root(),
+            dir.ino,
+            "s.jsonl".as_ref(),
+            0o644,
+            0,
+            libc::O_WRONLY,
+        )
+        .unwrap();
+    ov.write(f.fh, 0, b"session\n").unwrap();
+    ov.release(f.fh).unwrap();
+    create(ov, "settings.json", b"{\"hooks\":1}\n");
+    create(ov, "notes.md", b"agent notes\n");
+    assert_eq!(
+        ov.changes().counts().write_through,
+        3,
+        "history, projects, projects/s.jsonl"
+    );
+
+    let r = ws.flush_write_through().unwrap().expect("a flush ran");
+    assert_eq!(
+        r.applied,
+        vec![p("history.jsonl"), p("projects"), p("projects/s.jsonl")]
+    );
+    assert!(r.conflicts.is_empty(), "{r:?}");
+    let host = |n: &str| std::fs::read(project.path().join(n)).unwrap();
+    assert_eq!(host("history.jsonl"), b"old\nnew\n");
+    assert_eq!(host("projects/s.jsonl"), b"session\n");
+    assert!(!project.path().join("settings.json").exists());
+    assert!(!project.path().join("notes.md").exists());
+    let upper = state.path().join("t/upper");
+    assert!(
+        !upper.join("history.jsonl").exists(),
+        "applied copy left in the upper layer"
+    );
+    let pending: Vec<_> = ws.status().unwrap().into_iter().map(|c| c.path).collect();
+    assert_eq!(pending, vec![p("notes.md"), p("settings.json")]);
+    assert_eq!(ov.changes().counts().write_through, 0);
+    assert!(
+        ws.flush_write_through().unwrap().is_none(),
+        "nothing left to flush"
+    );
+    assert!(ws.verify().unwrap().problems.is_empty());
+}
+
+/// A write-through path the host changed since the workspace based its change on it is
+/// held back (the host's version is never overwritten) while the other write-through paths
+/// still go; a rename whose destination is held back keeps its source on the host.
+#[test]
+fn a_write_through_conflict_holds_back_only_its_own_paths() {
+    let (project, _state, ws) = write_through_fx(&[("history.jsonl", "base\n")]);
+    let ov = ws.overlay();
+    create(ov, "history.jsonl", b"base\ncontainer\n");
+    std::fs::write(project.path().join("history.jsonl"), "base\nhost\n").unwrap();
+    let dir = ov
+        .mkdir(
+            &Req::root(),
+            crate::overlay::ROOT_INO,
+            "projects".as_ref(),
+            0o755,
+            0,
+        )
+        .unwrap();
+    let (_, f) = ov
+        .create(
+            &Req::root(),
+            dir.ino,
+            "s.jsonl".as_ref(),
+            0o644,
+            0,
+            libc::O_WRONLY,
+        )
+        .unwrap();
+    ov.release(f.fh).unwrap();
+
+    let r = ws.flush_write_through().unwrap().expect("a flush ran");
+    assert_eq!(r.applied, vec![p("projects"), p("projects/s.jsonl")]);
+    assert_eq!(r.conflicts.len(), 1, "{r:?}");
+    assert_eq!(
+        (r.conflicts[0].path.clone(), r.conflicts[0].reason.as_str()),
+        (p("history.jsonl"), "host_changed")
+    );
+    assert_eq!(
+        std::fs::read(project.path().join("history.jsonl")).unwrap(),
+        b"base\nhost\n"
+    );
+    assert_eq!(
+        ov.changes().counts().write_through,
+        1,
+        "held back, still pending"
+    );
+    // Nothing recorded since: the next round has nothing new to try.
+    assert!(ws.flush_write_through().unwrap().is_none());
+}
+
+/// A write-through file still open for writing waits for its last close.
+#[test]
+fn an_open_write_through_file_waits_for_its_close() {
+    let (project, _state, ws) = write_through_fx(&[]);
+    let ov = ws.overlay();
+    let (_, open) = create_open(ov, "history.jsonl", libc::O_WRONLY);
+    ov.write(open.fh, 0, b"line 1\n").unwrap();
+    let r = ws.flush_write_through().unwrap().expect("a flush ran");
+    assert!(r.applied.is_empty(), "{r:?}");
+    assert_eq!(r.busy, vec![p("history.jsonl")]);
+    assert!(!project.path().join("history.jsonl").exists());
+    ov.write(open.fh, 7, b"line 2\n").unwrap();
+    ov.release(open.fh).unwrap();
+    let r = ws
+        .flush_write_through()
+        .unwrap()
+        .expect("the close was recorded");
+    assert_eq!(r.applied, vec![p("history.jsonl")]);
+    assert_eq!(
+        std::fs::read(project.path().join("history.jsonl")).unwrap(),
+        b"line 1\nline 2\n"
+    );
+}
+
+/// A rename whose destination is held back by a conflict keeps its source on the host: the
+/// host never loses the old file before it gets the new one.
+#[test]
+fn a_held_back_rename_keeps_its_source_on_the_host() {
+    let (project, _state, ws) = write_through_fx(&[("history.jsonl", "base\n")]);
+    std::fs::create_dir(project.path().join("projects")).unwrap();
+    std::fs::write(project.path().join("projects/a.jsonl"), "A\n").unwrap();
+    let ov = ws.overlay();
+    let dir = ov
+        .lookup(crate::overlay::ROOT_INO, "projects".as_ref())
+        .unwrap();
+    ov.rename(
+        dir.ino,
+        "a.jsonl".as_ref(),
+        crate::overlay::ROOT_INO,
+        "history.jsonl".as_ref(),
+        0,
+    )
+    .unwrap();
+    std::fs::write(project.path().join("history.jsonl"), "base\nhost\n").unwrap();
+    let r = ws.flush_write_through().unwrap().expect("a flush ran");
+    assert_eq!(r.conflicts.len(), 1, "{r:?}");
+    assert!(r.applied.is_empty(), "{r:?}");
+    assert_eq!(
+        std::fs::read(project.path().join("projects/a.jsonl")).unwrap(),
+        b"A\n"
+    );
+    assert_eq!(
+        std::fs::read(project.path().join("history.jsonl")).unwrap(),
+        b"base\nhost\n"
+    );
+}

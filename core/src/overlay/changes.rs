@@ -53,10 +53,14 @@ pub struct PendingCounts {
     pub scratch: u64,
     /// Git object store and reflog paths.
     pub git_churn: u64,
+    /// Write-through paths not yet on the host.
+    pub write_through: u64,
     /// The largest groups of scratch paths (directory with `/`, or a file name), biggest first.
     pub scratch_under: Vec<String>,
     /// The groups of git churn (`.git/objects/`, `.git/logs/`).
     pub git_churn_under: Vec<String>,
+    /// The largest groups of write-through paths not yet on the host.
+    pub write_through_under: Vec<String>,
 }
 
 #[derive(Default)]
@@ -64,7 +68,8 @@ struct Counters {
     changes: AtomicI64,
     scratch: AtomicI64,
     git_churn: AtomicI64,
-    /// (class, summary group) → pending paths in it, for scratch and git churn only.
+    write_through: AtomicI64,
+    /// (class, summary group) → pending paths in it, for every class but real changes.
     groups: DashMap<(Noise, Vec<u8>), i64>,
 }
 
@@ -75,6 +80,7 @@ impl Counters {
             Noise::None => &self.changes,
             Noise::Scratch => &self.scratch,
             Noise::GitChurn => &self.git_churn,
+            Noise::WriteThrough => &self.write_through,
         };
         counter.fetch_add(by, Ordering::Relaxed);
         if class == Noise::None {
@@ -150,8 +156,10 @@ impl ChangeSet {
             changes: n(&self.counters.changes),
             scratch: n(&self.counters.scratch),
             git_churn: n(&self.counters.git_churn),
+            write_through: n(&self.counters.write_through),
             scratch_under: self.counters.groups(Noise::Scratch),
             git_churn_under: self.counters.groups(Noise::GitChurn),
+            write_through_under: self.counters.groups(Noise::WriteThrough),
         }
     }
 

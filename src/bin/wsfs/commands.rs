@@ -49,6 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     project,
                     name,
                     mountpoint,
+                    policy: None,
                 })
                 .await?;
             if json {
