@@ -18,4 +18,4 @@ mod control_error;
 pub mod controller;
 
 pub use control_error::{Error, Result};
-pub use wsfs_core::{api, journal, overlay, relpath, state, sys, workspace, RelPath};
+pub use wsfs_core::{api, journal, overlay, policy, relpath, state, sys, workspace, RelPath};

@@ -611,18 +611,42 @@ async fn tool_config_mounted_or_copied() {
     let mut req = request(&ws, &d, cfg.clone());
     req.host_user.home = home.path().to_path_buf();
     ctl.down(&ws).await.unwrap();
+    // Never bind-mounted directly: the directory must be served through a workspace.
+    let err = ctl.up(&req).await.unwrap_err().to_string();
+    assert!(err.contains("not served through a wsfs workspace"), "{err}");
+
+    // Served: the container gets the serving workspace's mountpoint (a stand-in directory
+    // here; tests/cli_containers.rs runs the real one), never the host directory.
+    let served = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(served.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(served.path().join("settings.json"), "{\"served\":1}\n").unwrap();
+    req.tool_mounts = vec![(home.path().join(".claude"), served.path().to_path_buf())];
     let report = ctl.up(&req).await.unwrap();
-    // Mounted: the container home differs from the host home, so a warning.
+    // The container home differs from the host home, so a warning.
     assert!(
         report.warnings.iter().any(|w| w.contains("/home/agent")),
         "{report:?}"
     );
-    assert_eq!(stdout(&ctl, &ws, "cat ~/.claude/settings.json").await, "{}");
+    assert_eq!(
+        stdout(&ctl, &ws, "cat ~/.claude/settings.json").await,
+        "{\"served\":1}"
+    );
     assert_eq!(stdout(&ctl, &ws, "cat ~/.claude.json").await, "{\"a\":1}");
-    stdout(&ctl, &ws, "echo x > ~/.claude/written").await;
+    stdout(
+        &ctl,
+        &ws,
+        "echo x > ~/.claude/written; echo y > ~/.claude.json",
+    )
+    .await;
+    assert!(served.path().join("written").exists(), "the served mount");
     assert!(
-        home.path().join(".claude/written").exists(),
-        "mounted, so shared"
+        !home.path().join(".claude/written").exists(),
+        "not the host"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path().join(".claude.json")).unwrap(),
+        "{\"a\":1}\n",
+        "a single file is copied in, its changes stay in the container"
     );
     ctl.down(&ws).await.unwrap();
 

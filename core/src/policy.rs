@@ -47,6 +47,7 @@ use crate::relpath::RelPath;
 use crate::sys;
 
 pub mod defaults;
+pub mod tools;
 
 /// Name of the per-project rules file at the project root.
 pub const WSFSIGNORE: &str = ".wsfsignore";
@@ -1120,7 +1121,10 @@ mod tests {
         assert!(p.is_write_through(&rp(".cache/shared/a/b.o"), false));
         assert!(p.is_write_through(&rp(".cache/shared"), true));
         assert!(!p.is_write_through(&rp(".cache/other"), false));
-        assert!(!p.is_write_through(&rp(".cache/shared/hook.sh"), false), "protected wins");
+        assert!(
+            !p.is_write_through(&rp(".cache/shared/hook.sh"), false),
+            "protected wins"
+        );
         assert!(!p.is_write_through(&rp(".env"), false), "hidden wins");
         assert!(!p.is_write_through(&rp(".git/config"), false));
         assert_eq!(p.noise(&rp(".cache/shared/x"), false), Noise::WriteThrough);

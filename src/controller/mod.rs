@@ -32,7 +32,7 @@ use bollard::Docker;
 
 pub use exec::{ExecOutcome, ExecRequest, Io};
 pub use ops::{ContainerStatus, DownReport, LogStream};
-pub use plan::{check_project, container_name, UpRequest};
+pub use plan::{check_project, container_name, tool_config_dirs, tool_workspace_name, UpRequest};
 pub use run::{run_in_namespace, RunPlan};
 pub use up::{PostStartReport, UpReport};
 

@@ -37,6 +37,11 @@ pub struct UpRequest {
     pub command: Vec<String>,
     /// Streams for `command`.
     pub io: Io,
+    /// With `mount_tool_config`: each tool configuration directory on the host
+    /// ([`tool_config_dirs`]) and the mountpoint of the wsfs workspace that serves it, which
+    /// is what the container gets (its writes then follow that workspace's rules, never
+    /// reaching the host directory unreviewed). A directory missing here is refused.
+    pub tool_mounts: Vec<(PathBuf, PathBuf)>,
 }
 
 impl UpRequest {
@@ -55,6 +60,7 @@ impl UpRequest {
             host_user: HostUser::detect(),
             command: Vec::new(),
             io: Io::Terminal,
+            tool_mounts: Vec::new(),
         }
     }
 
@@ -90,6 +96,43 @@ impl UpRequest {
         }
         Ok(())
     }
+}
+
+/// The tool configuration directories `mount_tool_config` serves through a wsfs workspace
+/// each: the `tool_config` entries that are directories on the host.
+pub fn tool_config_dirs(cfg: &Config, host_home: &Path) -> Vec<PathBuf> {
+    if !cfg.defaults.mount_tool_config {
+        return Vec::new();
+    }
+    cfg.defaults
+        .tool_config
+        .iter()
+        .map(|t| expand_tilde(t, host_home))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+        .collect()
+}
+
+/// The name of the workspace that serves tool configuration directory `dir` to the
+/// containers of workspace `workspace`: `WORKSPACE.claude` for `~/.claude`.
+pub fn tool_workspace_name(workspace: &str, dir: &Path) -> String {
+    let base = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_start_matches('.').to_string())
+        .unwrap_or_default();
+    let base: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!(
+        "{workspace}.{}",
+        if base.is_empty() { "tool" } else { &base }
+    )
 }
 
 /// Refuses a project directory that is missing, not a directory, or inside (or equal to) a
@@ -293,9 +336,21 @@ pub(super) fn build_spec(req: &UpRequest, image_id: &str, user: &PasswdEntry) ->
         tool_found = true;
         let dst = rehome(&src, &host_home, &home);
         outside_workspace("defaults.tool_config", &dst, &workdir)?;
-        if cfg.defaults.mount_tool_config {
-            mounts.push(bind(&src, &dst, false)?);
+        if cfg.defaults.mount_tool_config && src.is_dir() {
+            let served = req.tool_mounts.iter().find(|(host, _)| host == &src);
+            let Some((_, mountpoint)) = served else {
+                return Err(Error::Config(format!(
+                    "defaults.tool_config: {} is not served through a wsfs workspace; it is \
+                     never bind-mounted directly (a container write there would reach the \
+                     host unreviewed). Start containers with `wsfs up`, or set \
+                     mount_tool_config = false to copy it in",
+                    src.display()
+                )));
+            };
+            mounts.push(bind(mountpoint, &dst, false)?);
         } else {
+            // A single file (`~/.claude.json`) cannot carry a mount of its own: it is copied
+            // in, and the container's changes to it stay in the container.
             parent_dirs(&mut uploads, &dst, &home, owner)?;
             add_tree(&mut uploads, &src, &dst, (uid, gid), &mut budget)?;
         }

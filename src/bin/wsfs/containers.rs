@@ -42,6 +42,38 @@ async fn mount(
         .await?)
 }
 
+/// Mounts a workspace over each tool configuration directory the container gets
+/// (`~/.claude` → workspace `NAME.claude`): the tool's state is written through to the host,
+/// its settings, hooks and commands wait for review there. Returns (host dir, mountpoint).
+async fn serve_tool_config(
+    client: &Client,
+    workspace: &str,
+    req: &UpRequest,
+) -> anyhow::Result<Vec<(PathBuf, PathBuf)>> {
+    let mut served = Vec::new();
+    for dir in wsfs::controller::tool_config_dirs(&req.config, &req.host_user.home) {
+        let name = wsfs::controller::tool_workspace_name(workspace, &dir);
+        let rules = dir
+            .file_name()
+            .map(wsfs::policy::tools::tool_config_rules)
+            .unwrap_or_default();
+        let info = client
+            .mount(&MountRequest {
+                project: dir.clone(),
+                name: Some(name.clone()),
+                mountpoint: None,
+                policy: Some(rules),
+            })
+            .await
+            .with_context(|| format!("serving tool configuration {}", dir.display()))?;
+        let mountpoint = info
+            .mountpoint
+            .with_context(|| format!("mountd did not report where {name} is mounted"))?;
+        served.push((dir, mountpoint));
+    }
+    Ok(served)
+}
+
 fn overrides(f: &ContainerFlags) -> Overrides {
     Overrides {
         image: f.image.clone(),
@@ -80,6 +112,7 @@ pub async fn up(
     config.apply(&overrides(flags));
     let attached = !command.is_empty();
     let mut req = UpRequest::new(&info.name, &info.project, &mountpoint, config);
+    req.tool_mounts = serve_tool_config(client, &info.name, &req).await?;
     req.command = command;
     req.io = Io::Terminal;
     let report = ctl.up(&req).await?;

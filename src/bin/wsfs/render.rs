@@ -74,6 +74,9 @@ fn flags(c: &Change) -> String {
     if c.secret {
         f.push_str("  [secret, workspace-only]");
     }
+    if c.write_through {
+        f.push_str("  [write-through: not yet on the host]");
+    }
     f
 }
 
@@ -152,9 +155,12 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// The one-line summaries of what `status` hides: scratch paths and git churn.
+/// The one-line summaries of what `status` hides: scratch paths, git churn and write-through
+/// paths not yet on the host.
 pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> std::io::Result<()> {
     let line = |n: u64, what: &str, under: &[String], flag: &str| {
+        // `what` is "noun" or "noun|rest": the noun gets the plural s.
+        let (what, rest) = what.split_once('|').unwrap_or((what, ""));
         let s = if n == 1 { "" } else { "s" };
         // The daemon names at most 5 groups; a 5th means "and more".
         let (shown, more) = if under.len() > 4 {
@@ -163,7 +169,7 @@ pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> st
             (under, "")
         };
         format!(
-            "{} {what}{s} under {}{more} — wsfs {cmd} {flag}",
+            "{} {what}{s}{rest} under {}{more} — wsfs {cmd} {flag}",
             thousands(n),
             shown.join(", ")
         )
@@ -183,6 +189,20 @@ pub fn hidden_summary(out: &mut impl Write, ws: &WorkspaceInfo, cmd: &str) -> st
                 ws.git_churn,
                 "git object/log path",
                 &ws.git_churn_under,
+                "--all"
+            )
+        )?;
+    }
+    if ws.write_through > 0 {
+        // Normally gone within a fraction of a second; what stays is open for writing or held
+        // back by a host change (a conflict).
+        writeln!(
+            out,
+            "{}",
+            line(
+                ws.write_through,
+                "write-through path| not yet on the host",
+                &ws.write_through_under,
                 "--all"
             )
         )?;
