@@ -348,3 +348,55 @@ fn two_workspaces_on_one_project_need_a_name() {
     let out = live.wsfs_in(&live.project, ["unmount", "-w", "b"]);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// A project's `[write-through]` rule (a shared build cache) sends its changes to the host
+/// through the running daemon within a moment, never listed as pending; a file held open for
+/// writing is summarised (not yet on the host) until its last close; everything else waits
+/// for review.
+#[test]
+fn write_through_paths_reach_the_host_without_review() {
+    if !can_mount("write_through_paths_reach_the_host_without_review") {
+        return;
+    }
+    let live = Live::new(&[
+        (".wsfsignore", "[write-through]\nshared-cache/\n"),
+        ("src/lib.rs", "// lib\n"),
+    ]);
+    let mp = live.mount();
+    fs::create_dir_all(mp.join("shared-cache/ab")).unwrap();
+    fs::write(mp.join("shared-cache/ab/obj"), "compiled").unwrap();
+    fs::write(mp.join("src/lib.rs"), "// changed\n").unwrap();
+    let host = live.project.join("shared-cache/ab/obj");
+    let arrived = live::eventually(std::time::Duration::from_secs(10), || {
+        fs::read_to_string(&host).is_ok_and(|s| s == "compiled")
+    });
+    assert!(arrived.is_some(), "not written through\n{}", live.log());
+    assert_eq!(
+        fs::read_to_string(live.project.join("src/lib.rs")).unwrap(),
+        "// lib\n"
+    );
+    assert_eq!(live.ok(["status", "w"]), "M  src/lib.rs\n");
+
+    let mut open = fs::File::create(mp.join("shared-cache/held")).unwrap();
+    std::io::Write::write_all(&mut open, b"partial").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert!(
+        !live.project.join("shared-cache/held").exists(),
+        "written through while open"
+    );
+    assert_eq!(
+        live.ok(["status", "w"]),
+        "M  src/lib.rs\n\
+         1 write-through path not yet on the host under shared-cache/ — wsfs status --all\n"
+    );
+    drop(open);
+    let arrived = live::eventually(std::time::Duration::from_secs(10), || {
+        fs::read_to_string(live.project.join("shared-cache/held")).is_ok_and(|s| s == "partial")
+    });
+    assert!(
+        arrived.is_some(),
+        "not written through after the close\n{}",
+        live.log()
+    );
+    assert_eq!(live.ok(["status", "w"]), "M  src/lib.rs\n");
+}

@@ -61,7 +61,7 @@ const MAX_CACHED_DIRS: usize = 1 << 18;
 
 /// Policy settings for one workspace (the project's `.wsfsignore` adds to these).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// Gitignore patterns for paths invisible in the workspace (secrets).
     pub hide: Vec<String>,
