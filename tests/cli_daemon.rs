@@ -1,5 +1,6 @@
 //! The daemon and the CLI end to end: a real `mountd`, the real `wsfs` binary, plain syscalls on
-//! a real FUSE mount. Needs root and /dev/fuse (see `live::can_mount`).
+//! a real FUSE mount. Tests that mount need root and /dev/fuse (see `live::can_mount`); those
+//! of the control socket alone (malformed requests, other users) need no FUSE.
 
 mod live;
 
@@ -448,7 +449,12 @@ fn kill9_during_commit_rolls_forward_on_restart() {
 
 #[test]
 fn other_users_are_refused_on_the_socket() {
-    if !can_mount("other_users_are_refused_on_the_socket") {
+    // Only the daemon: no FUSE needed; root to act as another user.
+    if !prereq::require(
+        "other_users_are_refused_on_the_socket",
+        "root (to connect as uid 65534)",
+        wsfs::sys::geteuid() == 0,
+    ) {
         return;
     }
     use std::os::unix::process::CommandExt;
@@ -486,9 +492,7 @@ fn other_users_are_refused_on_the_socket() {
 
 #[test]
 fn malformed_requests_get_errors_and_the_daemon_stays_up() {
-    if !can_mount("malformed_requests_get_errors_and_the_daemon_stays_up") {
-        return;
-    }
+    // Only the daemon: runs without FUSE and as any user.
     let live = Live::new(&[]);
     let send = |raw: &[u8]| -> String {
         let mut s = std::os::unix::net::UnixStream::connect(&live.socket).unwrap();
