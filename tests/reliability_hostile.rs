@@ -23,12 +23,16 @@
 //! - a corrupted or truncated journal is detected by `wsfs verify` and on daemon start, and
 //!   no commit is made from a journal that cannot be trusted;
 //! - the control API answers random, truncated and oversized requests to every route with an
-//!   error response, and the daemon stays up (proptest).
+//!   error response, and the daemon stays up (proptest);
+//! - a container's writes to the tool configuration (`~/.claude`) never reach the host
+//!   unreviewed when they configure the tool or run code (settings, hooks), while its state
+//!   (history, sessions) is written through (issue 14).
 
 mod live;
 
 use live::text;
 mod prereq;
+mod support;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
@@ -1315,4 +1319,88 @@ fn agent_git_commit_and_gc_in_the_workspace_commit_cleanly() {
         ),
         ""
     );
+}
+
+/// The tool configuration directory (`~/.claude`) reaches the container through a workspace
+/// of its own (`NAME.claude`), never a plain bind mount: the tool's state (history, session
+/// files) is written through to the host within a moment, while what runs code on the host
+/// (settings with hooks) and anything unlisted wait for review in that workspace.
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_config_state_is_written_through_and_settings_wait_for_review() {
+    let test = "tool_config_state_is_written_through_and_settings_wait_for_review";
+    if !can_mount(test) {
+        return;
+    }
+    let Some(ctl) = support::docker(test).await else {
+        return;
+    };
+    let image = support::test_image(&ctl).await;
+    let mut live = Live::new(&[]);
+    let config = live.root.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    live.set_env("XDG_CONFIG_HOME", &config);
+    let tool = live.root.path().join("home/.claude");
+    std::fs::create_dir_all(&tool).unwrap();
+    std::fs::write(tool.join("settings.json"), "{}\n").unwrap();
+    std::fs::write(tool.join("history.jsonl"), "h1\n").unwrap();
+    let config_dir = live.root.path().join("config/wsfs");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!("[defaults]\ntool_config = [{:?}]\n", tool.to_str().unwrap()),
+    )
+    .unwrap();
+    let name = format!("cli-tool-{}", std::process::id());
+    let out = live.wsfs([
+        OsStr::new("up"),
+        live.project.as_os_str(),
+        OsStr::new("--name"),
+        OsStr::new(&name),
+        OsStr::new("--image"),
+        OsStr::new(&image),
+    ]);
+    assert!(out.status.success(), "{out:?}\n{}", live.log());
+
+    let t = tool.to_str().unwrap();
+    let script = format!(
+        "echo h2 >> {t}/history.jsonl && mkdir -p {t}/projects/p && echo s > {t}/projects/p/s.jsonl \
+         && echo '{{\"hooks\":1}}' > {t}/settings.json && echo notes > {t}/notes.md"
+    );
+    let out = live.wsfs(["exec", &name, "--", "sh", "-c", &script]);
+    assert!(out.status.success(), "{out:?}\n{}", live.log());
+    let written = live::eventually(std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(tool.join("history.jsonl")).is_ok_and(|s| s == "h1\nh2\n")
+            && std::fs::read_to_string(tool.join("projects/p/s.jsonl")).is_ok_and(|s| s == "s\n")
+    });
+    assert!(
+        written.is_some(),
+        "state not written through\n{}",
+        live.log()
+    );
+    assert_eq!(
+        std::fs::read_to_string(tool.join("settings.json")).unwrap(),
+        "{}\n"
+    );
+    assert!(!tool.join("notes.md").exists());
+
+    let tool_ws = format!("{name}.claude");
+    let status = live.ok(["status", &tool_ws]);
+    assert!(status.contains("M  settings.json  [protected]"), "{status}");
+    assert!(status.contains("A  notes.md"), "{status}");
+    assert!(!status.contains("history"), "{status}");
+    let out = live.wsfs(["commit", &tool_ws]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "protected needs --allow-protected: {out:?}"
+    );
+    live.ok(["commit", &tool_ws, "--allow-protected"]);
+    assert_eq!(
+        std::fs::read_to_string(tool.join("settings.json")).unwrap(),
+        "{\"hooks\":1}\n"
+    );
+
+    live.ok(["down", &name, "--discard"]);
+    live.ok(["remove", &name]);
+    live.ok(["remove", &tool_ws]);
 }
