@@ -1,5 +1,5 @@
-//! Client of the `mountd` control API (HTTP/JSON over its Unix socket), used by the `wsfs` CLI
-//! and the controller.
+//! Client of the `mountd` control API (HTTP/JSON over its Unix socket, or over TCP with a
+//! token for a remote daemon: [`Client::remote`]), used by the `wsfs` CLI and the controller.
 //!
 //! One connection per request: requests are rare and small, and a fresh connection keeps the
 //! client free of pooling state. [`Client::connect_or_start`] starts `mountd` in the
@@ -68,6 +68,17 @@ pub enum ClientError {
         /// The daemon's process id.
         pid: u32,
     },
+    /// Nothing answers at a remote daemon's address.
+    #[error("mountd is not reachable at {url}: {source}; is it running there with --listen, and is the address right?")]
+    RemoteUnreachable {
+        /// The address tried.
+        url: String,
+        /// The connect error.
+        source: std::io::Error,
+    },
+    /// A remote address this client cannot use.
+    #[error("{0}")]
+    BadRemote(String),
     /// The daemon's answer was not understood.
     #[error("bad answer from mountd on {socket}: {message}")]
     Protocol {
@@ -81,11 +92,30 @@ pub enum ClientError {
 /// Result of client calls.
 pub type ClientResult<T> = std::result::Result<T, ClientError>;
 
-/// A handle on one daemon's socket.
+/// A handle on one daemon: its socket, or a remote address with a token.
 #[derive(Clone, Debug)]
 pub struct Client {
     socket: PathBuf,
+    remote: Option<Remote>,
 }
+
+/// A remote daemon's TCP address and the token its requests carry.
+#[derive(Clone)]
+struct Remote {
+    url: String,
+    addr: String,
+    token: String,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Remote").field("url", &self.url).finish()
+    }
+}
+
+/// Port of a remote daemon's URL without one (mountd's `--listen` default).
+pub const DEFAULT_REMOTE_PORT: u16 = 7391;
 
 /// How to start `mountd` when it is not running.
 #[derive(Clone, Debug)]
@@ -103,7 +133,54 @@ impl Client {
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Client {
             socket: socket.into(),
+            remote: None,
         }
+    }
+
+    /// A client of the daemon at `url` (`http://HOST[:PORT]`, port 7391 by default), sending
+    /// `token` with every request; checks it answers and speaks this API version.
+    pub async fn remote(url: &str, token: &str) -> ClientResult<Client> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            ClientError::BadRemote(if url.starts_with("https://") {
+                format!("{url}: TLS is not supported yet; use http:// over a private network (WireGuard, Tailscale) or an SSH tunnel")
+            } else {
+                format!("{url}: expected http://HOST[:PORT]")
+            })
+        })?;
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains('/') {
+            return Err(ClientError::BadRemote(format!(
+                "{url}: expected http://HOST[:PORT] with no path"
+            )));
+        }
+        let has_port = host
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && !p.contains(']') && p.parse::<u16>().is_ok());
+        let addr = if has_port {
+            host.to_string()
+        } else {
+            format!("{host}:{DEFAULT_REMOTE_PORT}")
+        };
+        if token.is_empty() {
+            return Err(ClientError::BadRemote(format!(
+                "no token for {url}: set WSFS_TOKEN to what `wsfs token show` prints on the daemon's host"
+            )));
+        }
+        let client = Client {
+            socket: PathBuf::from(url),
+            remote: Some(Remote {
+                url: url.to_string(),
+                addr,
+                token: token.to_string(),
+            }),
+        };
+        let info = client.daemon().await?;
+        client.same_api(info)
+    }
+
+    /// True for a client of a remote daemon.
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
     }
 
     /// The socket path.
@@ -167,6 +244,18 @@ impl Client {
     /// `GET /v1/daemon`.
     pub async fn daemon(&self) -> ClientResult<api::DaemonInfo> {
         self.call(Method::GET, "/v1/daemon", None::<&()>).await
+    }
+
+    /// `GET /v1/token` (local socket only): the remote API token.
+    pub async fn token(&self) -> ClientResult<api::TokenInfo> {
+        self.call(Method::GET, "/v1/token", None::<&()>).await
+    }
+
+    /// `POST /v1/token/rotate` (local socket only): a new remote API token; the old one stops
+    /// working.
+    pub async fn rotate_token(&self) -> ClientResult<api::TokenInfo> {
+        self.call(Method::POST, "/v1/token/rotate", None::<&()>)
+            .await
     }
 
     /// `GET /v1/workspaces`.
@@ -310,33 +399,47 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> ClientResult<hyper::body::Incoming> {
-        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                ClientError::Forbidden {
-                    socket: self.socket.clone(),
-                }
-            } else {
-                ClientError::Unreachable {
-                    socket: self.socket.clone(),
-                    source: e,
-                }
+        let mut sender = match &self.remote {
+            None => {
+                let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::PermissionDenied {
+                        ClientError::Forbidden {
+                            socket: self.socket.clone(),
+                        }
+                    } else {
+                        ClientError::Unreachable {
+                            socket: self.socket.clone(),
+                            source: e,
+                        }
+                    }
+                })?;
+                drive(handshake(self, stream).await?)
             }
-        })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.protocol(format!("handshake: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+            Some(r) => {
+                let stream = tokio::net::TcpStream::connect(&r.addr).await.map_err(|e| {
+                    ClientError::RemoteUnreachable {
+                        url: r.url.clone(),
+                        source: e,
+                    }
+                })?;
+                drive(handshake(self, stream).await?)
+            }
+        };
         let payload = match body {
             Some(b) => serde_json::to_vec(b).map_err(|e| self.protocol(e.to_string()))?,
             None => Vec::new(),
         };
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "mountd")
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        req = match &self.remote {
+            None => req.header("host", "mountd"),
+            Some(r) => req
+                .header("host", r.addr.as_str())
+                .header("authorization", format!("Bearer {}", r.token)),
+        };
+        let req = req
             .body(Full::new(Bytes::from(payload)))
             .map_err(|e| self.protocol(e.to_string()))?;
         let resp = sender
@@ -369,6 +472,32 @@ impl Client {
             message,
         }
     }
+}
+
+/// The sending half of an HTTP/1 connection over `stream`, and the connection to drive.
+type Conn<S> = (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    hyper::client::conn::http1::Connection<TokioIo<S>, Full<Bytes>>,
+);
+
+async fn handshake<S>(client: &Client, stream: S) -> ClientResult<Conn<S>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| client.protocol(format!("handshake: {e}")))
+}
+
+/// Spawns the connection's driver; returns the sending half.
+fn drive<S>((sender, conn): Conn<S>) -> hyper::client::conn::http1::SendRequest<Full<Bytes>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    sender
 }
 
 fn show_word(show: api::Show) -> &'static str {

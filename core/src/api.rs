@@ -295,6 +295,13 @@ pub struct MountRequest {
     pub policy: Option<crate::policy::PolicyConfig>,
 }
 
+/// The remote API token (`GET /v1/token`, `POST /v1/token/rotate`; local socket only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The bearer token remote clients send (`Authorization: Bearer TOKEN`).
+    pub token: String,
+}
+
 /// Error body of every non-2xx response.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {

@@ -15,8 +15,13 @@ use wsfs::state::StateRoot;
 use crate::registry::Registry;
 use crate::server::{self, Shared};
 
-/// Runs the daemon until a termination signal; returns after a clean shutdown.
-pub fn run(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
+/// Runs the daemon until a termination signal; returns after a clean shutdown. With `listen`,
+/// the control API is also served over TCP there (token required, [`crate::remote`]).
+pub fn run(
+    state: StateRoot,
+    socket: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(state.path())
         .with_context(|| format!("creating state dir {}", state.path().display()))?;
     // Traversable (not listable) by others, so default mountpoints under mnt/ are usable by
@@ -28,12 +33,28 @@ pub fn run(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(state, socket))
+    runtime.block_on(serve(state, socket, listen))
 }
 
-async fn serve(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
+async fn serve(
+    state: StateRoot,
+    socket: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
     let registry = Arc::new(Registry::new(state.clone()));
     let listener = bind(&socket).await?;
+    let tcp = match listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} (--listen)"))?,
+        ),
+        None => None,
+    };
+    let tokens = Arc::new(
+        crate::remote::Tokens::load_or_create(state.path())
+            .context("reading or making the remote API token in the state directory")?,
+    );
     let r = registry.clone();
     let problems = tokio::task::spawn_blocking(move || r.recover_all()).await?;
     for p in &problems {
@@ -50,21 +71,38 @@ async fn serve(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
             problems,
         },
         owner_uid: wsfs::sys::geteuid(),
+        tokens,
     });
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: shutting down"),
             _ = int.recv() => info!("SIGINT: shutting down"),
         }
+        let _ = stop_tx.send(true);
     };
+    let tcp_task = tcp.map(|listener| {
+        let addr = listener.local_addr().ok();
+        if let Some(addr) = addr {
+            crate::remote::warn_if_exposed(addr);
+            info!(%addr, "remote API listening (token required)");
+        }
+        let mut stop = stop_rx.clone();
+        tokio::spawn(server::serve_tcp(listener, shared.clone(), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
     let flusher = crate::write_through::Flusher::start(registry.clone())
         .context("starting the write-through thread")?;
     info!(socket = %socket.display(), state = %state.path().display(), "mountd ready");
     server::serve(listener, shared, shutdown)
         .await
         .context("serving the control socket")?;
+    if let Some(t) = tcp_task {
+        t.await?.context("serving the remote API")?;
+    }
     // The last round runs before the mounts go.
     tokio::task::spawn_blocking(move || drop(flusher)).await?;
     tokio::task::spawn_blocking(move || registry.shutdown()).await?;

@@ -4,11 +4,12 @@
 //! - `fuse`: the FUSE adapter (kernel ⇄ overlay);
 //! - `registry`: the workspaces this daemon serves, their mounts, recovery and shutdown;
 //! - `server`: the HTTP/JSON control API (axum) with the peer-credential check;
+//! - `remote`: the API over TCP for other machines: token, auth check, failure limit;
 //! - `write_through`: the thread that commits write-through changes to the host as they come;
 //! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown;
 //! - [`memory`]: allocator settings that keep the footprint flat across mounts.
 //!
-//! Only `daemon` and `memory` are public (the binary in `main.rs` calls them); the rest is
+//! Only `daemon`, `memory` and `remote` are public (the binary in `main.rs` calls them); the rest is
 //! crate-private, so the compiler reports its dead code.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -17,5 +18,6 @@ pub mod daemon;
 pub(crate) mod fuse;
 pub mod memory;
 pub(crate) mod registry;
+pub mod remote;
 pub(crate) mod server;
 pub(crate) mod write_through;

@@ -23,6 +23,10 @@ struct Args {
     /// $XDG_RUNTIME_DIR/wsfs/mountd.sock.
     #[arg(long, env = "WSFS_SOCKET")]
     socket: Option<PathBuf>,
+    /// Also serve the control API over TCP at ADDR[:PORT] (port 7391 when omitted) for
+    /// `wsfs --remote`. Every request needs the token (`wsfs token show`). Off by default.
+    #[arg(long, value_name = "ADDR[:PORT]", value_parser = mountd::remote::parse_listen)]
+    listen: Option<std::net::SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,7 +46,7 @@ fn main() -> std::process::ExitCode {
         None => StateRoot::default_location(),
     };
     let socket = args.socket.unwrap_or_else(|| default_socket(&state));
-    match mountd::daemon::run(state, socket) {
+    match mountd::daemon::run(state, socket, args.listen) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mountd: {e:#}");

@@ -1,4 +1,5 @@
-//! The control API: HTTP/JSON over the daemon's Unix socket (axum).
+//! The control API: HTTP/JSON over the daemon's Unix socket and, with `--listen`, over TCP
+//! for remote clients ([`crate::remote`]: bearer token) (axum).
 //!
 //! Routes (all under `/v1`, bodies and answers are the `wsfs::api` types; errors are
 //! [`ApiError`] with a 4xx/5xx status by kind, see [`status_of`]: 404 no such workspace or
@@ -19,8 +20,10 @@
 //! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
 //! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
+//! | `GET /v1/token`, `POST /v1/token/rotate` (local socket only) | `TokenInfo` |
 //!
-//! Every connection's peer credentials are checked: only root and the daemon's own uid may act.
+//! Every Unix-socket connection's peer credentials are checked: only root and the daemon's own
+//! uid may act. Every TCP request needs the token.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -56,6 +59,8 @@ pub struct Shared {
     pub info: DaemonInfo,
     /// The uid allowed besides root (the daemon's own).
     pub owner_uid: u32,
+    /// The remote API token.
+    pub tokens: Arc<crate::remote::Tokens>,
 }
 
 type AppState = Arc<Shared>;
@@ -77,8 +82,8 @@ impl Connected<IncomingStream<'_, UnixListener>> for Peer {
     }
 }
 
-/// The router with every route and the peer check.
-pub fn router(shared: AppState) -> Router {
+/// The routes both listeners serve.
+fn api_routes() -> Router<AppState> {
     let ws = Router::new()
         .route("/unmount", post(unmount))
         .route("/image", post(record_image))
@@ -93,16 +98,81 @@ pub fn router(shared: AppState) -> Router {
         .route("/v1/workspaces", get(list).post(mount))
         .route("/v1/workspaces/{name}", get(workspace_info).delete(remove))
         .nest("/v1/workspaces/{name}", ws)
-        .fallback(|| async {
-            api_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such route; this mountd speaks API v1 (see docs/api.md)".into(),
-            )
-        })
+}
+
+/// The Unix socket's router: every route, the token routes, and the peer check.
+pub fn router(shared: AppState) -> Router {
+    api_routes()
+        .route("/v1/token", get(token_show))
+        .route("/v1/token/rotate", post(token_rotate))
+        .fallback(no_route)
         .layer(middleware::from_fn_with_state(shared.clone(), check_peer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
+}
+
+/// The TCP listener's router: the API behind the token check; the token routes refused.
+pub fn tcp_router(shared: AppState, failures: Arc<crate::remote::Failures>) -> Router {
+    let auth = crate::remote::Auth {
+        tokens: shared.tokens.clone(),
+        failures,
+    };
+    let local_only = || async {
+        api_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token is shown and rotated only over the daemon's local socket: run `wsfs token` on its host".into(),
+        )
+    };
+    api_routes()
+        .route("/v1/token", get(local_only))
+        .route("/v1/token/rotate", post(local_only))
+        .fallback(no_route)
+        .layer(middleware::from_fn_with_state(
+            auth,
+            crate::remote::check_token,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+async fn no_route() -> Response {
+    api_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; this mountd speaks API v1 (see docs/api.md)".into(),
+    )
+}
+
+/// Serves the TCP router on `listener` until `shutdown` resolves.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    shared: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = tcp_router(shared, Arc::default())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn token_show(State(s): State<AppState>) -> Response {
+    Json(wsfs::api::TokenInfo {
+        token: s.tokens.show(),
+    })
+    .into_response()
+}
+
+async fn token_rotate(State(s): State<AppState>) -> Response {
+    match s.tokens.rotate() {
+        Ok(token) => Json(wsfs::api::TokenInfo { token }).into_response(),
+        Err(e) => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("writing a new token into the state directory: {e}"),
+        ),
+    }
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves.
@@ -142,7 +212,7 @@ async fn check_peer(
     }
 }
 
-fn api_error(status: StatusCode, code: &str, message: String) -> Response {
+pub(crate) fn api_error(status: StatusCode, code: &str, message: String) -> Response {
     (
         status,
         Json(ApiError {

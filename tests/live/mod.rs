@@ -152,6 +152,13 @@ impl Live {
         self.spawn_mountd(Command::new(mountd_bin()), env);
     }
 
+    /// Starts mountd with extra command-line `args` (`--listen ADDR`).
+    pub fn start_with_args(&mut self, args: &[&str]) {
+        let mut cmd = Command::new(mountd_bin());
+        cmd.args(args);
+        self.spawn_mountd(cmd, &[]);
+    }
+
     /// Starts mountd with both its soft and hard `RLIMIT_NOFILE` at `nofile` (through
     /// `prlimit`), so raising the soft limit to the hard one gains nothing.
     pub fn start_with_nofile(&mut self, nofile: u64) {

@@ -41,12 +41,26 @@ pub struct Cli {
     /// Do not start mountd when it is not running.
     #[arg(long, global = true)]
     pub no_autostart: bool,
+    /// A remote mountd (`http://HOST[:PORT]`, port 7391 by default) started with `--listen`;
+    /// the token comes from WSFS_TOKEN (`wsfs token show` on that host prints it). Review
+    /// commands work remotely; mounts and containers run on the daemon's host only.
+    #[arg(long, env = "WSFS_REMOTE", global = true, value_name = "URL")]
+    pub remote: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `wsfs token` actions.
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum TokenAction {
+    /// Print the token.
+    Show,
+    /// Replace the token with a new one and print it.
+    Rotate,
 }
 
 /// Which pending changes `status` and `diff` show.
@@ -243,6 +257,13 @@ pub enum Command {
     Trust {
         /// The project directory (default: the current directory).
         project: Option<PathBuf>,
+    },
+    /// The token remote clients need (`mountd --listen`): `show` prints it, `rotate` replaces
+    /// it (the old one stops working). Local socket only.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {

@@ -11,7 +11,7 @@ use wsfs::client::{Autostart, Client};
 use wsfs::relpath::RelPath;
 use wsfs::state::{default_socket, StateRoot};
 
-use crate::cli::{Cli, Color, Command, Target};
+use crate::cli::{Cli, Color, Command, Target, TokenAction};
 use crate::output::{print_json, Outcome};
 use crate::render;
 use crate::resolve;
@@ -32,11 +32,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     if let Command::Trust { project } = &cli.command {
         return crate::containers::trust(project.as_deref());
     }
+    if cli.remote.is_some() {
+        refuse_remote(&cli.command)?;
+    }
     let client = connect(&cli).await?;
     let json = cli.json;
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Completions { .. } | Command::Trust { .. } => unreachable!("handled above"),
+        Command::Token { action } => {
+            let info = match action {
+                TokenAction::Show => client.token().await?,
+                TokenAction::Rotate => client.rotate_token().await?,
+            };
+            if json {
+                print_json(&mut out, &info)?;
+            } else {
+                writeln!(out, "{}", info.token)?;
+            }
+        }
         Command::Mount {
             project,
             name,
@@ -260,8 +274,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// Connects to mountd, starting it unless `--no-autostart`.
+/// Commands that act where the project is (mounts, containers) or on the daemon's own secret
+/// cannot run against a remote daemon.
+fn refuse_remote(command: &Command) -> anyhow::Result<()> {
+    let what = match command {
+        Command::Mount { .. } => "mount",
+        Command::Up { .. } => "up",
+        Command::Exec { .. } => "exec",
+        Command::Shell { .. } => "shell",
+        Command::Down { .. } => "down",
+        Command::Logs { .. } => "logs",
+        Command::Run { .. } => "run",
+        Command::Token { .. } => "token",
+        _ => return Ok(()),
+    };
+    anyhow::bail!(
+        "`wsfs {what}` runs on the daemon's host only (the mount and the containers live where \
+         the project is, and the token is managed there); run it there, without --remote / \
+         WSFS_REMOTE"
+    )
+}
+
+/// Connects to mountd (remote with `--remote`), starting a local one unless `--no-autostart`.
 async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    if let Some(url) = &cli.remote {
+        let token = std::env::var("WSFS_TOKEN").unwrap_or_default();
+        return Ok(Client::remote(url, &token).await?);
+    }
     let state = state_root(cli.state_dir.as_ref());
     let socket = cli.socket.clone().unwrap_or_else(|| default_socket(&state));
     let autostart = autostart_of(&state, cli.no_autostart);
