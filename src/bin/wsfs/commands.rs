@@ -284,6 +284,7 @@ fn refuse_remote(command: &Command) -> anyhow::Result<()> {
         Command::Shell { .. } => "shell",
         Command::Down { .. } => "down",
         Command::Logs { .. } => "logs",
+        Command::Ps => "ps",
         Command::Run { .. } => "run",
         Command::Token { .. } => "token",
         _ => return Ok(()),
