@@ -397,14 +397,14 @@ mod tests {
         let fx = TestWorkspace::new(&files);
         let ov = fx.ov();
         for i in 0..40 {
-            create(ov, &format!("u{i}"), b"x");
+            create(ov, format!("u{i}"), b"x");
         }
         let seen = read_in_chunks(ov, 7, |call| {
             // Remove two entries and add one, and drop the kept listing now and then.
             for name in [format!("h{}", call * 2), format!("u{call}")] {
                 let _ = ov.unlink(ROOT_INO, OsStr::new(&name));
             }
-            create(ov, &format!("new{call}"), b"y");
+            create(ov, format!("new{call}"), b"y");
             if call % 3 == 0 {
                 ov.dir_listings.clear();
             }
