@@ -7,16 +7,10 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use wsfs_core::api::CommitRequest;
 use wsfs_core::journal::{Draft, EntryState, Journal, Op};
-use wsfs_core::overlay::{Req, ROOT_INO};
-use wsfs_core::state::StateRoot;
+use wsfs_core::overlay::ROOT_INO;
+use wsfs_core::testing::{TestWorkspace, REQ};
 use wsfs_core::workspace::Workspace;
 use wsfs_core::RelPath;
-
-const REQ: Req = Req {
-    uid: 0,
-    gid: 0,
-    pid: 1,
-};
 
 fn journal_append(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -48,24 +42,12 @@ fn hashing(c: &mut Criterion) {
     g.finish();
 }
 
-fn fixture(
-    files: usize,
-    size: usize,
-) -> (
-    tempfile::TempDir,
-    tempfile::TempDir,
-    std::sync::Arc<Workspace>,
-) {
-    let project = tempfile::tempdir().unwrap();
-    let body = vec![b'a'; size];
-    for i in 0..files {
-        let d = project.path().join(format!("d{}", i / 1000));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join(format!("f{i}")), &body).unwrap();
-    }
-    let state = tempfile::tempdir().unwrap();
-    let ws = Workspace::create(&StateRoot::new(state.path()), "b", project.path()).unwrap();
-    (project, state, ws)
+/// `files` files of `size` bytes, 1,000 a directory, and a workspace on them.
+fn fixture(files: usize, size: usize) -> TestWorkspace {
+    let body = "a".repeat(size);
+    let names: Vec<String> = (0..files).map(|i| format!("d{}/f{i}", i / 1000)).collect();
+    let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), body.as_str())).collect();
+    TestWorkspace::new(&files)
 }
 
 fn modify_all(ws: &Workspace, files: usize) {
@@ -91,8 +73,8 @@ fn copy_up(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let (_p, _s, ws) = fixture(1, size);
-                    let ov = ws.overlay();
+                    let fx = fixture(1, size);
+                    let ov = fx.ov();
                     let d = ov.lookup(ROOT_INO, OsStr::new("d0")).unwrap().ino;
                     let f = ov.lookup(d, OsStr::new("f0")).unwrap().ino;
                     let t = Instant::now();
@@ -115,8 +97,9 @@ fn status_and_commit(c: &mut Criterion) {
     let mut g = c.benchmark_group("10k changed 4 KiB files");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
-    let (_p, _s, ws) = fixture(N, 4096);
-    modify_all(&ws, N);
+    let fx = fixture(N, 4096);
+    let ws = fx.ws();
+    modify_all(ws, N);
     g.bench_function("status", |b| {
         b.iter(|| assert_eq!(ws.status().unwrap().len(), N))
     });
@@ -124,8 +107,9 @@ fn status_and_commit(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let (_p, _s, ws) = fixture(N, 4096);
-                modify_all(&ws, N);
+                let fx = fixture(N, 4096);
+                let ws = fx.ws();
+                modify_all(ws, N);
                 let t = Instant::now();
                 let r = ws.commit(&CommitRequest::default(), &|_, _| {}).unwrap();
                 total += t.elapsed();

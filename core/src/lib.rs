@@ -29,6 +29,8 @@ pub mod policy;
 pub mod relpath;
 pub mod state;
 pub mod sys;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub(crate) mod tree;
 pub mod workspace;
 

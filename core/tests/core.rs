@@ -1,15 +1,13 @@
 //! The core against real directories, without FUSE: merged view, copy-up, journal, status,
 //! commit (incl. conflicts, renames, protected and unsafe paths), discard and restart.
 
-mod common;
-
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
-use common::*;
 use wsfs_core::api::{ChangeKind, CommitRequest};
+use wsfs_core::testing::*;
 
-fn commit_all(f: &Fixture) -> wsfs_core::api::CommitReport {
+fn commit_all(f: &TestWorkspace) -> wsfs_core::api::CommitReport {
     f.ws()
         .commit(&CommitRequest::default(), &|_, _| {})
         .unwrap()
@@ -17,7 +15,7 @@ fn commit_all(f: &Fixture) -> wsfs_core::api::CommitReport {
 
 #[test]
 fn lower_files_read_through_with_host_identity() {
-    let f = Fixture::new(&[("src/main.rs", "fn main() {}\n")]);
+    let f = TestWorkspace::new(&[("src/main.rs", "fn main() {}\n")]);
     assert_eq!(read(f.ov(), b"src/main.rs").unwrap(), b"fn main() {}\n");
     let a = stat(f.ov(), b"src/main.rs").unwrap();
     let m = std::fs::metadata(f.host("src/main.rs")).unwrap();
@@ -29,7 +27,7 @@ fn lower_files_read_through_with_host_identity() {
 
 #[test]
 fn writes_land_in_the_overlay_until_commit() {
-    let f = Fixture::new(&[("a.txt", "old\n")]);
+    let f = TestWorkspace::new(&[("a.txt", "old\n")]);
     let before = stat(f.ov(), b"a.txt").unwrap().ino;
     write(f.ov(), b"a.txt", b"new\n");
     write(f.ov(), b"b.txt", b"fresh\n");
@@ -64,13 +62,13 @@ fn writes_land_in_the_overlay_until_commit() {
     );
     assert_eq!(read(f.ov(), b"a.txt").unwrap(), b"new\n");
     // New files belong to the project's owner, not to the daemon.
-    let owner = std::fs::metadata(f.project.path()).unwrap().uid();
+    let owner = std::fs::metadata(f.project()).unwrap().uid();
     assert_eq!(std::fs::metadata(f.host("b.txt")).unwrap().uid(), owner);
 }
 
 #[test]
 fn host_edit_after_base_is_a_conflict_and_nothing_is_applied() {
-    let f = Fixture::new(&[("a.txt", "v1\n"), ("b.txt", "b\n")]);
+    let f = TestWorkspace::new(&[("a.txt", "v1\n"), ("b.txt", "b\n")]);
     write(f.ov(), b"a.txt", b"overlay\n");
     write(f.ov(), b"c.txt", b"new\n");
     std::fs::write(f.host("a.txt"), "host edit\n").unwrap();
@@ -102,7 +100,7 @@ fn host_edit_after_base_is_a_conflict_and_nothing_is_applied() {
 
 #[test]
 fn deletes_and_whiteouts() {
-    let f = Fixture::new(&[("d/x", "x"), ("d/y", "y"), ("keep", "k")]);
+    let f = TestWorkspace::new(&[("d/x", "x"), ("d/y", "y"), ("keep", "k")]);
     unlink(f.ov(), b"d/x").unwrap();
     assert_eq!(list(f.ov(), b"d"), vec![b"y".to_vec()]);
     assert!(stat(f.ov(), b"d/x").unwrap_err().is_errno(libc::ENOENT));
@@ -122,7 +120,7 @@ fn deletes_and_whiteouts() {
 
 #[test]
 fn renames_are_committed_as_renames() {
-    let f = Fixture::new(&[
+    let f = TestWorkspace::new(&[
         ("a.txt", "content\n"),
         ("dir/one", "1"),
         ("dir/sub/two", "2"),
@@ -151,7 +149,7 @@ fn renames_are_committed_as_renames() {
 
 #[test]
 fn rename_flags() {
-    let f = Fixture::new(&[("a", "A"), ("b", "B")]);
+    let f = TestWorkspace::new(&[("a", "A"), ("b", "B")]);
     assert!(rename(f.ov(), b"a", b"b", 1)
         .unwrap_err()
         .is_errno(libc::EEXIST));
@@ -165,7 +163,7 @@ fn rename_flags() {
 
 #[test]
 fn discard_restores_the_host_view() {
-    let f = Fixture::new(&[("a", "A"), ("d/e", "E")]);
+    let f = TestWorkspace::new(&[("a", "A"), ("d/e", "E")]);
     write(f.ov(), b"a", b"changed");
     write(f.ov(), b"new", b"n");
     unlink(f.ov(), b"d/e").unwrap();
@@ -179,7 +177,7 @@ fn discard_restores_the_host_view() {
 
 #[test]
 fn state_survives_a_restart() {
-    let mut f = Fixture::new(&[("a", "A"), ("gone", "G")]);
+    let mut f = TestWorkspace::new(&[("a", "A"), ("gone", "G")]);
     write(f.ov(), b"a", b"changed");
     unlink(f.ov(), b"gone").unwrap();
     mkdir(f.ov(), b"newdir").unwrap();
@@ -202,7 +200,7 @@ fn state_survives_a_restart() {
 
 #[test]
 fn names_are_bytes() {
-    let f = Fixture::new(&[]);
+    let f = TestWorkspace::new(&[]);
     let odd: &[&[u8]] = &[b"caf\xe9", b"line\nbreak", b"-leading-dash", &[b'n'; 255]];
     for name in odd {
         write(f.ov(), name, b"x");
@@ -217,14 +215,14 @@ fn names_are_bytes() {
     assert_eq!(back, st);
     commit_all(&f);
     for name in odd {
-        let p = f.project.path().join(std::ffi::OsStr::from_bytes(name));
+        let p = f.host(std::ffi::OsStr::from_bytes(name));
         assert_eq!(std::fs::read(p).unwrap(), b"x");
     }
 }
 
 #[test]
 fn empty_and_sparse_files() {
-    let f = Fixture::new(&[]);
+    let f = TestWorkspace::new(&[]);
     write(f.ov(), b"empty", b"");
     let (parent, _) = parent_and_name(f.ov(), b"sparse");
     let (_, o) = f
@@ -257,7 +255,7 @@ fn empty_and_sparse_files() {
 /// the workspace creates itself is readable there and never committed (issue 14).
 #[test]
 fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
-    let f = Fixture::new(&[(".env", "SECRET=1"), ("keys/id_rsa", "k"), ("ok", "o")]);
+    let f = TestWorkspace::new(&[(".env", "SECRET=1"), ("keys/id_rsa", "k"), ("ok", "o")]);
     let ov = f.ov();
     let os = std::ffi::OsStr::new;
     let host = std::fs::metadata(f.host(".env")).unwrap();
@@ -306,7 +304,7 @@ fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
     assert!(status[0].secret, "{status:?}");
     let r = commit_all(&f);
     assert!(r.applied.is_empty(), "{r:?}");
-    assert_eq!(r.secrets, vec![rel(b".env.local")]);
+    assert_eq!(r.secrets, vec![p(b".env.local")]);
     assert_eq!(f.host_read(".env.local"), None, "never committed");
     assert_eq!(f.host_read(".env").unwrap(), b"SECRET=1");
     assert!(f.ws().status().unwrap()[0].secret, "still pending");
@@ -315,7 +313,7 @@ fn host_secrets_are_masked_and_workspace_secrets_are_never_committed() {
 
 #[test]
 fn protected_and_unsafe_paths_are_refused() {
-    let f = Fixture::new(&[(".git/config", "[core]\n"), ("inside", "i")]);
+    let f = TestWorkspace::new(&[(".git/config", "[core]\n"), ("inside", "i")]);
     write(f.ov(), b".git/config", b"[core]\nhooksPath=/tmp/evil\n");
     symlink(f.ov(), b"escape", b"../../etc/passwd").unwrap();
     symlink(f.ov(), b"abs", b"/etc/shadow").unwrap();
@@ -341,7 +339,7 @@ fn protected_and_unsafe_paths_are_refused() {
         .ws()
         .commit(
             &CommitRequest {
-                paths: vec![rel(b".git/config"), rel(b"fine")],
+                paths: vec![p(b".git/config"), p(b"fine")],
                 allow_protected: true,
                 ..Default::default()
             },
@@ -356,10 +354,10 @@ fn protected_and_unsafe_paths_are_refused() {
 
 #[test]
 fn host_parent_swapped_for_a_symlink_is_refused() {
-    let f = Fixture::new(&[("sub/file", "s")]);
+    let f = TestWorkspace::new(&[("sub/file", "s")]);
     write(f.ov(), b"sub/file", b"overlay");
     let outside = tempfile::tempdir().unwrap();
-    std::fs::rename(f.host("sub"), f.project.path().join("sub.orig")).unwrap();
+    std::fs::rename(f.host("sub"), f.host("sub.orig")).unwrap();
     std::os::unix::fs::symlink(outside.path(), f.host("sub")).unwrap();
     let r = f
         .ws()
@@ -401,7 +399,7 @@ fn device_nodes_live_in_the_overlay_and_are_never_committed() {
         eprintln!("SKIP device_nodes_live_in_the_overlay_and_are_never_committed: needs root");
         return;
     }
-    let mut f = Fixture::new(&[("a.txt", "a\n")]);
+    let mut f = TestWorkspace::new(&[("a.txt", "a\n")]);
     let a = mknod_null(f.ov(), "null").unwrap();
     assert_eq!(a.kind, wsfs_core::overlay::Kind::CharDevice);
     assert_eq!(a.rdev, (1 << 8) | 3);
@@ -465,7 +463,7 @@ fn device_nodes_live_in_the_overlay_and_are_never_committed() {
         .ws()
         .commit(
             &CommitRequest {
-                paths: vec![rel(b"null")],
+                paths: vec![p(b"null")],
                 allow_protected: true,
                 ..Default::default()
             },
@@ -480,7 +478,7 @@ fn device_nodes_live_in_the_overlay_and_are_never_committed() {
         .ws()
         .commit(
             &CommitRequest {
-                paths: vec![rel(b"a.txt"), rel(b"fifo")],
+                paths: vec![p(b"a.txt"), p(b"fifo")],
                 ..Default::default()
             },
             &|_, _| {},
@@ -502,7 +500,7 @@ fn device_nodes_live_in_the_overlay_and_are_never_committed() {
         .collect();
     assert_eq!(left, vec!["null".to_string()]);
     let d = f.ws().discard(&[]).unwrap();
-    assert_eq!(d.discarded, vec![rel(b"null")]);
+    assert_eq!(d.discarded, vec![p(b"null")]);
     assert!(f.ws().status().unwrap().is_empty());
     assert!(
         stat(f.ov(), b"null").is_err(),
@@ -523,7 +521,7 @@ fn device_nodes_live_in_the_overlay_and_are_never_committed() {
 
 #[test]
 fn setuid_bits_are_not_committed_unless_asked() {
-    let f = Fixture::new(&[("tool", "#!/bin/sh\n")]);
+    let f = TestWorkspace::new(&[("tool", "#!/bin/sh\n")]);
     let i = ino(f.ov(), b"tool").unwrap();
     f.ov()
         .setattr(
@@ -544,7 +542,7 @@ fn setuid_bits_are_not_committed_unless_asked() {
 
 #[test]
 fn a_read_handle_sees_content_written_after_copy_up() {
-    let f = Fixture::new(&[("f", "old")]);
+    let f = TestWorkspace::new(&[("f", "old")]);
     let i = ino(f.ov(), b"f").unwrap();
     let rfh = f.ov().open(&REQ, i, libc::O_RDONLY).unwrap().fh;
     append(f.ov(), b"f", b"+new");
@@ -555,7 +553,7 @@ fn a_read_handle_sees_content_written_after_copy_up() {
 #[test]
 fn created_entries_get_exactly_the_requested_mode() {
     // The daemon's umask must not mask a second time (the kernel already applied the caller's).
-    let f = Fixture::new(&[]);
+    let f = TestWorkspace::new(&[]);
     let old = unsafe_umask(0o077);
     let d = f
         .ov()
@@ -579,7 +577,7 @@ fn unsafe_umask(mask: libc::mode_t) -> libc::mode_t {
 
 #[test]
 fn user_xattrs_are_kept_and_acls_are_unsupported() {
-    let f = Fixture::new(&[("x", "1")]);
+    let f = TestWorkspace::new(&[("x", "1")]);
     let i = ino(f.ov(), b"x").unwrap();
     f.ov()
         .setxattr(i, std::ffi::OsStr::new("user.k"), b"v", 0)
@@ -608,7 +606,7 @@ fn user_xattrs_are_kept_and_acls_are_unsupported() {
 
 #[test]
 fn renaming_over_a_hard_linked_file_keeps_its_other_name() {
-    let f = Fixture::new(&[]);
+    let f = TestWorkspace::new(&[]);
     write(f.ov(), b"src", b"source");
     write(f.ov(), b"dst", b"old");
     let (dir, _) = parent_and_name(f.ov(), b"dlink");
@@ -638,7 +636,7 @@ fn renaming_over_a_hard_linked_file_keeps_its_other_name() {
 
 #[test]
 fn a_write_through_one_hard_link_is_recorded_under_every_name() {
-    let f = Fixture::new(&[]);
+    let f = TestWorkspace::new(&[]);
     write(f.ov(), b"a", b"old1");
     let (dir, _) = parent_and_name(f.ov(), b"b");
     let a = ino(f.ov(), b"a").unwrap();
@@ -677,12 +675,12 @@ fn a_write_through_one_hard_link_is_recorded_under_every_name() {
 /// The create runs inside the unlink's window, after its upper entry is removed.
 #[test]
 fn an_unlink_never_marks_the_file_that_reuses_its_inode_number_gone() {
-    let f = Fixture::new(&[("d/keep", "x")]);
+    let f = TestWorkspace::new(&[("d/keep", "x")]);
     let ov = f.ov().clone();
     let d = ino(&ov, b"d").unwrap();
     let os = std::ffi::OsStr::new;
     let upper_ino = |name: &str| {
-        let p = f.state.path().join("workspaces/t/upper/d").join(name);
+        let p = f.upper("d").join(name);
         std::fs::metadata(p).unwrap().ino()
     };
     // ext4 and tmpfs give a freed inode number to the next file created, but other tests
@@ -737,7 +735,7 @@ fn an_unlink_never_marks_the_file_that_reuses_its_inode_number_gone() {
 }
 
 /// The journal's file, and its lines (each with its `\n`).
-fn journal_lines(f: &Fixture) -> (std::path::PathBuf, Vec<Vec<u8>>) {
+fn journal_lines(f: &TestWorkspace) -> (std::path::PathBuf, Vec<Vec<u8>>) {
     let path = f.ws().state_dir().join("journal");
     let data = std::fs::read(&path).unwrap();
     let lines = data
@@ -763,7 +761,7 @@ fn assert_journal_refused(e: &wsfs_core::Error, needle: &str) {
 /// reports it.
 #[test]
 fn a_journal_replaced_under_an_open_workspace_blocks_commit() {
-    let f = Fixture::new(&[("a", "A")]);
+    let f = TestWorkspace::new(&[("a", "A")]);
     write(f.ov(), b"a", b"changed");
     write(f.ov(), b"b", b"new");
     let (path, _) = journal_lines(&f);
@@ -801,17 +799,17 @@ fn a_journal_replaced_under_an_open_workspace_blocks_commit() {
 #[test]
 fn a_broken_chain_is_refused_at_open() {
     for drop_from_end in [3usize, 2] {
-        let mut f = Fixture::new(&[("a", "A")]);
+        let mut f = TestWorkspace::new(&[("a", "A")]);
         for i in 0..4 {
             write(f.ov(), format!("f{i}").as_bytes(), b"x");
         }
         let (path, mut lines) = journal_lines(&f);
         assert!(lines.len() >= 4, "{} lines", lines.len());
-        f.ws = None;
+        f.close();
         lines.remove(lines.len() - drop_from_end);
         std::fs::write(&path, lines.concat()).unwrap();
         let e = match wsfs_core::workspace::Workspace::open(
-            &wsfs_core::state::StateRoot::new(f.state.path()),
+            &wsfs_core::state::StateRoot::new(f.state()),
             "t",
         ) {
             Ok(_) => panic!("a journal with a broken chain was replayed"),
@@ -828,7 +826,7 @@ fn a_broken_chain_is_refused_at_open() {
 /// `verify` reported a hard link's upper content differing from the journal's hash).
 #[test]
 fn a_stale_hash_from_a_slow_last_close_is_never_recorded_over_a_newer_one() {
-    let f = Fixture::new(&[]);
+    let f = TestWorkspace::new(&[]);
     let ov = f.ov().clone();
     let os = std::ffi::OsStr::new;
     let (a, o) = ov

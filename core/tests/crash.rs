@@ -3,14 +3,12 @@
 //! file entirely old or entirely new, finish the commit (roll forward), and a second commit
 //! must be a no-op.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
 use wsfs_core::api::CommitRequest;
 use wsfs_core::state::StateRoot;
+use wsfs_core::testing::*;
 use wsfs_core::workspace::Workspace;
 
 const OLD: &[(&str, &str)] = &[
@@ -20,14 +18,11 @@ const OLD: &[(&str, &str)] = &[
     ("mv", "moved content"),
 ];
 
-fn prepare(project: &Path, state: &Path) {
-    for (p, c) in OLD {
-        let full = project.join(p);
-        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-        std::fs::write(full, c).unwrap();
-    }
-    let ws = Workspace::create(&StateRoot::new(state), "t", project).unwrap();
-    let ov = ws.overlay();
+/// The host project `OLD` and a workspace with changes to every file, closed (the child
+/// opens it to commit).
+fn prepare() -> TestWorkspace {
+    let mut fx = TestWorkspace::new(OLD);
+    let ov = fx.ov();
     write(ov, b"a", b"new a");
     write(ov, b"d/b", b"new b");
     write(ov, b"d/c", b"new c");
@@ -35,6 +30,8 @@ fn prepare(project: &Path, state: &Path) {
     write(ov, b"n/x", b"new x");
     unlink(ov, b"gone").unwrap();
     rename(ov, b"mv", b"d/mv2", 0).unwrap();
+    fx.close();
+    fx
 }
 
 /// Runs in the child only (when WSFS_CRASH_CHILD names the state dir): commit everything.
@@ -56,18 +53,17 @@ fn commit_survives_a_crash_at_every_step() {
     let exe = std::env::current_exe().unwrap();
     let mut crashed_steps = 0;
     for step in 1.. {
-        let project = tempfile::tempdir().unwrap();
-        let state = tempfile::tempdir().unwrap();
-        prepare(project.path(), state.path());
+        let mut fx = prepare();
         let status = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env("WSFS_CRASH_CHILD", state.path())
+            .env("WSFS_CRASH_CHILD", fx.state())
             .env("WSFS_FAULT_COMMIT", step.to_string())
             .output()
             .unwrap();
         let crashed = !status.status.success();
         // Right after the crash: each file entirely old or entirely new (or absent/present).
-        let p = |s: &str| project.path().join(s);
+        let project = fx.project().to_path_buf();
+        let p = |s: &str| project.join(s);
         assert!(matches!(
             read(&p("a")).as_deref(),
             Some("old a") | Some("new a")
@@ -79,7 +75,8 @@ fn commit_survives_a_crash_at_every_step() {
         assert!(matches!(read(&p("d/c")).as_deref(), None | Some("new c")));
         assert!(matches!(read(&p("n/x")).as_deref(), None | Some("new x")));
         // Reopen = recovery: the commit completes.
-        let ws = Workspace::open(&StateRoot::new(state.path()), "t").unwrap();
+        fx.reopen();
+        let ws = fx.ws();
         assert_eq!(read(&p("a")).as_deref(), Some("new a"), "step {step}");
         assert_eq!(read(&p("d/b")).as_deref(), Some("new b"));
         assert_eq!(read(&p("d/c")).as_deref(), Some("new c"));
@@ -91,7 +88,7 @@ fn commit_survives_a_crash_at_every_step() {
             "step {step}: {:?}",
             ws.status().unwrap()
         );
-        let leftovers: Vec<_> = walk_names(project.path())
+        let leftovers: Vec<_> = walk_names(&project)
             .into_iter()
             .filter(|n| n.contains(".wsfs-commit-"))
             .collect();

@@ -4,14 +4,12 @@
 //! The fault plan is process-wide (it counts the arming thread's calls only), so these tests
 //! take a lock to arm one plan at a time.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::sync::Mutex;
 
-use common::*;
 use wsfs_core::fault::{fail_calls, Syscall};
 use wsfs_core::overlay::ROOT_INO;
+use wsfs_core::testing::*;
 
 static ONE_PLAN: Mutex<()> = Mutex::new(());
 
@@ -27,7 +25,7 @@ fn errno_of<T: std::fmt::Debug>(r: wsfs_core::Result<T>) -> i32 {
 #[test]
 fn lookup_in_a_directory_that_cannot_be_opened_is_emfile_not_enoent() {
     let _s = serial();
-    let f = Fixture::new(&[("a/b/c/f.txt", "x")]);
+    let f = TestWorkspace::new(&[("a/b/c/f.txt", "x")]);
     let a = ov_lookup(&f, ROOT_INO, "a");
     let _fault = fail_calls(Syscall::Openat, 1, u64::MAX, libc::EMFILE);
     assert_eq!(errno_of(f.ov().lookup(a, OsStr::new("b"))), libc::EMFILE);
@@ -41,7 +39,7 @@ fn lookup_in_a_directory_that_cannot_be_opened_is_emfile_not_enoent() {
 #[test]
 fn one_emfile_is_absorbed_by_giving_cached_fds_back() {
     let _s = serial();
-    let f = Fixture::new(&[("a/b/f.txt", "x")]);
+    let f = TestWorkspace::new(&[("a/b/f.txt", "x")]);
     let a = ov_lookup(&f, ROOT_INO, "a");
     // Only the first openat fails: the budget gives fds back and the open is retried.
     let fault = fail_calls(Syscall::Openat, 1, 1, libc::EMFILE);
@@ -52,7 +50,7 @@ fn one_emfile_is_absorbed_by_giving_cached_fds_back() {
 #[test]
 fn readdir_of_a_directory_that_cannot_be_opened_is_an_error_not_empty() {
     let _s = serial();
-    let f = Fixture::new(&[("d/one", "1"), ("d/two", "2")]);
+    let f = TestWorkspace::new(&[("d/one", "1"), ("d/two", "2")]);
     let d = ov_lookup(&f, ROOT_INO, "d");
     let fh = f.ov().opendir(d).unwrap();
     let _fault = fail_calls(Syscall::Openat, 1, u64::MAX, libc::EMFILE);
@@ -67,7 +65,7 @@ fn readdir_of_a_directory_that_cannot_be_opened_is_an_error_not_empty() {
 #[test]
 fn readdir_sees_a_getdents_failure() {
     let _s = serial();
-    let f = Fixture::new(&[("d/one", "1")]);
+    let f = TestWorkspace::new(&[("d/one", "1")]);
     let d = ov_lookup(&f, ROOT_INO, "d");
     let fh = f.ov().opendir(d).unwrap();
     let _fault = fail_calls(Syscall::Getdents, 1, 1, libc::EIO);
@@ -77,7 +75,7 @@ fn readdir_sees_a_getdents_failure() {
 #[test]
 fn readdirplus_never_skips_an_entry_it_cannot_stat() {
     let _s = serial();
-    let f = Fixture::new(&[("d/one", "1"), ("d/two", "2")]);
+    let f = TestWorkspace::new(&[("d/one", "1"), ("d/two", "2")]);
     let d = ov_lookup(&f, ROOT_INO, "d");
     let fh = f.ov().opendir(d).unwrap();
     // Take the listing first, so only the per-entry lookups meet the fault.
@@ -95,7 +93,7 @@ fn readdirplus_never_skips_an_entry_it_cannot_stat() {
 #[test]
 fn getattr_and_lookup_see_an_fstatat_failure() {
     let _s = serial();
-    let f = Fixture::new(&[("a.txt", "x")]);
+    let f = TestWorkspace::new(&[("a.txt", "x")]);
     let ino = ov_lookup(&f, ROOT_INO, "a.txt");
     {
         let _fault = fail_calls(Syscall::Fstatat, 1, 1, libc::EIO);
@@ -114,7 +112,7 @@ fn getattr_and_lookup_see_an_fstatat_failure() {
 #[test]
 fn status_sees_a_walk_failure_in_a_new_subtree() {
     let _s = serial();
-    let f = Fixture::new(&[("keep", "k")]);
+    let f = TestWorkspace::new(&[("keep", "k")]);
     mkdir(f.ov(), b"new").unwrap();
     mkdir(f.ov(), b"new/inner").unwrap();
     write(f.ov(), b"new/inner/f", b"data");
@@ -123,7 +121,7 @@ fn status_sees_a_walk_failure_in_a_new_subtree() {
     assert_eq!(errno_of(f.ws().status()), libc::EMFILE);
 }
 
-fn ov_lookup(f: &Fixture, parent: u64, name: &str) -> u64 {
+fn ov_lookup(f: &TestWorkspace, parent: u64, name: &str) -> u64 {
     f.ov().lookup(parent, OsStr::new(name)).unwrap().ino
 }
 
@@ -132,7 +130,7 @@ fn ov_lookup(f: &Fixture, parent: u64, name: &str) -> u64 {
 #[test]
 fn a_setattr_that_fails_halfway_records_what_it_changed() {
     let _s = serial();
-    let f = Fixture::new(&[("f", "hello world\n")]);
+    let f = TestWorkspace::new(&[("f", "hello world\n")]);
     let ino = ov_lookup(&f, ROOT_INO, "f");
     // Copied up first (a utime, as `touch` does), so the failing chmod is setattr's own.
     let touch = wsfs_core::overlay::SetAttr {

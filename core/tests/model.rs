@@ -2,14 +2,12 @@
 //! After every step the merged view equals the model; after commit the host equals the model;
 //! after discard the merged view equals the original host tree again.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 
-use common::*;
 use proptest::prelude::*;
 use wsfs_core::api::CommitRequest;
+use wsfs_core::testing::*;
 
 #[derive(Clone, Debug, PartialEq)]
 enum E {
@@ -156,7 +154,7 @@ fn model_apply(m: &mut Model, op: &Op) -> bool {
     }
 }
 
-fn overlay_apply(f: &Fixture, op: &Op) {
+fn overlay_apply(f: &TestWorkspace, op: &Op) {
     let ov = f.ov();
     match op {
         Op::Write(i, d) => write(ov, PATHS[*i], d),
@@ -183,7 +181,7 @@ fn overlay_apply(f: &Fixture, op: &Op) {
 }
 
 /// The merged view as a model.
-fn view(f: &Fixture) -> Model {
+fn view(f: &TestWorkspace) -> Model {
     let mut m = Model::new();
     let mut stack = vec![Vec::new()];
     while let Some(dir) = stack.pop() {
@@ -211,8 +209,8 @@ fn view(f: &Fixture) -> Model {
     m
 }
 
-fn host_model(f: &Fixture) -> Model {
-    tree(f.project.path())
+fn host_model(f: &TestWorkspace) -> Model {
+    tree(f.project())
         .into_iter()
         .map(|(k, v)| {
             let e = if v == b"<dir>" {
@@ -228,7 +226,7 @@ fn host_model(f: &Fixture) -> Model {
 }
 
 fn run(ops: Vec<Op>, commit: bool) {
-    let f = Fixture::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
+    let f = TestWorkspace::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
     let original = host_model(&f);
     let mut model = original.clone();
     for op in &ops {
@@ -325,7 +323,7 @@ fn touched_by(m: &Model, op: &Op) -> Vec<Vec<u8>> {
 }
 
 fn run_with_host_edits(steps: Vec<Step>) {
-    let f = Fixture::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
+    let f = TestWorkspace::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
     let mut model = host_model(&f);
     // First-touch base of each path the overlay touched: the host's content then.
     let mut base: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
@@ -337,8 +335,7 @@ fn run_with_host_edits(steps: Vec<Step>) {
                 if model_apply(&mut model, op) {
                     for p in touched {
                         base.entry(p.clone()).or_insert_with(|| {
-                            std::fs::read(f.project.path().join(std::ffi::OsStr::from_bytes(&p)))
-                                .ok()
+                            std::fs::read(f.host(std::ffi::OsStr::from_bytes(&p))).ok()
                         });
                     }
                     overlay_apply(&f, op);
@@ -347,11 +344,7 @@ fn run_with_host_edits(steps: Vec<Step>) {
             Step::HostEdit(i, n) => {
                 let p = HOST_FILES[*i];
                 let content = format!("host edit {n}").into_bytes();
-                std::fs::write(
-                    f.project.path().join(std::ffi::OsStr::from_bytes(p)),
-                    &content,
-                )
-                .unwrap();
+                std::fs::write(f.host(std::ffi::OsStr::from_bytes(p)), &content).unwrap();
                 if base.contains_key(p) {
                     edited_after_touch.insert(p.to_vec());
                 } else {
@@ -397,7 +390,7 @@ fn run_with_host_edits(steps: Vec<Step>) {
             .get(*p)
             .is_some_and(|b| model.get(*p).cloned() == b.clone().map(E::File));
         if touched_unchanged {
-            if let Ok(c) = std::fs::read(f.project.path().join(std::ffi::OsStr::from_bytes(p))) {
+            if let Ok(c) = std::fs::read(f.host(std::ffi::OsStr::from_bytes(p))) {
                 model.insert(p.to_vec(), E::File(c));
             }
         }

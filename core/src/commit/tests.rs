@@ -1,18 +1,20 @@
 //! Unit tests of the commit engine that need the overlay's internals.
 
 use crate::api::CommitRequest;
-use crate::overlay::tests::{create, create_open, p, Fx};
 use crate::overlay::Req;
+use crate::testing::{create, create_open, p, TestWorkspace};
 
-fn commit_all(fx: &Fx) -> crate::api::CommitReport {
-    fx.ws.commit(&CommitRequest::default(), &|_, _| {}).unwrap()
+fn commit_all(fx: &TestWorkspace) -> crate::api::CommitReport {
+    fx.ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap()
 }
 
 /// A file the workspace still has open for writing is not committed: it is reported busy,
 /// stays pending, and is committed once closed.
 #[test]
 fn files_open_for_writing_are_left_pending() {
-    let fx = Fx::new(&[]);
+    let fx = TestWorkspace::new(&[]);
     let ov = fx.ov();
     create(ov, "done", b"finished\n");
     let (_, open) = create_open(ov, "half", libc::O_WRONLY);
@@ -25,7 +27,7 @@ fn files_open_for_writing_are_left_pending() {
         "a half-written file reached the host"
     );
     let pending: Vec<_> = fx
-        .ws
+        .ws()
         .status()
         .unwrap()
         .into_iter()
@@ -45,7 +47,7 @@ fn files_open_for_writing_are_left_pending() {
 /// committed under the older record.
 #[test]
 fn content_changed_since_its_record_is_left_pending() {
-    let fx = Fx::new(&[]);
+    let fx = TestWorkspace::new(&[]);
     create(fx.ov(), "a", b"recorded\n");
     assert_eq!(b"recorded\n".len(), b"REWRITTEN".len());
     std::fs::write(fx.upper("a"), b"REWRITTEN").unwrap();
@@ -61,7 +63,7 @@ fn content_changed_since_its_record_is_left_pending() {
 #[test]
 fn metadata_only_changes_leave_no_upper_copy() {
     use crate::overlay::{SetAttr, SetTime, ROOT_INO};
-    let fx = Fx::new(&[("a", "a\n"), ("b", "b\n")]);
+    let fx = TestWorkspace::new(&[("a", "a\n"), ("b", "b\n")]);
     let ov = fx.ov();
     let ino = |name: &str| ov.lookup(ROOT_INO, std::ffi::OsStr::new(name)).unwrap().ino;
     let chmod = SetAttr {
@@ -86,7 +88,7 @@ fn metadata_only_changes_leave_no_upper_copy() {
         "the settled utime stayed in the upper layer"
     );
     assert!(ov.changes().is_empty(), "{:?}", ov.changes().snapshot());
-    assert!(fx.ws.verify().unwrap().problems.is_empty());
+    assert!(fx.ws().verify().unwrap().problems.is_empty());
 }
 
 /// After a commit took a file out of the overlay, the kernel's old node answers ESTALE
@@ -94,7 +96,7 @@ fn metadata_only_changes_leave_no_upper_copy() {
 /// base is what was committed, so the next commit is no conflict.
 #[test]
 fn reverted_node_is_stale_and_the_rewrite_commits_cleanly() {
-    let fx = Fx::new(&[]);
+    let fx = TestWorkspace::new(&[]);
     let ov = fx.ov();
     let old = create(ov, "a", b"v1\n");
     assert_eq!(commit_all(&fx).applied, vec![p("a")]);
@@ -133,7 +135,7 @@ fn let_host_files_settle() {
 #[test]
 fn each_host_file_is_hashed_once_per_commit() {
     use std::sync::atomic::Ordering;
-    let fx = Fx::new(&[("a", "a\n"), ("b", "b\n"), ("c", "c\n")]);
+    let fx = TestWorkspace::new(&[("a", "a\n"), ("b", "b\n"), ("c", "c\n")]);
     let_host_files_settle();
     let ov = fx.ov();
     rewrite(ov, "a", b"new a\n");
@@ -154,7 +156,7 @@ fn each_host_file_is_hashed_once_per_commit() {
 fn a_host_file_changed_after_the_check_is_read_again() {
     use super::seen::Seen;
     use std::os::fd::AsFd;
-    let fx = Fx::new(&[("a", "before\n")]);
+    let fx = TestWorkspace::new(&[("a", "before\n")]);
     let_host_files_settle();
     let ov = fx.ov();
     let a = p("a");

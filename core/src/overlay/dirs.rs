@@ -355,8 +355,8 @@ mod tests {
     use std::collections::HashMap;
     use std::ffi::OsStr;
 
-    use super::super::tests::{create, Fx};
     use super::*;
+    use crate::testing::{create, TestWorkspace};
 
     /// Reads `ino` without a handle, `chunk` entries per call, running `between` after each
     /// call; returns how often each name was returned.
@@ -394,17 +394,17 @@ mod tests {
         let host: Vec<(String, String)> =
             (0..120).map(|i| (format!("h{i}"), String::new())).collect();
         let files: Vec<(&str, &str)> = host.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
-        let fx = Fx::new(&files);
+        let fx = TestWorkspace::new(&files);
         let ov = fx.ov();
         for i in 0..40 {
-            create(ov, &format!("u{i}"), b"x");
+            create(ov, format!("u{i}"), b"x");
         }
         let seen = read_in_chunks(ov, 7, |call| {
             // Remove two entries and add one, and drop the kept listing now and then.
             for name in [format!("h{}", call * 2), format!("u{call}")] {
                 let _ = ov.unlink(ROOT_INO, OsStr::new(&name));
             }
-            create(ov, &format!("new{call}"), b"y");
+            create(ov, format!("new{call}"), b"y");
             if call % 3 == 0 {
                 ov.dir_listings.clear();
             }

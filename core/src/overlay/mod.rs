@@ -33,7 +33,7 @@ mod reconcile;
 mod revert;
 mod state;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 pub mod types;
 mod xattr;
 

@@ -1,18 +1,16 @@
 //! Tests of the FUSE adapter. The mount tests need root and /dev/fuse; elsewhere they print a
 //! SKIP line and pass; under CI they fail (`tests/prereq`).
 
-use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::Deref;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wsfs::state::StateRoot;
-use wsfs::workspace::Workspace;
+use wsfs::testing::{tree, TestWorkspace};
 
 use super::adapter::{expected_errno, request_span, RateLimit};
 use super::passthrough::IoModes;
@@ -211,13 +209,12 @@ fn can_mount(test: &str) -> bool {
 #[path = "../../../tests/prereq/mod.rs"]
 mod prereq;
 
+/// The core's test workspace served by a real FUSE mount; derefs to the workspace fixture.
 struct Env {
     // Field order = drop order: unmount before the directories go.
     handle: Option<MountHandle>,
-    ws: Arc<Workspace>,
     mnt: PathBuf,
-    project: tempfile::TempDir,
-    _state: tempfile::TempDir,
+    fx: TestWorkspace,
     _mnt_parent: tempfile::TempDir,
 }
 
@@ -229,35 +226,30 @@ impl Drop for Env {
     }
 }
 
+impl Deref for Env {
+    type Target = TestWorkspace;
+
+    fn deref(&self) -> &TestWorkspace {
+        &self.fx
+    }
+}
+
 impl Env {
     fn new(files: &[(&str, &str)]) -> Env {
-        let project = tempfile::tempdir().unwrap();
-        for (p, c) in files {
-            let full = project.path().join(p);
-            fs::create_dir_all(full.parent().unwrap()).unwrap();
-            fs::write(full, c).unwrap();
-        }
-        let state = tempfile::tempdir().unwrap();
-        let ws = Workspace::create(&StateRoot::new(state.path()), "t", project.path()).unwrap();
+        let fx = TestWorkspace::new(files);
         let mnt_parent = tempfile::tempdir().unwrap();
         let mnt = mnt_parent.path().join("mnt");
-        let handle = mount(ws.overlay().clone(), project.path(), &mnt).unwrap();
+        let handle = mount(fx.ov().clone(), fx.project(), &mnt).unwrap();
         Env {
             mnt: handle.mountpoint().to_path_buf(),
             handle: Some(handle),
-            ws,
-            project,
-            _state: state,
+            fx,
             _mnt_parent: mnt_parent,
         }
     }
 
     fn m(&self, p: &str) -> PathBuf {
         self.mnt.join(p)
-    }
-
-    fn host(&self, p: &str) -> PathBuf {
-        self.project.path().join(p)
     }
 
     fn unmount(&mut self) {
@@ -268,32 +260,6 @@ impl Env {
 
 fn is_mounted(mp: &Path) -> bool {
     mounts().unwrap().iter().any(|m| m.mount_point == mp)
-}
-
-/// Every file and symlink under `root` with its content (or target).
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let e = e.unwrap();
-            let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().to_path_buf();
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                out.insert(rel, b"<dir>".to_vec());
-                stack.push(p);
-            } else if ft.is_symlink() {
-                out.insert(
-                    rel,
-                    fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec(),
-                );
-            } else {
-                out.insert(rel, fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -315,7 +281,7 @@ fn smoke_basic_operations() {
         ("src/old.rs", "old\n"),
         ("doomed.txt", "bye\n"),
     ]);
-    let before = snapshot(env.project.path());
+    let before = tree(env.project());
 
     // Read a lower file.
     assert_eq!(fs::read_to_string(env.m("README.md")).unwrap(), "hello\n");
@@ -380,14 +346,14 @@ fn smoke_basic_operations() {
     assert!(st.is_dir());
 
     // The host never changed; the workspace journaled the changes.
-    assert_eq!(snapshot(env.project.path()), before);
-    let changes = env.ws.status().unwrap();
+    assert_eq!(tree(env.project()), before);
+    let changes = env.ws().status().unwrap();
     assert!(
         changes.iter().any(|c| c.path.as_bytes() == b"new.txt"),
         "{changes:?}"
     );
     env.unmount();
-    assert_eq!(snapshot(env.project.path()), before);
+    assert_eq!(tree(env.project()), before);
 }
 
 #[test]
@@ -618,7 +584,7 @@ fn remount_after_unmount_and_prepare_twice() {
     fs::write(env.m("g"), "2").unwrap();
     env.unmount();
     prepare_mountpoint(&env.mnt).unwrap();
-    let h = mount(env.ws.overlay().clone(), env.project.path(), &env.mnt).unwrap();
+    let h = mount(env.ov().clone(), env.project(), &env.mnt).unwrap();
     assert_eq!(fs::read_to_string(env.m("g")).unwrap(), "2");
     h.unmount().unwrap();
 }
@@ -680,15 +646,12 @@ fn mountpoint_inside_the_project_is_not_watched() {
     if !can_mount("mountpoint_inside_the_project_is_not_watched") {
         return;
     }
-    let project = tempfile::tempdir().unwrap();
-    fs::write(project.path().join("a"), "1").unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let ws = Workspace::create(&StateRoot::new(state.path()), "t", project.path()).unwrap();
-    let mp = project.path().join("mnt");
-    let h = mount(ws.overlay().clone(), project.path(), &mp).unwrap();
+    let fx = TestWorkspace::new(&[("a", "1")]);
+    let mp = fx.host("mnt");
+    let h = mount(fx.ov().clone(), fx.project(), &mp).unwrap();
     assert_eq!(fs::read_to_string(mp.join("a")).unwrap(), "1");
     std::thread::sleep(Duration::from_millis(200));
-    fs::write(project.path().join("a"), "2").unwrap();
+    fs::write(fx.host("a"), "2").unwrap();
     wait_for("host change", || {
         fs::read_to_string(mp.join("a")).ok().as_deref() == Some("2")
     });
