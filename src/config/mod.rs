@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use host::{expand_tilde, passwd_entries};
-pub use host::{HostUser, PasswdEntry};
+pub(crate) use host::expand_tilde;
+pub use host::{passwd_entries, HostUser, PasswdEntry};
 pub use load::{load, read_project_file, user_config_path, PROJECT_FILE};
 #[cfg(test)]
 pub(crate) use load::{load_files, parse_str};

@@ -79,7 +79,8 @@ impl Controller {
             .await
             .map_err(|e| docker_err(format_args!("creating a probe container from {image}"), e))?;
         let read = async {
-            let text = |b: Option<Vec<u8>>| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned();
+            let text =
+                |b: Option<Vec<u8>>| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned();
             let mut facts = ImageFacts {
                 passwd: text(self.probe_file(&probe.id, image, "/etc/passwd").await?),
                 group: text(self.probe_file(&probe.id, image, "/etc/group").await?),
@@ -101,7 +102,9 @@ impl Controller {
 
     /// The content of regular file `path` in the probe container, `None` when it is missing.
     async fn probe_file(&self, id: &str, image: &str, path: &str) -> Result<Option<Vec<u8>>> {
-        let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
         let mut stream = self.docker.download_from_container(id, Some(opts));
         let mut tar = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -118,7 +121,9 @@ impl Controller {
 
     /// Whether `path` exists in the probe container (reads only the archive's first chunk).
     async fn probe_exists(&self, id: &str, image: &str, path: &str) -> Result<bool> {
-        let opts = DownloadFromContainerOptionsBuilder::default().path(path).build();
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
         let mut stream = self.docker.download_from_container(id, Some(opts));
         match stream.next().await {
             None | Some(Ok(_)) => Ok(true),

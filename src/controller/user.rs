@@ -135,7 +135,12 @@ pub(super) fn plan(w: &Wanted<'_>, facts: &ImageFacts) -> Result<UserPlan> {
             uid,
             gid,
             home: w.home.to_string_lossy().into_owned(),
-            shell: if facts.has_bash { "/bin/bash" } else { "/bin/sh" }.into(),
+            shell: if facts.has_bash {
+                "/bin/bash"
+            } else {
+                "/bin/sh"
+            }
+            .into(),
         },
     };
     let groups: Vec<(&str, Option<u32>)> = facts
@@ -171,9 +176,10 @@ action=$1 name=$2 uid=$3 gid=$4 home=$5 shell=$6 gaction=$7 gname=$8 reown=$9
 shift 9
 has() { command -v "$1" >/dev/null 2>&1; }
 die() { echo "$*" >&2; exit 1; }
+# `test -w` is always true for root; opening for append is the real check.
+writable() { ( true >> "$1" ) 2>/dev/null; }
 for f in /etc/passwd /etc/group; do
-  [ -e "$f" ] || : > "$f" 2>/dev/null
-  [ -w "$f" ] || die "$f is not writable in the container (read-only file system or mount)"
+  writable "$f" || die "$f is not writable in the container (read-only file system or mount)"
 done
 # Appends a line, first ending an unterminated last line.
 append() {
@@ -201,7 +207,7 @@ if [ "$action" = create ]; then
     how=useradd
   else
     append /etc/passwd "$name:x:$uid:$gid::$home:$shell"
-    if [ -w /etc/shadow ]; then append /etc/shadow "$name:!::0:99999:7:::"; fi
+    if [ -f /etc/shadow ] && writable /etc/shadow; then append /etc/shadow "$name:!::0:99999:7:::"; fi
     how="editing /etc/passwd"
   fi
   if [ "$reown" = 1 ]; then
@@ -352,7 +358,12 @@ mod tests {
         let p = plan(&wanted("me", 1000, 100, true), &facts(true)).unwrap();
         assert_eq!(p.action, UserAction::Create);
         assert_eq!(
-            (p.entry.uid, p.entry.gid, p.entry.home.as_str(), p.entry.shell.as_str()),
+            (
+                p.entry.uid,
+                p.entry.gid,
+                p.entry.home.as_str(),
+                p.entry.shell.as_str()
+            ),
             (1000, 100, "/home/host-me", "/bin/bash")
         );
         assert_eq!(p.group, GroupAction::Keep("users".into()));
@@ -372,9 +383,16 @@ mod tests {
 
     #[test]
     fn auto_user_off_keeps_the_strict_check() {
-        let e = plan(&wanted("ghost", 1, 1, false), &facts(false)).unwrap_err().to_string();
-        assert!(e.contains("user ghost does not exist in image img") && e.contains("auto_user"), "{e}");
-        let e = plan(&wanted("agent", 1234, 1, false), &facts(false)).unwrap_err().to_string();
+        let e = plan(&wanted("ghost", 1, 1, false), &facts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("user ghost does not exist in image img") && e.contains("auto_user"),
+            "{e}"
+        );
+        let e = plan(&wanted("agent", 1234, 1, false), &facts(false))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("has uid 4242") && e.contains("1234"), "{e}");
     }
 
@@ -387,10 +405,19 @@ mod tests {
             home: PathBuf::from("/home/me"),
         };
         assert_eq!(created_home(true, 1000, &host, "me"), Path::new("/home/me"));
-        assert_eq!(created_home(false, 1000, &host, "me"), Path::new("/home/me"));
+        assert_eq!(
+            created_home(false, 1000, &host, "me"),
+            Path::new("/home/me")
+        );
         assert_eq!(created_home(true, 4242, &host, "x"), Path::new("/home/x"));
-        let root_home = crate::config::HostUser { home: "/".into(), ..host };
-        assert_eq!(created_home(true, 1000, &root_home, "me"), Path::new("/home/me"));
+        let root_home = crate::config::HostUser {
+            home: "/".into(),
+            ..host
+        };
+        assert_eq!(
+            created_home(true, 1000, &root_home, "me"),
+            Path::new("/home/me")
+        );
     }
 
     #[test]

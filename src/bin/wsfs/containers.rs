@@ -83,6 +83,9 @@ pub async fn up(
     req.io = Io::Terminal;
     let report = ctl.up(&req).await?;
     client.record_image(&info.name, &report.image_id).await?;
+    if let Some(done) = &report.user_setup {
+        eprintln!("wsfs: {done}");
+    }
     for w in &report.warnings {
         eprintln!("wsfs: warning: {w}");
     }
