@@ -104,6 +104,7 @@ pub async fn up(
             image_id: &'a str,
             mountpoint: &'a Path,
             exit_code: Option<i64>,
+            user_setup: Option<&'a str>,
         }
         print_json(
             &mut std::io::stdout(),
@@ -113,6 +114,7 @@ pub async fn up(
                 image_id: &report.image_id,
                 mountpoint: &mountpoint,
                 exit_code: report.exit_code,
+                user_setup: report.user_setup.as_deref(),
             },
         )?;
     } else if !attached {
