@@ -120,6 +120,27 @@ pub(super) fn plan(w: &Wanted<'_>, facts: &ImageFacts) -> Result<UserPlan> {
             )))
         }
     };
+    let portable = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('-')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    };
+    if !portable(name) {
+        return Err(Error::Container(format!(
+            "cannot add user {name:?} to image {image}: a user name for /etc/passwd is letters, \
+             digits, '.', '_' and '-', not starting with '-'. Set [container] code_user \
+             (--user) to such a name"
+        )));
+    }
+    let home = w.home.to_string_lossy();
+    if found.is_none() && home.contains([':', '\n']) {
+        return Err(Error::Container(format!(
+            "cannot add user {name} to image {image}: its home {home:?} contains ':' or a \
+             newline, which /etc/passwd cannot hold; set [container] workspace_container_path \
+             (the home is then /home/{name})"
+        )));
+    }
     let entry = match found {
         Some(e) => PasswdEntry {
             uid,
@@ -134,7 +155,7 @@ pub(super) fn plan(w: &Wanted<'_>, facts: &ImageFacts) -> Result<UserPlan> {
             name: name.to_string(),
             uid,
             gid,
-            home: w.home.to_string_lossy().into_owned(),
+            home: home.into_owned(),
             shell: if facts.has_bash {
                 "/bin/bash"
             } else {
@@ -231,7 +252,7 @@ fi
 echo "$how"
 "#;
 
-/// The quoted `find -path` pattern matching exactly `path` (glob characters escaped).
+/// The `find -path` pattern matching exactly `path` (glob characters escaped).
 fn find_pattern(path: &Path) -> String {
     let mut s = String::new();
     for c in path.to_string_lossy().chars() {
@@ -418,6 +439,18 @@ mod tests {
             created_home(true, 1000, &root_home, "me"),
             Path::new("/home/me")
         );
+    }
+
+    #[test]
+    fn names_and_homes_passwd_cannot_hold_are_refused() {
+        let e = plan(&wanted("a:b", 1, 1, true), &facts(false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("letters, digits"), "{e}");
+        let mut w = wanted("me", 1, 1, true);
+        w.home = PathBuf::from("/home/a:b");
+        let e = plan(&w, &facts(false)).unwrap_err().to_string();
+        assert!(e.contains("contains ':'"), "{e}");
     }
 
     #[test]
