@@ -291,12 +291,13 @@ async fn failing_post_start_is_reported_and_fatal_only_when_configured() {
 }
 
 #[tokio::test]
-async fn missing_user_is_a_clear_error() {
+async fn missing_user_is_a_clear_error_with_auto_user_off() {
     let (ctl, image) = setup!("missing_user_is_a_clear_error");
     let ws = name("nouser");
     let d = dirs(&[]);
     let mut cfg = config(&image);
     cfg.container.code_user = Some("ghost".into());
+    cfg.container.auto_user = false;
     let err = ctl
         .up(&request(&ws, &d, cfg))
         .await
@@ -312,6 +313,7 @@ async fn missing_user_is_a_clear_error() {
     // A user whose uid differs from the configured one is refused too.
     let mut cfg = config(&image);
     cfg.container.code_uid = Some(1234);
+    cfg.container.auto_user = false;
     let err = ctl
         .up(&request(&ws, &d, cfg))
         .await

@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use host::{expand_tilde, passwd_entries};
-pub use host::{HostUser, PasswdEntry};
+pub(crate) use host::expand_tilde;
+pub use host::{passwd_entries, HostUser, PasswdEntry};
 pub use load::{load, read_project_file, user_config_path, PROJECT_FILE};
 #[cfg(test)]
 pub(crate) use load::{load_files, parse_str};
@@ -58,6 +58,9 @@ pub struct Defaults {
     pub cpus: Option<f64>,
     /// Maximum number of processes in the container; none by default.
     pub pids_limit: Option<i64>,
+    /// Mount the container's root filesystem read-only (Docker's `--read-only`). Default
+    /// false. The code user must then already exist in the image (no [`ContainerConfig::auto_user`]).
+    pub read_only: bool,
 }
 
 impl Default for Defaults {
@@ -71,16 +74,17 @@ impl Default for Defaults {
             memory: None,
             cpus: None,
             pids_limit: None,
+            read_only: false,
         }
     }
 }
 
 /// `[container]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ContainerConfig {
-    /// User name the code runs as; must exist in the image's `/etc/passwd`. Default: the
-    /// invoking host user's name (`SUDO_USER` under sudo).
+    /// User name the code runs as. Default: the invoking host user's name (`SUDO_USER` under
+    /// sudo).
     pub code_user: Option<String>,
     /// Numeric uid; default the invoking host user's uid (`SUDO_UID` under sudo).
     pub code_uid: Option<u32>,
@@ -89,6 +93,22 @@ pub struct ContainerConfig {
     /// Where the workspace appears in the container: empty (default) = the host project's
     /// absolute path (mirror mode); e.g. `/workspace` for the legacy layout.
     pub workspace_container_path: String,
+    /// When the image lacks the code user, or has its name at another uid, create it (or
+    /// change its uid) in the container at `up` (default true). False: such an image is an
+    /// error, as before.
+    pub auto_user: bool,
+}
+
+impl Default for ContainerConfig {
+    fn default() -> Self {
+        ContainerConfig {
+            code_user: None,
+            code_uid: None,
+            code_gid: None,
+            workspace_container_path: String::new(),
+            auto_user: true,
+        }
+    }
 }
 
 /// `[mounts]`.

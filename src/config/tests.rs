@@ -9,6 +9,8 @@ fn empty_is_all_defaults() {
     assert_eq!(c.defaults.tool_config, vec!["~/.claude", "~/.claude.json"]);
     assert_eq!(c.defaults.network, "bridge");
     assert!(c.defaults.mount_tool_config);
+    assert!(c.container.auto_user, "auto_user is on by default");
+    assert!(!c.defaults.read_only);
 }
 
 #[test]
@@ -21,12 +23,14 @@ network = "none"
 memory = "4g"
 cpus = 1.5
 pids_limit = 256
+read_only = true
 
 [container]
 code_user = "agent"
 code_uid = 4242
 code_gid = 4243
 workspace_container_path = "/workspace"
+auto_user = false
 
 [mounts]
 default = [{ host = "~/.config/tmux", container = "~/.config/tmux", readonly = true }]
@@ -43,6 +47,7 @@ post_start_fatal = true
     assert_eq!(c.defaults.image, "img:1");
     assert_eq!(c.defaults.cpus, Some(1.5));
     assert_eq!(c.container.code_uid, Some(4242));
+    assert!(!c.container.auto_user && c.defaults.read_only);
     assert!(c.mounts.default[0].readonly);
     assert_eq!(c.credentials.env["TOKEN"], EnvValue::Value("abc".into()));
     assert_eq!(

@@ -1,4 +1,5 @@
-//! Image checks: presence (with a pull attempt), content id, and the code user in /etc/passwd.
+//! Image checks: presence (with a pull attempt), content id, and what the image says about
+//! users (read through a never-started probe container).
 
 use std::time::Duration;
 
@@ -9,7 +10,6 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::{docker_err, is_not_found, Controller};
-use crate::config::{passwd_entries, PasswdEntry};
 use crate::{Error, Result};
 
 /// How long a pull may take before we give up (no registry is a common case).
@@ -58,8 +58,14 @@ impl Controller {
         )))
     }
 
-    /// Reads `/etc/passwd` from `image` through a never-started container.
-    pub(super) async fn image_passwd(&self, image: &str) -> Result<Option<String>> {
+    /// Reads what `up` needs to know about `image`'s users through a never-started container
+    /// (removed again): `/etc/passwd`, `/etc/group`, whether `/bin/bash` exists, and whether
+    /// the path `home_of` picks (given the passwd and group texts) exists.
+    pub(super) async fn image_facts(
+        &self,
+        image: &str,
+        home_of: impl FnOnce(&ImageFacts) -> Option<String>,
+    ) -> Result<ImageFacts> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["/nonexistent-wsfs-probe".into()]),
@@ -72,38 +78,21 @@ impl Controller {
             .create_container(None, body)
             .await
             .map_err(|e| docker_err(format_args!("creating a probe container from {image}"), e))?;
-        let opts = DownloadFromContainerOptionsBuilder::default()
-            .path("/etc/passwd")
-            .build();
-        let mut stream = self.docker.download_from_container(&probe.id, Some(opts));
-        let mut tar = Vec::new();
-        let mut result: Result<Option<String>> = Ok(None);
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(b) => tar.extend_from_slice(&b),
-                Err(e) if is_not_found(&e) => {
-                    tar.clear();
-                    break;
-                }
-                Err(e) => {
-                    result = Err(docker_err(
-                        format_args!("reading /etc/passwd of {image}"),
-                        e,
-                    ));
-                    break;
-                }
+        let read = async {
+            let text =
+                |b: Option<Vec<u8>>| String::from_utf8_lossy(&b.unwrap_or_default()).into_owned();
+            let mut facts = ImageFacts {
+                passwd: text(self.probe_file(&probe.id, image, "/etc/passwd").await?),
+                group: text(self.probe_file(&probe.id, image, "/etc/group").await?),
+                has_bash: self.probe_exists(&probe.id, image, "/bin/bash").await?,
+                home_exists: false,
+            };
+            if let Some(home) = home_of(&facts) {
+                facts.home_exists = self.probe_exists(&probe.id, image, &home).await?;
             }
-        }
-        if result.is_ok() && !tar.is_empty() {
-            result = super::tar::read_entries(&tar)
-                .map_err(|e| Error::Container(format!("reading /etc/passwd of {image}: {e}")))
-                .map(|entries| {
-                    entries
-                        .into_iter()
-                        .find(|e| e.is_file)
-                        .map(|e| String::from_utf8_lossy(&e.data).into_owned())
-                });
-        }
+            Ok(facts)
+        };
+        let result = read.await;
         let rm = RemoveContainerOptionsBuilder::default().force(true).build();
         if let Err(e) = self.docker.remove_container(&probe.id, Some(rm)).await {
             tracing::warn!(id = %probe.id, "removing the probe container: {e}");
@@ -111,31 +100,48 @@ impl Controller {
         result
     }
 
-    /// The passwd entry of `user` in `image`; errors when it is missing or its uid differs from
-    /// `uid`, naming the user and image and saying how to fix it.
-    pub(super) async fn image_user(
-        &self,
-        image: &str,
-        user: &str,
-        uid: u32,
-    ) -> Result<PasswdEntry> {
-        let passwd = self.image_passwd(image).await?.unwrap_or_default();
-        let fix = format!(
-            "Build an image with that user (e.g. `RUN useradd -u {uid} -m {user}` in its \
-             Dockerfile), or set [container] code_user (and code_uid/code_gid) in the wsfs config \
-             (or --user/--uid/--gid) to a user the image has"
-        );
-        let Some(entry) = passwd_entries(&passwd).find(|e| e.name == user) else {
-            return Err(Error::Container(format!(
-                "user {user} does not exist in image {image} (no entry in its /etc/passwd). {fix}"
-            )));
-        };
-        if entry.uid != uid {
-            return Err(Error::Container(format!(
-                "user {user} in image {image} has uid {}, but the configured code_uid is {uid}. {fix}",
-                entry.uid
-            )));
+    /// The content of regular file `path` in the probe container, `None` when it is missing.
+    async fn probe_file(&self, id: &str, image: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut tar = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) => tar.extend_from_slice(&b),
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(docker_err(format_args!("reading {path} of {image}"), e)),
+            }
         }
-        Ok(entry)
+        let entries = super::tar::read_entries(&tar)
+            .map_err(|e| Error::Container(format!("reading {path} of {image}: {e}")))?;
+        Ok(entries.into_iter().find(|e| e.is_file).map(|e| e.data))
     }
+
+    /// Whether `path` exists in the probe container (reads only the archive's first chunk).
+    async fn probe_exists(&self, id: &str, image: &str, path: &str) -> Result<bool> {
+        let opts = DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        match stream.next().await {
+            None | Some(Ok(_)) => Ok(true),
+            Some(Err(e)) if is_not_found(&e) => Ok(false),
+            Some(Err(e)) => Err(docker_err(format_args!("looking up {path} in {image}"), e)),
+        }
+    }
+}
+
+/// What `up` learnt about an image's users (see [`Controller::image_facts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct ImageFacts {
+    /// `/etc/passwd` (empty when missing).
+    pub passwd: String,
+    /// `/etc/group` (empty when missing).
+    pub group: String,
+    /// `/bin/bash` exists.
+    pub has_bash: bool,
+    /// The home directory asked about exists in the image.
+    pub home_exists: bool,
 }

@@ -27,6 +27,7 @@ mod plan;
 pub(crate) mod run;
 pub mod tar;
 mod up;
+mod user;
 
 use bollard::Docker;
 

@@ -432,6 +432,7 @@ pub(super) fn build_spec(req: &UpRequest, image_id: &str, user: &PasswdEntry) ->
         memory,
         nano_cpus: cfg.defaults.cpus.map(|c| (c * 1e9) as i64),
         pids_limit: cfg.defaults.pids_limit,
+        readonly_rootfs: cfg.defaults.read_only.then_some(true),
         ..Default::default()
     };
     let body = ContainerCreateBody {

@@ -1,10 +1,13 @@
 //! `up`: create (or reuse, or restart) the workspace's container, run `post_start`, and
 //! optionally a command attached.
 
+use std::path::{Path, PathBuf};
+
 use bollard::query_parameters::{CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder};
 
 use super::exec::Io;
 use super::plan::build_spec;
+use super::user::{created_home, plan, UserAction, Wanted};
 use super::*;
 use crate::{Error, Result};
 
@@ -43,6 +46,9 @@ pub struct UpReport {
     pub downed: bool,
     /// Warnings for the user (tool-config home mismatch, unset env, failed post_start...).
     pub warnings: Vec<String>,
+    /// What was done to make the code user exist at its uid in a new container (created,
+    /// uid changed), when anything was (`auto_user`).
+    pub user_setup: Option<String>,
 }
 
 impl Controller {
@@ -63,6 +69,7 @@ impl Controller {
             exit_code: None,
             downed: false,
             warnings: Vec::new(),
+            user_setup: None,
         };
         let mut existing = self.find_container(&req.workspace).await?;
         if let Some(c) = &existing {
@@ -109,8 +116,55 @@ impl Controller {
             None => {
                 let image = &cfg.defaults.image;
                 report.image_id = self.ensure_image(image).await?;
-                let entry = self.image_user(image, &user, uid).await?;
-                let spec = build_spec(req, &report.image_id, &entry)?;
+                let wanted = Wanted {
+                    name: &user,
+                    uid,
+                    gid,
+                    home: created_home(
+                        cfg.container.workspace_container_path.is_empty(),
+                        uid,
+                        &req.host_user,
+                        &user,
+                    ),
+                    auto: cfg.container.auto_user,
+                    image,
+                };
+                let facts = self
+                    .image_facts(&report.image_id, |f| {
+                        plan(&wanted, f)
+                            .ok()
+                            .filter(|p| p.action == UserAction::Create)
+                            .map(|p| p.entry.home)
+                    })
+                    .await?;
+                let user_plan = plan(&wanted, &facts)?;
+                if user_plan.action != UserAction::Keep && cfg.defaults.read_only {
+                    return Err(Error::Container(format!(
+                        "image {image} has no user {user} at uid {uid}, and the container's root \
+                         filesystem is read-only (defaults.read_only = true), so wsfs cannot add \
+                         it to /etc/passwd. Use an image with that user and set [container] \
+                         auto_user = false, set code_user (--user) to a user the image has at \
+                         that uid, or set read_only = false"
+                    )));
+                }
+                let spec = build_spec(req, &report.image_id, &user_plan.entry)?;
+                let mounts: Vec<PathBuf> = spec
+                    .body
+                    .host_config
+                    .as_ref()
+                    .and_then(|h| h.mounts.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.target.as_ref().map(PathBuf::from))
+                    .collect();
+                let home = Path::new(&user_plan.entry.home);
+                let reown = match user_plan.action {
+                    UserAction::Keep => false,
+                    UserAction::Create => !facts.home_exists,
+                    UserAction::ChangeUid { .. } => true,
+                } && home != Path::new("/")
+                    && !home.starts_with(req.container_dir())
+                    && !mounts.iter().any(|m| m == home);
                 report.warnings.extend(spec.warnings.iter().cloned());
                 for w in &spec.warnings {
                     tracing::warn!("{w}");
@@ -137,11 +191,23 @@ impl Controller {
                                 docker_err("copying credential and tool-config files in", e)
                             })?;
                     }
-                    self.start(&created.id).await
+                    self.start(&created.id).await?;
+                    if user_plan.action == UserAction::Keep {
+                        return Ok(None);
+                    }
+                    self.ensure_user(&created.id, image, &user_plan, reown, &mounts)
+                        .await
+                        .map(Some)
                 };
-                if let Err(e) = setup.await {
-                    let _ = self.remove(&created.id).await;
-                    return Err(e);
+                match setup.await {
+                    Ok(done) => report.user_setup = done,
+                    Err(e) => {
+                        let _ = self.remove(&created.id).await;
+                        return Err(e);
+                    }
+                }
+                if let Some(done) = &report.user_setup {
+                    tracing::info!("{done}");
                 }
                 report.started = true;
             }

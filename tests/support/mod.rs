@@ -10,6 +10,8 @@ use tokio::sync::OnceCell;
 use wsfs::controller::tar::{Meta, TarBuilder};
 use wsfs::controller::Controller;
 
+pub mod debian;
+
 /// The test user in the image.
 pub const AGENT: &str = "agent";
 /// Its uid and gid.
@@ -39,9 +41,16 @@ static IMAGE: OnceCell<String> = OnceCell::const_new();
 /// The test image tag, imported once (skipped when the tag already exists).
 pub async fn test_image(ctl: &Controller) -> String {
     IMAGE
-        .get_or_init(|| async { import_image(ctl).await })
+        .get_or_init(|| async { import_image(ctl, PASSWD, GROUP).await })
         .await
         .clone()
+}
+
+/// A busybox image like [`test_image`] with the given `/etc/passwd` and `/etc/group` (and a
+/// home directory, owned by its user, for each passwd entry under `/home`). Imported once per
+/// content (skipped when the tag already exists).
+pub async fn busybox_image(ctl: &Controller, passwd: &str, group: &str) -> String {
+    import_image(ctl, passwd, group).await
 }
 
 fn busybox() -> std::path::PathBuf {
@@ -53,13 +62,15 @@ fn busybox() -> std::path::PathBuf {
     panic!("busybox not found: install busybox-static (the test image is built from it)");
 }
 
-async fn import_image(ctl: &Controller) -> String {
+async fn import_image(ctl: &Controller, passwd: &str, group: &str) -> String {
     let bb_path = busybox();
     let bb = std::fs::read(&bb_path).expect("read busybox");
     let mut h = blake3::Hasher::new();
-    h.update(&bb)
-        .update(PASSWD.as_bytes())
-        .update(GROUP.as_bytes());
+    // v2: homes hold a `.profile`.
+    h.update(b"v2")
+        .update(&bb)
+        .update(passwd.as_bytes())
+        .update(group.as_bytes());
     let tag = h.finalize().to_hex()[..12].to_string();
     let image = format!("{IMAGE_REPO}:{tag}");
     if ctl.image_id(&image).await.expect("inspect").is_some() {
@@ -87,15 +98,25 @@ async fn import_image(ctl: &Controller) -> String {
         },
     )
     .unwrap();
-    t.dir(
-        "home/agent",
-        Meta {
-            uid: AGENT_UID,
-            gid: AGENT_UID,
-            ..root
-        },
-    )
-    .unwrap();
+    for e in wsfs::config::passwd_entries(passwd) {
+        if let Some(home) = e.home.strip_prefix("/home/") {
+            let meta = Meta {
+                uid: e.uid,
+                gid: e.gid,
+                ..root
+            };
+            t.dir(&format!("home/{home}"), meta).unwrap();
+            t.file(
+                &format!("home/{home}/.profile"),
+                b"# from the image\n",
+                Meta {
+                    mode: 0o644,
+                    ..meta
+                },
+            )
+            .unwrap();
+        }
+    }
     t.file("bin/busybox", &bb, root).unwrap();
     for applet in String::from_utf8_lossy(&out.stdout).lines() {
         if applet != "busybox" && !applet.is_empty() {
@@ -105,7 +126,7 @@ async fn import_image(ctl: &Controller) -> String {
     }
     t.file(
         "etc/passwd",
-        PASSWD.as_bytes(),
+        passwd.as_bytes(),
         Meta {
             mode: 0o644,
             ..root
@@ -114,7 +135,7 @@ async fn import_image(ctl: &Controller) -> String {
     .unwrap();
     t.file(
         "etc/group",
-        GROUP.as_bytes(),
+        group.as_bytes(),
         Meta {
             mode: 0o644,
             ..root

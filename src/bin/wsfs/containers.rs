@@ -117,6 +117,9 @@ pub async fn up(
     req.io = Io::Terminal;
     let report = ctl.up(&req).await?;
     client.record_image(&info.name, &report.image_id).await?;
+    if let Some(done) = &report.user_setup {
+        eprintln!("wsfs: {done}");
+    }
     for w in &report.warnings {
         eprintln!("wsfs: warning: {w}");
     }
@@ -135,6 +138,7 @@ pub async fn up(
             image_id: &'a str,
             mountpoint: &'a Path,
             exit_code: Option<i64>,
+            user_setup: Option<&'a str>,
         }
         print_json(
             &mut std::io::stdout(),
@@ -144,6 +148,7 @@ pub async fn up(
                 image_id: &report.image_id,
                 mountpoint: &mountpoint,
                 exit_code: report.exit_code,
+                user_setup: report.user_setup.as_deref(),
             },
         )?;
     } else if !attached {
