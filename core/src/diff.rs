@@ -115,7 +115,10 @@ pub(crate) fn pair(sides: Vec<Side>) -> Vec<Side> {
     };
     for &d in &added {
         for &s in &deleted {
-            if !used_src[s] && same_type(s, d) && content(s, true) == content(d, false) {
+            // Like git, an empty file is nobody's rename source.
+            let same = content(s, true) == content(d, false);
+            let empty = content(s, true).is_none_or(<[u8]>::is_empty);
+            if !used_src[s] && same_type(s, d) && same && !empty {
                 used_src[s] = true;
                 used_dst[d] = true;
                 pairs.push((MAX_SCORE, true, d, s));
@@ -132,7 +135,10 @@ pub(crate) fn pair(sides: Vec<Side>) -> Vec<Side> {
                     let st = if old { &c.base } else { &c.current };
                     matches!(st, EntryState::File { .. })
                 });
-                if !both_files {
+                let empty = [content(s, true), content(d, false)]
+                    .iter()
+                    .any(|c| c.is_none_or(<[u8]>::is_empty));
+                if !both_files || empty {
                     continue;
                 }
                 let score = similarity(content(s, true), content(d, false));
