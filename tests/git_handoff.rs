@@ -113,7 +113,12 @@ fn fixture() -> Fixture {
 /// Every change kind, made through the mount.
 fn change_everything(mp: &Path) {
     let w = |name: &str, data: &[u8]| fs::write(mp.join(name), data).unwrap();
-    w("edit.txt", lines("edit", 30).replace("edit line 7\n", "edited seven\n").as_bytes());
+    w(
+        "edit.txt",
+        lines("edit", 30)
+            .replace("edit line 7\n", "edited seven\n")
+            .as_bytes(),
+    );
     w("new.txt", b"brand new\n");
     fs::remove_file(mp.join("del.txt")).unwrap();
     fs::rename(mp.join("ren.txt"), mp.join("ren2.txt")).unwrap();
@@ -151,15 +156,24 @@ fn change_everything(mp: &Path) {
     w("build/out.o", b"scratch\n");
 }
 
+/// Path → (kind: `f` file, `x` executable, `l` symlink; content or target).
+type View = BTreeMap<Vec<u8>, (char, Vec<u8>)>;
+
 /// What git keeps of a tree: every file (content, exec bit) and symlink (target), below
 /// `root`, leaving out `.git`, the FIFO, the workspace's secret and scratch.
-fn git_view(root: &Path) -> BTreeMap<Vec<u8>, (char, Vec<u8>)> {
+fn git_view(root: &Path) -> View {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
-            let rel = e.path().strip_prefix(root).unwrap().as_os_str().as_bytes().to_vec();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
             if [&b".git"[..], b".env", b"fifo", b"build"].contains(&rel.as_slice()) {
                 continue;
             }
@@ -215,8 +229,15 @@ fn diff_git_round_trips_through_git_apply() {
         );
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for left in ["fifo: a FIFO", ".git/description: inside a .git", ".env: a workspace-only secret"] {
-        assert!(stderr.contains(left), "{left:?} not named on stderr: {stderr}");
+    for left in [
+        "fifo: a FIFO",
+        ".git/description: inside a .git",
+        ".env: a workspace-only secret",
+    ] {
+        assert!(
+            stderr.contains(left),
+            "{left:?} not named on stderr: {stderr}"
+        );
     }
     // The JSON document carries the same patch.
     let doc = f.live.json(["diff", "w", "--git"]);
@@ -241,7 +262,7 @@ fn diff_git_round_trips_through_git_apply() {
 }
 
 /// `git status --porcelain`, HEAD, the current branch and the work tree of the host.
-fn host_state(p: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>, BTreeMap<Vec<u8>, (char, Vec<u8>)>) {
+fn host_state(p: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>, View) {
     (
         git(p, &["status", "--porcelain", "--untracked-files=all"]),
         git(p, &["rev-parse", "HEAD"]),
@@ -265,7 +286,14 @@ fn export_branch_commits_the_changes_and_leaves_the_host_alone() {
     let before = host_state(&p);
     let head = line(git(&p, &["rev-parse", "HEAD"]));
 
-    let out = f.live.ok(["export", "w", "--branch", "agent/work", "-m", "agent: turn 1"]);
+    let out = f.live.ok([
+        "export",
+        "w",
+        "--branch",
+        "agent/work",
+        "-m",
+        "agent: turn 1",
+    ]);
     let commit = out.trim().to_string();
     assert_eq!(host_state(&p), before, "the host changed");
     assert_eq!(line(git(&p, &["rev-parse", "agent/work"])), commit);
@@ -274,7 +302,10 @@ fn export_branch_commits_the_changes_and_leaves_the_host_alone() {
         line(git(&p, &["log", "-1", "--format=%s", "agent/work"])),
         "agent: turn 1"
     );
-    assert_eq!(git(&p, &["rev-list", "--count", "HEAD..agent/work"]), b"1\n");
+    assert_eq!(
+        git(&p, &["rev-list", "--count", "HEAD..agent/work"]),
+        b"1\n"
+    );
 
     // The commit's tree is the base plus the patch: the clone with the patch applied.
     let file = f.live.root.path().join("changes.patch");
@@ -321,23 +352,38 @@ fn export_branch_commits_the_changes_and_leaves_the_host_alone() {
     // name; none of them moves anything.
     let refused = f.live.wsfs(["export", "w", "--branch", "agent/work"]);
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("branch agent/work exists"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("branch agent/work exists"),
+        "{}",
+        text(&refused)
+    );
     let current = line(git(&p, &["symbolic-ref", "--short", "HEAD"]));
-    let refused = f.live.wsfs(["export", "w", "--branch", &current, "--force"]);
+    let refused = f
+        .live
+        .wsfs(["export", "w", "--branch", &current, "--force"]);
     assert!(
         text(&refused).contains("is checked out"),
         "{}",
         text(&refused)
     );
     let refused = f.live.wsfs(["export", "w", "--branch", "bad..name"]);
-    assert!(text(&refused).contains("not a valid branch name"), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("not a valid branch name"),
+        "{}",
+        text(&refused)
+    );
     assert_eq!(line(git(&p, &["rev-parse", "agent/work"])), commit);
     assert_eq!(host_state(&p), before);
 
     // --force replaces the branch (here with only some paths).
-    let report = f
-        .live
-        .json(["export", "w", "edit.txt", "--branch", "agent/work", "--force"]);
+    let report = f.live.json([
+        "export",
+        "w",
+        "edit.txt",
+        "--branch",
+        "agent/work",
+        "--force",
+    ]);
     assert_eq!(report["replaced"].as_str().unwrap(), commit);
     assert_eq!(report["paths"], serde_json::json!(["edit.txt"]));
     assert_eq!(
@@ -412,7 +458,12 @@ fn export_writes_objects_as_the_repository_owner() {
     assert!(out.status.success(), "{}\n{}", text(&out), live.log());
     let commit = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let obj = p.join(".git/objects").join(&commit[..2]).join(&commit[2..]);
-    assert_eq!(fs::metadata(&obj).unwrap().uid(), owner, "{}", obj.display());
+    assert_eq!(
+        fs::metadata(&obj).unwrap().uid(),
+        owner,
+        "{}",
+        obj.display()
+    );
     assert_eq!(
         fs::metadata(p.join(".git/refs/heads/agent")).unwrap().uid(),
         owner

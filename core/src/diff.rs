@@ -1,7 +1,7 @@
 //! Unified diffs of pending changes (text), with binary detection and git's rename pairing.
 //!
 //! Renames are paired the way `git diff -M` pairs them: a rename the overlay recorded, or a
-//! deleted file and an added file with identical content, or (when there are at most
+//! deleted file and an added file (of the same type, neither empty) with identical content, or (when there are at most
 //! [`RENAME_LIMIT`]² deleted×added pairs) with a similarity of at least 50%, scored like git's
 //! `diffcore-delta` (bytes in common line chunks over the larger size). Directories carry no
 //! lines and are not files.
@@ -365,6 +365,30 @@ mod tests {
                 (Some("b.txt".into()), "new/b.txt".into(), Some(100), 0, 0),
                 (Some("a.txt".into()), "z/a.txt".into(), Some(94), 1, 5),
                 (None, "z/fresh.txt".into(), None, 1, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_files_and_other_types_are_not_renames() {
+        let mut link = side("link", ChangeKind::Added, None, Some(b"target"));
+        link.change.current = EntryState::Symlink {
+            target: b"target".to_vec(),
+        };
+        let out = pair_renames(vec![
+            side("empty_old", ChangeKind::Deleted, Some(b""), None),
+            side("empty_new", ChangeKind::Added, None, Some(b"")),
+            link,
+            side("was_file", ChangeKind::Deleted, Some(b"target"), None),
+        ]);
+        let kinds: Vec<_> = out.iter().map(|d| d.change.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ChangeKind::Deleted,
+                ChangeKind::Added,
+                ChangeKind::Added,
+                ChangeKind::Deleted
             ]
         );
     }

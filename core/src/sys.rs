@@ -609,15 +609,8 @@ pub fn home_of(uid: u32) -> Option<PathBuf> {
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut found: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pw`'s fields.
-    let rc = unsafe {
-        libc::getpwuid_r(
-            uid,
-            &mut pw,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut found,
-        )
-    };
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
     if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
         return None;
     }

@@ -221,8 +221,7 @@ impl Workspace {
     /// of the project's git repository, parented on HEAD (see `gitexport`).
     pub fn export_branch(&self, req: &api::ExportRequest) -> Result<api::ExportReport> {
         let (files, left_out) = self.git_files(&req.paths, api::Show::Review)?;
-        let mut report =
-            crate::gitexport::export(&self.meta().project, &self.name, &files, req)?;
+        let mut report = crate::gitexport::export(&self.meta().project, &self.name, &files, req)?;
         report.left_out = left_out;
         Ok(report)
     }

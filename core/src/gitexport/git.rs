@@ -106,9 +106,9 @@ impl Git {
             }
             _ => None,
         };
-        let out = child.wait_with_output().map_err(|e| {
-            Error::GitFailed(format!("git {}: {e}", what()))
-        })?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::GitFailed(format!("git {}: {e}", what())))?;
         if let Some(w) = writer {
             // A write error (git exited early) shows in git's own status and stderr.
             let _ = w.join();

@@ -47,8 +47,14 @@ pub(crate) fn export(
             top.stderr
         ));
     }
-    let prefix = top.stdout.strip_suffix(b"\n").unwrap_or(&top.stdout).to_vec();
-    let format = git.run(&["rev-parse", "--show-object-format"], None)?.line();
+    let prefix = top
+        .stdout
+        .strip_suffix(b"\n")
+        .unwrap_or(&top.stdout)
+        .to_vec();
+    let format = git
+        .run(&["rev-parse", "--show-object-format"], None)?
+        .line();
     if format != "sha1" {
         return refuse(format!(
             "{}: the repository uses {format} object ids; export supports sha1 repositories only",
@@ -108,7 +114,10 @@ pub(crate) fn export(
         }
         if let Some(n) = &f.new {
             let id = git
-                .run(&["hash-object", "-w", "--no-filters", "--stdin"], Some(&n.data))?
+                .run(
+                    &["hash-object", "-w", "--no-filters", "--stdin"],
+                    Some(&n.data),
+                )?
                 .line();
             if id != n.id() {
                 return Err(Error::GitFailed(format!(
@@ -210,8 +219,11 @@ fn check_base(
         None => "nothing".to_string(),
         Some((mode, id)) => format!("{mode:o} {}", &id[..id.len().min(12)]),
     };
-    let removed: std::collections::HashSet<Vec<u8>> =
-        files.iter().filter_map(|f| f.old.as_ref()).map(full).collect();
+    let removed: std::collections::HashSet<Vec<u8>> = files
+        .iter()
+        .filter_map(|f| f.old.as_ref())
+        .map(full)
+        .collect();
     let mut drift = Vec::new();
     for f in files {
         if let Some(o) = &f.old {

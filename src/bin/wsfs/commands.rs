@@ -463,8 +463,8 @@ mod tests {
     #[test]
     fn every_workspace_command_takes_w() {
         for cmd in [
-            "status", "diff", "commit", "discard", "export", "log", "verify", "unmount", "remove", "shell",
-            "down", "logs",
+            "status", "diff", "commit", "discard", "export", "log", "verify", "unmount", "remove",
+            "shell", "down", "logs",
         ] {
             Cli::try_parse_from(["wsfs", cmd, "-w", "n"])
                 .unwrap_or_else(|e| panic!("{cmd} -w: {e}"));
