@@ -164,7 +164,21 @@ pub(crate) fn export(
         args.extend(["-p".into(), p.clone()]);
     }
     args.extend(["--no-gpg-sign".into(), "-F".into(), "-".into()]);
-    let commit = git.run(&args, Some(message.as_bytes()))?.line();
+    let made = git.try_run(&args, Some(message.as_bytes()))?;
+    if !made.ok {
+        return Err(if made.stderr.contains("tell me who you are") {
+            Error::GitRefused(format!(
+                "git needs an author for the commit: set it in the repository (git -C {} config \
+                 user.name NAME; git config user.email EMAIL) or in the project owner's \
+                 ~/.gitconfig, which export reads as that user ({})",
+                project.display(),
+                made.stderr
+            ))
+        } else {
+            Error::GitFailed(format!("git commit-tree failed: {}", made.stderr))
+        });
+    }
+    let commit = made.line();
     let old = replaced.clone().unwrap_or_else(|| NULL_ID.to_string());
     let reflog = format!("wsfs export: workspace {workspace}");
     git.run(
