@@ -1,6 +1,6 @@
 //! `wsfs export --branch`: the pending changes as one git commit on a branch of the host
-//! repository, parented on HEAD, written with plumbing only (`hash-object -w --stdin`, a
-//! temporary index via `GIT_INDEX_FILE`, `read-tree`, `update-index --index-info`,
+//! repository, parented on HEAD, written with plumbing only (the blobs by one `fast-import`
+//! from stdin, a temporary index via `GIT_INDEX_FILE`, `read-tree`, `update-index --index-info`,
 //! `write-tree`, `commit-tree`, `update-ref` with the expected old value). The host's work
 //! tree, index, HEAD and current branch are never touched; blob content comes from the
 //! workspace's view by stdin, never read by git from a path.
@@ -101,9 +101,11 @@ pub(crate) fn export(
     };
     check_base(files, &head, &full)?;
 
-    // Blobs, then the tree, on a temporary index beside the repository's own.
+    // Blobs (one `git fast-import` for all of them: raw bytes, no filters; `write-tree`
+    // below checks every id it is given exists), then the tree on a temporary index.
     let mut info = Vec::new();
     let mut adds = Vec::new();
+    let mut blobs = Vec::new();
     for f in files {
         if let Some(o) = &f.old {
             if f.new.as_ref().is_none_or(|n| n.path != o.path) {
@@ -113,23 +115,16 @@ pub(crate) fn export(
             }
         }
         if let Some(n) = &f.new {
-            let id = git
-                .run(
-                    &["hash-object", "-w", "--no-filters", "--stdin"],
-                    Some(&n.data),
-                )?
-                .line();
-            if id != n.id() {
-                return Err(Error::GitFailed(format!(
-                    "git hash-object gave {id} for {}, expected {}",
-                    n.path,
-                    n.id()
-                )));
-            }
-            adds.extend_from_slice(format!("{:o} {id}\t", n.mode).as_bytes());
+            blobs.extend_from_slice(format!("blob\ndata {}\n", n.data.len()).as_bytes());
+            blobs.extend_from_slice(&n.data);
+            blobs.push(b'\n');
+            adds.extend_from_slice(format!("{:o} {}\t", n.mode, n.id()).as_bytes());
             adds.extend_from_slice(&full(n));
             adds.push(0);
         }
+    }
+    if !blobs.is_empty() {
+        git.run(&["fast-import", "--quiet"], Some(&blobs))?;
     }
     info.extend(adds);
     let git_dir = PathBuf::from(OsString::from_vec(
