@@ -463,12 +463,13 @@ mod tests {
     #[test]
     fn every_workspace_command_takes_w() {
         for cmd in [
-            "status", "diff", "commit", "discard", "export", "log", "verify", "unmount", "remove",
-            "shell", "down", "logs",
+            "status", "diff", "commit", "discard", "log", "verify", "unmount", "remove", "shell",
+            "down", "logs",
         ] {
             Cli::try_parse_from(["wsfs", cmd, "-w", "n"])
                 .unwrap_or_else(|e| panic!("{cmd} -w: {e}"));
         }
+        Cli::try_parse_from(["wsfs", "export", "-w", "n", "--branch", "b"]).unwrap();
         assert!(Cli::try_parse_from(["wsfs", "remove"]).is_err());
         assert!(Cli::try_parse_from(["wsfs", "status", "a", "-w", "b"]).is_err());
     }
