@@ -320,6 +320,28 @@ impl Client {
         self.call(Method::POST, &path, Some(req)).await
     }
 
+    /// `POST /v1/workspaces/{name}/patch?show=…`: the changes as a patch `git apply` accepts.
+    pub async fn patch(
+        &self,
+        name: &str,
+        req: &api::PathsRequest,
+        show: api::Show,
+    ) -> ClientResult<api::GitPatch> {
+        let path = format!("{}?show={}", ws(name, "patch"), show_word(show));
+        self.call(Method::POST, &path, Some(req)).await
+    }
+
+    /// `POST /v1/workspaces/{name}/export`: the changes as a commit on a branch of the host
+    /// repository.
+    pub async fn export(
+        &self,
+        name: &str,
+        req: &api::ExportRequest,
+    ) -> ClientResult<api::ExportReport> {
+        self.call(Method::POST, &ws(name, "export"), Some(req))
+            .await
+    }
+
     /// `POST /v1/workspaces/{name}/discard`.
     pub async fn discard(
         &self,

@@ -847,6 +847,8 @@ fn raw(socket: &Path, req: &[u8]) -> String {
 const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/workspaces"),
     ("POST", "/v1/workspaces/w/diff"),
+    ("POST", "/v1/workspaces/w/patch"),
+    ("POST", "/v1/workspaces/w/export"),
     ("POST", "/v1/workspaces/w/commit"),
     ("POST", "/v1/workspaces/w/discard"),
     ("POST", "/v1/workspaces/w/unmount"),
@@ -859,6 +861,7 @@ const VALID: &[&str] = &[
     r#"{"project":"/nonexistent","name":"x"}"#,
     r#"{"paths":["a","b"]}"#,
     r#"{"paths":[],"dry_run":true,"force":false}"#,
+    r#"{"branch":"agent","message":"m","paths":["a"],"force":true}"#,
 ];
 
 #[test]
@@ -920,12 +923,12 @@ fn control_api_survives_random_and_truncated_requests() {
                 if !resp.is_empty() {
                     prop_assert!(resp.starts_with("HTTP/1.1 "), "{resp}");
                     let takes_body = method == "POST" && route != "/v1/workspaces/w/unmount";
-                    // An empty body is the default request only on a read route (diff: all
-                    // paths); routes that change state refuse it (docs/api.md).
+                    // An empty body is the default request only on a read route (diff, patch:
+                    // all paths); routes that change state refuse it (docs/api.md).
                     let empty = body[..len.min(body.len())]
                         .iter()
                         .all(u8::is_ascii_whitespace);
-                    let default_ok = empty && route.ends_with("/diff");
+                    let default_ok = empty && (route.ends_with("/diff") || route.ends_with("/patch"));
                     if takes_body && !valid_json && !truncated && !default_ok {
                         prop_assert!(
                             resp.starts_with("HTTP/1.1 4"),

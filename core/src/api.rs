@@ -375,3 +375,67 @@ pub struct ImageRecord {
     /// `sha256:...`.
     pub image_id: String,
 }
+
+/// A pending change a git patch or export cannot carry, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    /// The path.
+    pub path: RelPath,
+    /// Why: inside a `.git` directory, a workspace-only secret, or a FIFO, socket or device
+    /// node (git has no such entries).
+    pub reason: String,
+}
+
+/// `POST /v1/workspaces/{name}/patch`: the pending changes as one patch `git apply` accepts
+/// (`wsfs diff --git`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitPatch {
+    /// The patch, as `git diff --binary --full-index -M` writes it.
+    pub patch: String,
+    /// The paths it touches (a rename's destination), in patch order.
+    pub paths: Vec<RelPath>,
+    /// Selected changes git cannot hold, left out of the patch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
+}
+
+/// `POST /v1/workspaces/{name}/export` body: write the pending changes as one git commit on a
+/// branch of the host repository (`wsfs export --branch`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// Branch name (`refs/heads/<branch>`).
+    pub branch: String,
+    /// Commit message; a default names the workspace.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Paths to export (and everything below them); empty = all. Root and absolute paths are
+    /// refused ([`RelPath::selection`]).
+    #[serde(default, deserialize_with = "crate::relpath::deserialize_selection")]
+    pub paths: Vec<RelPath>,
+    /// Replace the branch when it exists (never the checked-out branch).
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Result of an export.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportReport {
+    /// The branch written (short name).
+    pub branch: String,
+    /// The new commit's id.
+    pub commit: String,
+    /// Its parent: the host's HEAD (none when HEAD had no commit yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The new commit's tree id.
+    pub tree: String,
+    /// The commit the branch pointed at before (`force` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced: Option<String>,
+    /// The paths the commit changes (a rename's destination), as in [`GitPatch::paths`].
+    pub paths: Vec<RelPath>,
+    /// Selected changes git cannot hold, left out of the commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<LeftOut>,
+}

@@ -1,7 +1,7 @@
 //! Unified diffs of pending changes (text), with binary detection and git's rename pairing.
 //!
 //! Renames are paired the way `git diff -M` pairs them: a rename the overlay recorded, or a
-//! deleted file and an added file with identical content, or (when there are at most
+//! deleted file and an added file (of the same type, neither empty) with identical content, or (when there are at most
 //! [`RENAME_LIMIT`]² deleted×added pairs) with a similarity of at least 50%, scored like git's
 //! `diffcore-delta` (bytes in common line chunks over the larger size). Directories carry no
 //! lines and are not files.
@@ -16,7 +16,7 @@ use crate::journal::record::EntryState;
 pub const RENAME_LIMIT: usize = 1000;
 
 /// Git's similarity scale and the default `-M` threshold (50%).
-const MAX_SCORE: u64 = 60_000;
+pub(crate) const MAX_SCORE: u64 = 60_000;
 const MIN_SCORE: u64 = MAX_SCORE / 2;
 
 fn is_binary(data: &[u8]) -> bool {
@@ -25,9 +25,9 @@ fn is_binary(data: &[u8]) -> bool {
 
 /// One pending change with the contents of both sides (`None`: not a regular file/symlink).
 pub struct Side {
-    change: Change,
-    old: Option<Vec<u8>>,
-    new: Option<Vec<u8>>,
+    pub(crate) change: Change,
+    pub(crate) old: Option<Vec<u8>>,
+    pub(crate) new: Option<Vec<u8>>,
 }
 
 impl Side {
@@ -49,6 +49,15 @@ impl Side {
 /// into its rename, and a recorded rename below 50% similarity is shown as git shows it, a
 /// deletion and an addition.
 pub fn pair_renames(sides: Vec<Side>) -> Vec<FileDiff> {
+    pair(sides)
+        .into_iter()
+        .map(|s| file_diff(s.change, s.old, s.new))
+        .collect()
+}
+
+/// [`pair_renames`] without the diffs: the sides with renames paired (a paired source's
+/// deletion folded into its rename: `change.from` and `change.base` and `old` taken from it).
+pub(crate) fn pair(sides: Vec<Side>) -> Vec<Side> {
     let mut sides: Vec<Option<Side>> = sides.into_iter().map(Some).collect();
     let index: HashMap<_, _> = sides
         .iter()
@@ -99,9 +108,17 @@ pub fn pair_renames(sides: Vec<Side>) -> Vec<FileDiff> {
     };
     let mut used_src = vec![false; sides.len()];
     let mut used_dst = vec![false; sides.len()];
+    let same_type = |s: usize, d: usize| {
+        let (src, dst) = (sides[s].as_ref(), sides[d].as_ref());
+        let (src, dst) = (&src.expect("present").change, &dst.expect("present").change);
+        std::mem::discriminant(&src.base) == std::mem::discriminant(&dst.current)
+    };
     for &d in &added {
         for &s in &deleted {
-            if !used_src[s] && content(s, true) == content(d, false) {
+            // Like git, an empty file is nobody's rename source.
+            let same = content(s, true) == content(d, false);
+            let empty = content(s, true).is_none_or(<[u8]>::is_empty);
+            if !used_src[s] && same_type(s, d) && same && !empty {
                 used_src[s] = true;
                 used_dst[d] = true;
                 pairs.push((MAX_SCORE, true, d, s));
@@ -118,7 +135,10 @@ pub fn pair_renames(sides: Vec<Side>) -> Vec<FileDiff> {
                     let st = if old { &c.base } else { &c.current };
                     matches!(st, EntryState::File { .. })
                 });
-                if !both_files {
+                let empty = [content(s, true), content(d, false)]
+                    .iter()
+                    .any(|c| c.is_none_or(<[u8]>::is_empty));
+                if !both_files || empty {
                     continue;
                 }
                 let score = similarity(content(s, true), content(d, false));
@@ -155,17 +175,13 @@ pub fn pair_renames(sides: Vec<Side>) -> Vec<FileDiff> {
         dst.change.base = src.change.base;
         dst.old = src.old;
     }
-    sides
-        .into_iter()
-        .flatten()
-        .map(|s| file_diff(s.change, s.old, s.new))
-        .collect()
+    sides.into_iter().flatten().collect()
 }
 
 /// Git's similarity score of `new` against `old` (0..=[`MAX_SCORE`]): the bytes of line
 /// chunks (at most 64 bytes each) the two have in common, over the larger size; sizes that
 /// differ by more than half the smaller one score 0 without a look.
-fn similarity(old: Option<&[u8]>, new: Option<&[u8]>) -> u64 {
+pub(crate) fn similarity(old: Option<&[u8]>, new: Option<&[u8]>) -> u64 {
     let (Some(a), Some(b)) = (old, new) else {
         return 0;
     };
@@ -350,6 +366,30 @@ mod tests {
                 (Some("b.txt".into()), "new/b.txt".into(), Some(100), 0, 0),
                 (Some("a.txt".into()), "z/a.txt".into(), Some(94), 1, 5),
                 (None, "z/fresh.txt".into(), None, 1, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_files_and_other_types_are_not_renames() {
+        let mut link = side("link", ChangeKind::Added, None, Some(b"target"));
+        link.change.current = EntryState::Symlink {
+            target: b"target".to_vec(),
+        };
+        let out = pair_renames(vec![
+            side("empty_old", ChangeKind::Deleted, Some(b""), None),
+            side("empty_new", ChangeKind::Added, None, Some(b"")),
+            link,
+            side("was_file", ChangeKind::Deleted, Some(b"target"), None),
+        ]);
+        let kinds: Vec<_> = out.iter().map(|d| d.change.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ChangeKind::Deleted,
+                ChangeKind::Added,
+                ChangeKind::Added,
+                ChangeKind::Deleted
             ]
         );
     }

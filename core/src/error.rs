@@ -130,6 +130,13 @@ pub enum Error {
     /// Serialization of state or journal payloads failed.
     #[error("encoding: {0}")]
     Encoding(String),
+    /// `export --branch` refused, with what to do: the project is not a git repository, the
+    /// branch exists or is checked out, the host's files differ from HEAD, ...
+    #[error("{0}")]
+    GitRefused(String),
+    /// A git command failed; the message carries its stderr.
+    #[error("{0}")]
+    GitFailed(String),
 }
 
 impl Error {
@@ -252,7 +259,9 @@ impl Error {
             | Error::WorkspaceBusy { .. }
             | Error::Workspace(_)
             | Error::JournalCorrupt { .. }
-            | Error::Encoding(_) => libc::EIO,
+            | Error::Encoding(_)
+            | Error::GitRefused(_)
+            | Error::GitFailed(_) => libc::EIO,
         }
     }
 

@@ -22,6 +22,8 @@ pub(crate) mod copy;
 pub(crate) mod diff;
 pub mod error;
 pub mod fault;
+pub(crate) mod gitexport;
+pub(crate) mod gitpatch;
 pub mod hash;
 pub mod journal;
 pub mod overlay;

@@ -15,7 +15,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::fault::{self, Syscall};
 use crate::relpath::RelPath;
@@ -600,6 +600,23 @@ pub fn geteuid() -> u32 {
 pub fn getegid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::getegid() }
+}
+
+/// The home directory of user `uid` from the user database (`getpwuid_r`), if it has one.
+pub fn home_of(uid: u32) -> Option<PathBuf> {
+    let mut buf = vec![0u8; 16 << 10];
+    // SAFETY: `passwd` is plain data; zeroed is a valid value for getpwuid_r to fill.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives the use of `pw`'s fields.
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pw.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so `pw_dir` is a NUL-terminated string inside `buf`.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
+    Some(PathBuf::from(OsStr::from_bytes(dir.to_bytes())))
 }
 
 /// `flock(LOCK_EX | LOCK_NB)`: fails at once if another process holds the lock.

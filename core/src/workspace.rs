@@ -225,6 +225,46 @@ impl Workspace {
         Ok(crate::diff::pair_renames(out))
     }
 
+    /// The pending changes `show` selects at or below `paths` (all when empty) as one patch
+    /// `git apply` accepts (see `gitpatch`), with what git cannot hold left out.
+    pub fn git_patch(&self, paths: &[RelPath], show: api::Show) -> Result<api::GitPatch> {
+        let (files, left_out) = self.git_files(paths, show)?;
+        Ok(api::GitPatch {
+            patch: crate::gitpatch::render(&files),
+            paths: files.iter().map(|f| f.path().clone()).collect(),
+            left_out,
+        })
+    }
+
+    /// Writes the pending changes at or below `req.paths` that a reviewer sees (neither scratch
+    /// nor git churn: what `git_patch` shows by default) as one commit on branch `req.branch`
+    /// of the project's git repository, parented on HEAD (see `gitexport`).
+    pub fn export_branch(&self, req: &api::ExportRequest) -> Result<api::ExportReport> {
+        let (files, left_out) = self.git_files(&req.paths, api::Show::Review)?;
+        let mut report = crate::gitexport::export(&self.meta().project, &self.name, &files, req)?;
+        report.left_out = left_out;
+        Ok(report)
+    }
+
+    fn git_files(
+        &self,
+        paths: &[RelPath],
+        show: api::Show,
+    ) -> Result<(Vec<crate::gitpatch::GitFile>, Vec<api::LeftOut>)> {
+        self.settle_recovery();
+        let changes = self
+            .status_shown(show)?
+            .into_iter()
+            .filter(|c| {
+                paths.is_empty()
+                    || paths.iter().any(|p| {
+                        c.path.starts_with(p) || c.from.as_ref().is_some_and(|f| f.starts_with(p))
+                    })
+            })
+            .collect();
+        crate::gitpatch::collect(&self.overlay, changes)
+    }
+
     /// Commits changes to the host project.
     pub fn commit(
         &self,

@@ -48,7 +48,8 @@ impl From<wsfs::Error> for Failure {
             | E::NotEmpty(_)
             | E::Stale(_)
             | E::WorkspaceExists(_)
-            | E::WorkspaceBusy { .. } => Failure::Conflict,
+            | E::WorkspaceBusy { .. }
+            | E::GitRefused(_) => Failure::Conflict,
             E::InvalidName(_)
             | E::InvalidArgument(_)
             | E::NotADirectory(_)
@@ -68,7 +69,8 @@ impl From<wsfs::Error> for Failure {
             | E::NoParent(_)
             | E::Posix { .. }
             | E::JournalCorrupt { .. }
-            | E::Encoding(_) => Failure::Internal,
+            | E::Encoding(_)
+            | E::GitFailed(_) => Failure::Internal,
         };
         kind(e.to_string())
     }

@@ -16,6 +16,8 @@
 //! | `POST /v1/workspaces/{name}/image` ([`ImageRecord`]) | `WorkspaceInfo` |
 //! | `GET /v1/workspaces/{name}/status[?show=all\|review\|scratch]` | `[Change]` |
 //! | `POST /v1/workspaces/{name}/diff[?show=…]` ([`PathsRequest`]) | `[FileDiff]` |
+//! | `POST /v1/workspaces/{name}/patch[?show=…]` ([`PathsRequest`]) | `GitPatch` |
+//! | `POST /v1/workspaces/{name}/export` (`ExportRequest`) | `ExportReport` |
 //! | `POST /v1/workspaces/{name}/commit` ([`CommitRequest`]) | NDJSON stream of [`CommitEvent`] |
 //! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
@@ -89,6 +91,8 @@ fn api_routes() -> Router<AppState> {
         .route("/image", post(record_image))
         .route("/status", get(status))
         .route("/diff", post(diff))
+        .route("/patch", post(patch))
+        .route("/export", post(export))
         .route("/commit", post(commit))
         .route("/discard", post(discard))
         .route("/log", get(log))
@@ -378,6 +382,33 @@ async fn diff(
         Err(f) => return failure(f),
     };
     blocking(move || Ok(s.registry.get(&name)?.ws.diff_shown(&req.paths, show)?)).await
+}
+
+/// The pending changes as one patch `git apply` accepts (`wsfs diff --git`).
+async fn patch(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let req: PathsRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    let show = match parse_show(query) {
+        Ok(v) => v,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.git_patch(&req.paths, show)?)).await
+}
+
+/// The pending changes as one git commit on a branch of the host repository.
+async fn export(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::ExportRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.export_branch(&req)?)).await
 }
 
 async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {

@@ -10,7 +10,7 @@ Workspace names: every command that takes a workspace takes it as -w NAME (--wor
 also take it as their first argument. It may be omitted when the current directory is inside \
 the workspace's mountpoint (that workspace is meant) or its project directory; when several \
 workspaces share that project directory, the command stops (exit 2), names them and asks for \
--w NAME. For diff/commit/discard the first argument is taken as the name when a workspace of \
+-w NAME. For diff/commit/export/discard the first argument is taken as the name when a workspace of \
 that name exists, else as a path.
 
 Paths are relative to the current directory when it is inside the workspace, else to the \
@@ -124,8 +124,13 @@ pub enum Command {
         #[command(flatten)]
         show: ShowFlags,
         /// Summary of changed lines per file instead of the diff.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "git")]
         stat: bool,
+        /// A patch `git apply` accepts (as `git diff --binary --full-index -M` writes it):
+        /// binary files, modes, symlinks, renames; no colour. Changes git cannot hold (FIFOs,
+        /// devices, `.git/`, workspace-only secrets) are named on stderr.
+        #[arg(long)]
+        git: bool,
         /// Colour: auto (when stdout is a terminal and NO_COLOR is unset), always, never.
         #[arg(long, default_value = "auto")]
         color: Color,
@@ -151,6 +156,22 @@ pub enum Command {
         /// Keep setuid/setgid bits (stripped otherwise).
         #[arg(long)]
         keep_setid: bool,
+    },
+    /// Write the pending changes (all, or those at or below PATHs; neither scratch nor git
+    /// churn) as one commit on branch NAME of the host repository, parented on HEAD. The host's
+    /// work tree, index, HEAD and current branch are not touched. Prints the commit id.
+    Export {
+        #[command(flatten)]
+        target: Target,
+        /// The branch to write (refused when it exists, unless --force; never the current one).
+        #[arg(long, value_name = "NAME")]
+        branch: String,
+        /// Commit message [default: "Changes from wsfs workspace N"].
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Replace the branch when it exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Drop pending changes (all, or those at or below PATHs); the host project is untouched.
     Discard {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::CommandFactory;
-use wsfs::api::{CommitRequest, MountRequest, PathsRequest, Show, WorkspaceInfo};
+use wsfs::api::{CommitRequest, ExportRequest, MountRequest, PathsRequest, Show, WorkspaceInfo};
 use wsfs::client::{Autostart, Client};
 use wsfs::relpath::RelPath;
 use wsfs::state::{default_socket, StateRoot};
@@ -124,8 +124,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff {
             target,
             show,
+            git: true,
+            ..
+        } => {
+            let (ws, paths) = target_paths(&client, &target).await?;
+            let patch = client
+                .patch(&ws.name, &PathsRequest { paths }, show.show())
+                .await?;
+            if json {
+                print_json(&mut out, &patch)?;
+            } else {
+                out.write_all(patch.patch.as_bytes())?;
+                for l in &patch.left_out {
+                    eprintln!("wsfs: left out of the patch: {}: {}", l.path, l.reason);
+                }
+            }
+        }
+        Command::Diff {
+            target,
+            show,
             stat,
             color,
+            git: false,
         } => {
             let (ws, paths) = target_paths(&client, &target).await?;
             let diffs = client
@@ -144,6 +164,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 render::diff_stat(&mut out, &diffs, pal)?;
             } else {
                 render::diff(&mut out, &diffs, pal)?;
+            }
+        }
+        Command::Export {
+            target,
+            branch,
+            message,
+            force,
+        } => {
+            let (ws, paths) = target_paths(&client, &target).await?;
+            let req = ExportRequest {
+                branch,
+                message,
+                paths,
+                force,
+            };
+            let report = client.export(&ws.name, &req).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                render::export(&report);
+                writeln!(out, "{}", report.commit)?;
             }
         }
         Command::Commit {
@@ -469,6 +510,7 @@ mod tests {
             Cli::try_parse_from(["wsfs", cmd, "-w", "n"])
                 .unwrap_or_else(|e| panic!("{cmd} -w: {e}"));
         }
+        Cli::try_parse_from(["wsfs", "export", "-w", "n", "--branch", "b"]).unwrap();
         assert!(Cli::try_parse_from(["wsfs", "remove"]).is_err());
         assert!(Cli::try_parse_from(["wsfs", "status", "a", "-w", "b"]).is_err());
     }

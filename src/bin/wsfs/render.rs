@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use wsfs::api::{Change, ChangeKind, CommitReport, FileDiff, VerifyReport, WorkspaceInfo};
+use wsfs::api::{
+    Change, ChangeKind, CommitReport, ExportReport, FileDiff, VerifyReport, WorkspaceInfo,
+};
 use wsfs::journal::record::{Op, Record};
 use wsfs::relpath::RelPath;
 
@@ -580,6 +582,29 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `wsfs export`'s summary, on stderr (stdout gets the commit id).
+pub fn export(r: &ExportReport) {
+    let n = r.paths.len();
+    let parent = r
+        .parent
+        .as_deref()
+        .map_or("no parent: HEAD has no commit yet".to_string(), |p| {
+            format!("parent HEAD {}", &p[..p.len().min(12)])
+        });
+    eprintln!(
+        "branch {}: commit {} ({parent}), {n} path{}",
+        r.branch,
+        &r.commit[..r.commit.len().min(12)],
+        if n == 1 { "" } else { "s" }
+    );
+    if let Some(old) = &r.replaced {
+        eprintln!("replaced {} (was {old})", r.branch);
+    }
+    for l in &r.left_out {
+        eprintln!("left out: {}: {}", l.path, l.reason);
+    }
 }
 
 /// `wsfs log`: one line per record.
