@@ -291,8 +291,8 @@ impl Workspace {
         commit::discard(&self.overlay, paths)
     }
 
-    /// Commits the pending write-through changes that can go to the host now
-    /// ([`commit::flush_write_through`]). `None` when there was nothing to try: none pending,
+    /// Commits the pending write-through changes that can go to the host now (per-file
+    /// conflict check; a conflict holds back only its own paths). `None` when there was nothing to try: none pending,
     /// or nothing recorded since the last flush (a path held back by a conflict or still open
     /// is tried again once the journal moves). Cheap enough to call every few hundred ms.
     pub fn flush_write_through(&self) -> Result<Option<api::CommitReport>> {
