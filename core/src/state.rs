@@ -167,6 +167,9 @@ pub struct WorkspaceMeta {
     /// Container image id recorded by the controller.
     #[serde(default)]
     pub image_id: Option<String>,
+    /// The open mode it was last mounted with (kept so a restart remounts it the same way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_mode: Option<crate::api::OpenMode>,
 }
 
 #[cfg(test)]

@@ -9,14 +9,14 @@ use anyhow::{bail, Context};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
-use wsfs::api::{DaemonInfo, API_VERSION};
+use wsfs::api::{DaemonInfo, OpenMode, API_VERSION};
 use wsfs::state::StateRoot;
 
 use crate::registry::Registry;
 use crate::server::{self, Shared};
 
 /// Runs the daemon until a termination signal; returns after a clean shutdown.
-pub fn run(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
+pub fn run(state: StateRoot, socket: PathBuf, open_mode: OpenMode) -> anyhow::Result<()> {
     std::fs::create_dir_all(state.path())
         .with_context(|| format!("creating state dir {}", state.path().display()))?;
     // Traversable (not listable) by others, so default mountpoints under mnt/ are usable by
@@ -28,11 +28,11 @@ pub fn run(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(state, socket))
+    runtime.block_on(serve(state, socket, open_mode))
 }
 
-async fn serve(state: StateRoot, socket: PathBuf) -> anyhow::Result<()> {
-    let registry = Arc::new(Registry::new(state.clone()));
+async fn serve(state: StateRoot, socket: PathBuf, open_mode: OpenMode) -> anyhow::Result<()> {
+    let registry = Arc::new(Registry::new(state.clone(), open_mode));
     let listener = bind(&socket).await?;
     let r = registry.clone();
     let problems = tokio::task::spawn_blocking(move || r.recover_all()).await?;

@@ -23,6 +23,10 @@ struct Args {
     /// $XDG_RUNTIME_DIR/wsfs/mountd.sock.
     #[arg(long, env = "WSFS_SOCKET")]
     socket: Option<PathBuf>,
+    /// How mounts serve open(2) unless `wsfs mount --open-mode` or the workspace's last mount
+    /// says otherwise: `open` or `no-open` (see docs/benchmarks.md).
+    #[arg(long, env = "WSFS_OPEN_MODE", default_value = "open", value_name = "MODE")]
+    open_mode: wsfs::api::OpenMode,
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,7 +46,7 @@ fn main() -> std::process::ExitCode {
         None => StateRoot::default_location(),
     };
     let socket = args.socket.unwrap_or_else(|| default_socket(&state));
-    match mountd::daemon::run(state, socket) {
+    match mountd::daemon::run(state, socket, args.open_mode) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mountd: {e:#}");

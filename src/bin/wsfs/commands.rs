@@ -41,6 +41,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             project,
             name,
             mountpoint,
+            open_mode,
         } => {
             let project = absolute(project)?;
             let mountpoint = mountpoint.map(absolute).transpose()?;
@@ -49,6 +50,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     project,
                     name,
                     mountpoint,
+                    open_mode,
                 })
                 .await?;
             if json {

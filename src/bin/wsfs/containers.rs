@@ -37,6 +37,7 @@ async fn mount(
             project,
             name,
             mountpoint,
+            open_mode: None,
         })
         .await?)
 }
