@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::files::read_at;
 use super::node::Node;
-use super::{Fh, Ino, Kind, Overlay};
+use super::{Attr, Fh, Ino, Kind, Overlay, Req, SetAttr};
 use crate::error::{Error, IoContext, Result};
 use crate::sys;
 
@@ -111,6 +111,38 @@ impl Overlay {
         // not dirty, under the set's shard lock, so this write is never lost from it.
         node.mark_written();
         self.unsettled.insert(node.ino, node.clone());
+    }
+
+    /// Creates (or, without `O_EXCL`, opens) regular file `name` in `parent` without a handle:
+    /// the kernel of a no-open connection never sends RELEASE, not even for a created file, so
+    /// the reply carries handle 0 and I/O follows by inode. An existing file opened with
+    /// `O_TRUNC` is truncated here (the kernel counts the file as created and leaves it).
+    pub fn create_ino(
+        &self,
+        req: &Req,
+        parent: Ino,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+    ) -> Result<Attr> {
+        match self.mknod(req, parent, name, libc::S_IFREG | (mode & 0o7777), umask, 0) {
+            Err(e) if e.errno() == libc::EEXIST && flags & libc::O_EXCL == 0 => {
+                let attr = self.lookup(parent, name)?;
+                if attr.kind == Kind::Dir {
+                    return Err(Error::is_a_directory(&self.node(attr.ino)?.path()));
+                }
+                if flags & libc::O_TRUNC != 0 && flags & libc::O_ACCMODE != libc::O_RDONLY {
+                    let set = SetAttr {
+                        size: Some(0),
+                        ..SetAttr::default()
+                    };
+                    return self.setattr(req, attr.ino, &set);
+                }
+                Ok(attr)
+            }
+            other => other,
+        }
     }
 
     /// Reads up to `size` bytes of `ino` at `offset`.
