@@ -229,6 +229,14 @@ impl Drop for Env {
     }
 }
 
+/// The open mode these tests mount with: `WSFS_OPEN_MODE` (as mountd reads it), else `open`.
+fn test_open_mode() -> wsfs::api::OpenMode {
+    std::env::var("WSFS_OPEN_MODE")
+        .ok()
+        .map(|m| m.parse().expect("WSFS_OPEN_MODE is `open` or `no-open`"))
+        .unwrap_or_default()
+}
+
 impl Env {
     fn new(files: &[(&str, &str)]) -> Env {
         let project = tempfile::tempdir().unwrap();
@@ -241,7 +249,7 @@ impl Env {
         let ws = Workspace::create(&StateRoot::new(state.path()), "t", project.path()).unwrap();
         let mnt_parent = tempfile::tempdir().unwrap();
         let mnt = mnt_parent.path().join("mnt");
-        let handle = mount(ws.overlay().clone(), project.path(), &mnt).unwrap();
+        let handle = mount(ws.overlay().clone(), project.path(), &mnt, test_open_mode()).unwrap();
         Env {
             mnt: handle.mountpoint().to_path_buf(),
             handle: Some(handle),
@@ -618,7 +626,7 @@ fn remount_after_unmount_and_prepare_twice() {
     fs::write(env.m("g"), "2").unwrap();
     env.unmount();
     prepare_mountpoint(&env.mnt).unwrap();
-    let h = mount(env.ws.overlay().clone(), env.project.path(), &env.mnt).unwrap();
+    let h = mount(env.ws.overlay().clone(), env.project.path(), &env.mnt, test_open_mode()).unwrap();
     assert_eq!(fs::read_to_string(env.m("g")).unwrap(), "2");
     h.unmount().unwrap();
 }
@@ -685,7 +693,7 @@ fn mountpoint_inside_the_project_is_not_watched() {
     let state = tempfile::tempdir().unwrap();
     let ws = Workspace::create(&StateRoot::new(state.path()), "t", project.path()).unwrap();
     let mp = project.path().join("mnt");
-    let h = mount(ws.overlay().clone(), project.path(), &mp).unwrap();
+    let h = mount(ws.overlay().clone(), project.path(), &mp, test_open_mode()).unwrap();
     assert_eq!(fs::read_to_string(mp.join("a")).unwrap(), "1");
     std::thread::sleep(Duration::from_millis(200));
     fs::write(project.path().join("a"), "2").unwrap();
