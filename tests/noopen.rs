@@ -12,7 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -309,6 +309,30 @@ fn no_open_mode_keeps_an_unlinked_open_file() {
     assert_eq!(f.metadata().unwrap().len(), back.len() as u64);
     drop(f);
     assert!(!p.exists());
-    assert_eq!(status(&live), Vec::new());
+
+    // A host file: read through the kept host file, written in a private copy.
+    let k = mp.join("keep.txt");
+    let mut f = OpenOptions::new().read(true).write(true).open(&k).unwrap();
+    fs::remove_file(&k).unwrap();
+    assert_eq!(f.metadata().unwrap().nlink(), 0);
+    let mut back = String::new();
+    f.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "host
+");
+    f.write_all(b"more
+").unwrap();
+    f.seek(SeekFrom::Start(0)).unwrap();
+    back.clear();
+    f.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "host
+more
+");
+    drop(f);
+    assert_eq!(
+        fs::read_to_string(live.project.join("keep.txt")).unwrap(),
+        "host
+"
+    );
+    assert_eq!(status(&live), vec![("keep.txt".into(), "deleted".into())]);
     verify_clean(&live);
 }

@@ -90,8 +90,8 @@ impl Overlay {
     /// `O_APPEND`). The caller holds the revert gate.
     fn writable_inode(&self, ino: Ino, append: bool) -> Result<(Arc<Node>, Arc<OwnedFd>)> {
         let node = self.io_node(ino)?;
-        if let Some(fd) = node.orphan.lock().unwrap().clone() {
-            return Ok((node.clone(), fd));
+        if let Some(fd) = self.private_orphan(&node)? {
+            return Ok((node, fd));
         }
         if node.unlinked.load(Ordering::Acquire) || node.reverted.load(Ordering::Acquire) {
             // Removed (or committed, or discarded) while the kernel still had it open: there
@@ -102,6 +102,34 @@ impl Overlay {
         let flags = libc::O_WRONLY | if append { libc::O_APPEND } else { 0 };
         let fd = self.inode_fd(&node, flags)?;
         Ok((node, fd))
+    }
+
+    /// The kept fd of an unlinked `node`, made writable: a kept host file is first copied into
+    /// an unnamed file of the work dir (the workspace never writes the host's file, and the
+    /// content of a file without a name is never committed).
+    fn private_orphan(&self, node: &Node) -> Result<Option<Arc<OwnedFd>>> {
+        let mut kept = node.orphan.lock().unwrap();
+        let Some(fd) = kept.clone() else {
+            return Ok(None);
+        };
+        if !node.orphan_is_host.load(Ordering::Acquire) {
+            return Ok(Some(fd));
+        }
+        let path = node.path();
+        let st = sys::fstat(fd.as_fd()).ctx("fstat", &path)?;
+        let tmp = self.tmp_name();
+        let tmp = OsStr::new(&tmp);
+        let work = self.work_root.as_fd();
+        let copy = sys::openat(work, tmp, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
+            .ctx("create", &path)?;
+        let _ = sys::unlinkat(work, tmp, false);
+        crate::copy::copy_sparse(fd.as_fd(), copy.as_fd(), st.st_size as u64)
+            .map_err(|e| Error::io("copy", &path, e))?;
+        sys::chmod_fd(copy.as_fd(), st.st_mode & 0o7777).ctx("chmod", &path)?;
+        let copy = Arc::new(copy);
+        *kept = Some(copy.clone());
+        node.orphan_is_host.store(false, Ordering::Release);
+        Ok(Some(copy))
     }
 
     /// Content of `node` changed by inode: unsettled until [`Overlay::settle_written`].
@@ -246,8 +274,9 @@ impl Overlay {
         let nodes: Vec<Arc<Node>> = self.unsettled.iter().map(|e| e.value().clone()).collect();
         let mut first_err = None;
         for node in nodes {
-            if node.unlinked.load(Ordering::Acquire) && node.orphan.lock().unwrap().is_none() {
-                // No name left (unlinked, committed or discarded): nothing to record.
+            if node.unlinked.load(Ordering::Acquire) {
+                // No name left (unlinked, committed or discarded): nothing to record (the
+                // content of a kept file without a name is never committed).
                 self.unsettled.remove_if(&node.ino, |_, n| Arc::ptr_eq(n, &node));
                 continue;
             }
@@ -275,14 +304,22 @@ impl Overlay {
     /// Before an upper file loses its last name in no-open mode: keeps it open in `node` so
     /// I/O by inode still reaches it (POSIX: an open file outlives its name). The fd closes
     /// when the kernel forgets the node.
+    /// A host file (`dir` is then its lower directory) is kept read-only, and copied only if
+    /// it is written to afterwards.
     pub(crate) fn keep_if_open(&self, node: &Node, dir: BorrowedFd<'_>, name: &OsStr) {
-        if !self.is_handleless() || node.kind != Kind::File || !node.is_upper() {
+        if !self.is_handleless() || node.kind != Kind::File {
             return;
         }
-        let fd = sys::openat(dir, name, libc::O_RDWR, 0)
-            .or_else(|_| sys::openat(dir, name, libc::O_RDONLY, 0));
+        let host = !node.is_upper();
+        let fd = if host {
+            sys::openat(dir, name, libc::O_RDONLY, 0)
+        } else {
+            sys::openat(dir, name, libc::O_RDWR, 0)
+                .or_else(|_| sys::openat(dir, name, libc::O_RDONLY, 0))
+        };
         if let Ok(fd) = fd {
             *node.orphan.lock().unwrap() = Some(Arc::new(fd));
+            node.orphan_is_host.store(host, Ordering::Release);
         }
     }
 }

@@ -67,7 +67,11 @@ impl Overlay {
             // No-open mode: an open file outlives its last name (see `Node::orphan`).
             if let Some(fd) = node.orphan.lock().unwrap().clone() {
                 let st = sys::fstat(fd.as_fd()).ctx("fstat", &node.path())?;
-                return Ok(self.attr_of(ino, &st));
+                // A kept host file still has its host name: here it has none.
+                return Ok(Attr {
+                    nlink: 0,
+                    ..self.attr_of(ino, &st)
+                });
             }
         }
         let st = self.stat_node(&node)?;
@@ -441,6 +445,10 @@ impl Overlay {
                 self.keep_if_open(&node, ufd.as_fd(), name);
             }
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
+        } else if self.is_handleless() && node.kind == Kind::File {
+            if let Some(lfd) = self.lower_dir_fd(&dir)? {
+                self.keep_if_open(&node, lfd.as_fd(), name);
+            }
         }
         crate::fault::point(crate::fault::Point::UnlinkAfterRemove);
         // Recorded and detached as one step: a last close settling concurrently either

@@ -64,6 +64,9 @@ pub(crate) struct Node {
     /// No-open mode: the upper file, kept open when its last name went (the kernel may still
     /// have it open without the daemon knowing), for I/O by inode until the node is forgotten.
     pub orphan: Mutex<Option<Arc<OwnedFd>>>,
+    /// The kept fd is the host's file (read-only): the first write by inode copies it into a
+    /// private unnamed file first.
+    pub orphan_is_host: AtomicBool,
     /// No-open mode: when the content was last written by inode (ms on the overlay's clock).
     pub last_write_ms: AtomicU64,
 }
@@ -87,6 +90,7 @@ impl Node {
             opened_version: AtomicU64::new(0),
             aliases: Mutex::new(Vec::new()),
             orphan: Mutex::new(None),
+            orphan_is_host: AtomicBool::new(false),
             last_write_ms: AtomicU64::new(0),
         }
     }
