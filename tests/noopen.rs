@@ -98,7 +98,15 @@ fn no_open_mode_copies_up_at_the_first_change_of_each_kind() {
         return;
     }
     let names = [
-        "truncate", "fallocate", "mmap", "utimes", "chmod", "xattr", "otrunc", "append", "cfr",
+        "truncate",
+        "fallocate",
+        "mmap",
+        "utimes",
+        "chmod",
+        "xattr",
+        "otrunc",
+        "append",
+        "cfr",
         "untouched",
     ];
     let files: Vec<(String, String)> = names
@@ -242,15 +250,15 @@ fn no_open_mode_copies_up_at_the_first_change_of_each_kind() {
     assert_eq!(list[0]["open_mode"], "no-open", "{list}");
     verify_clean(&live);
     live.ok(["commit", "w"]);
-    assert_eq!(
-        fs::read(live.project.join("otrunc.txt")).unwrap(),
-        b"new\n"
-    );
+    assert_eq!(fs::read(live.project.join("otrunc.txt")).unwrap(), b"new\n");
     assert_eq!(
         fs::read(live.project.join("mmap.txt")).unwrap(),
         b"MMAP content of mmap\n"
     );
-    assert_eq!(fs::read(live.project.join("cfr.txt")).unwrap(), b"unto content of cfr\n");
+    assert_eq!(
+        fs::read(live.project.join("cfr.txt")).unwrap(),
+        b"unto content of cfr\n"
+    );
     assert_eq!(status(&live), Vec::new());
     verify_clean(&live);
 }
@@ -265,7 +273,9 @@ fn no_open_mode_hashes_files_whose_writes_went_idle() {
     let live = Live::new(&[("a.txt", "host\n")]);
     let mp = mount_no_open(&live);
     fs::write(mp.join("a.txt"), "changed in the workspace\n").unwrap();
-    let want = blake3::hash(b"changed in the workspace\n").to_hex().to_string();
+    let want = blake3::hash(b"changed in the workspace\n")
+        .to_hex()
+        .to_string();
     let journal = live.state.join("workspaces/w/journal");
     let hashed = eventually(Duration::from_secs(10), || {
         fs::read_to_string(&journal)
@@ -317,16 +327,25 @@ fn no_open_mode_keeps_an_unlinked_open_file() {
     assert_eq!(f.metadata().unwrap().nlink(), 0);
     let mut back = String::new();
     f.read_to_string(&mut back).unwrap();
-    assert_eq!(back, "host
-");
-    f.write_all(b"more
-").unwrap();
+    assert_eq!(
+        back,
+        "host
+"
+    );
+    f.write_all(
+        b"more
+",
+    )
+    .unwrap();
     f.seek(SeekFrom::Start(0)).unwrap();
     back.clear();
     f.read_to_string(&mut back).unwrap();
-    assert_eq!(back, "host
+    assert_eq!(
+        back,
+        "host
 more
-");
+"
+    );
     drop(f);
     assert_eq!(
         fs::read_to_string(live.project.join("keep.txt")).unwrap(),

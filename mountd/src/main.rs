@@ -25,7 +25,12 @@ struct Args {
     socket: Option<PathBuf>,
     /// How mounts serve open(2) unless `wsfs mount --open-mode` or the workspace's last mount
     /// says otherwise: `open` or `no-open` (see docs/benchmarks.md).
-    #[arg(long, env = "WSFS_OPEN_MODE", default_value = "open", value_name = "MODE")]
+    #[arg(
+        long,
+        env = "WSFS_OPEN_MODE",
+        default_value = "open",
+        value_name = "MODE"
+    )]
     open_mode: wsfs::api::OpenMode,
 }
 

@@ -68,7 +68,10 @@ impl Overlay {
     /// lower one).
     fn open_in_layer(&self, node: &Node, flags: i32) -> Result<OwnedFd> {
         let loc = node.loc();
-        let parent = loc.parent.as_ref().ok_or_else(|| Error::no_parent(&loc.path))?;
+        let parent = loc
+            .parent
+            .as_ref()
+            .ok_or_else(|| Error::no_parent(&loc.path))?;
         let (dir, flags) = if node.is_upper() {
             (self.upper_dir_fd(parent)?, flags)
         } else {
@@ -120,8 +123,13 @@ impl Overlay {
         let tmp = self.tmp_name();
         let tmp = OsStr::new(&tmp);
         let work = self.work_root.as_fd();
-        let copy = sys::openat(work, tmp, libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600)
-            .ctx("create", &path)?;
+        let copy = sys::openat(
+            work,
+            tmp,
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            0o600,
+        )
+        .ctx("create", &path)?;
         let _ = sys::unlinkat(work, tmp, false);
         crate::copy::copy_sparse(fd.as_fd(), copy.as_fd(), st.st_size as u64)
             .map_err(|e| Error::io("copy", &path, e))?;
@@ -277,7 +285,8 @@ impl Overlay {
             if node.unlinked.load(Ordering::Acquire) {
                 // No name left (unlinked, committed or discarded): nothing to record (the
                 // content of a kept file without a name is never committed).
-                self.unsettled.remove_if(&node.ino, |_, n| Arc::ptr_eq(n, &node));
+                self.unsettled
+                    .remove_if(&node.ino, |_, n| Arc::ptr_eq(n, &node));
                 continue;
             }
             if node.writers.load(Ordering::Acquire) > 0 {

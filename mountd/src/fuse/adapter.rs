@@ -498,7 +498,10 @@ impl Filesystem for WsfsFs {
         let _span = span(r, "create", parent);
         if self.no_open {
             // Handle 0: a no-open connection never sends RELEASE, not even for created files.
-            return match self.ov.create_ino(&req(r), parent.0, name, mode, umask, flags) {
+            return match self
+                .ov
+                .create_ino(&req(r), parent.0, name, mode, umask, flags)
+            {
                 Ok(a) => reply.created(&TTL, &file_attr(&a), GEN, NO_HANDLE, FopenFlags::empty()),
                 Err(e) => reply.error(self.fail_on("create", parent, &e)),
             };

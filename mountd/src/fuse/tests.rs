@@ -626,7 +626,13 @@ fn remount_after_unmount_and_prepare_twice() {
     fs::write(env.m("g"), "2").unwrap();
     env.unmount();
     prepare_mountpoint(&env.mnt).unwrap();
-    let h = mount(env.ws.overlay().clone(), env.project.path(), &env.mnt, test_open_mode()).unwrap();
+    let h = mount(
+        env.ws.overlay().clone(),
+        env.project.path(),
+        &env.mnt,
+        test_open_mode(),
+    )
+    .unwrap();
     assert_eq!(fs::read_to_string(env.m("g")).unwrap(), "2");
     h.unmount().unwrap();
 }
