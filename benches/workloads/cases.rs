@@ -458,7 +458,7 @@ fn build(ctx: &Ctx, sys: SystemKind) -> Result<Vec<f64>> {
 /// (10) Commit N changes: `wsfs commit` of a fresh workspace with N modified files, vs
 /// `rsync -a` of a container copy with N modified files back to the host copy.
 fn commit(ctx: &Ctx, sys: SystemKind) -> Result<Vec<Option<Vec<f64>>>> {
-    let applicable = matches!(sys, SystemKind::Native | SystemKind::Wsfs);
+    let applicable = sys == SystemKind::Native || sys.is_wsfs();
     if !applicable {
         return Ok(ctx.sizes.commit_changes.iter().map(|_| None).collect());
     }
@@ -475,7 +475,7 @@ fn commit(ctx: &Ctx, sys: SystemKind) -> Result<Vec<Option<Vec<f64>>>> {
                 src.push("/");
                 time(cmd("rsync", [src.as_os_str(), host.as_os_str()]).arg("-a"))?
             } else {
-                wsfs_commit_run(ctx, &host, &files, &line)?
+                wsfs_commit_run(ctx, sys, &host, &files, &line)?
             };
             samples.push(secs(t));
         }
@@ -499,8 +499,14 @@ fn rewrite_files(root: &Path, files: &[PathBuf], line: &str) -> Result<()> {
 }
 
 /// One wsfs commit run: fresh workspace over `host`, modify `files` (untimed), time the commit.
-fn wsfs_commit_run(ctx: &Ctx, host: &Path, files: &[PathBuf], line: &str) -> Result<Duration> {
-    let m = ctx.systems.mount(SystemKind::Wsfs, host, "commit")?;
+fn wsfs_commit_run(
+    ctx: &Ctx,
+    sys: SystemKind,
+    host: &Path,
+    files: &[PathBuf],
+    line: &str,
+) -> Result<Duration> {
+    let m = ctx.systems.mount(sys, host, "commit")?;
     for f in files {
         append_line(&m.root.join(f), line)?;
     }

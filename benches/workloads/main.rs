@@ -6,7 +6,8 @@
 //! WSFS_BENCH=full cargo bench --bench workloads          # Linux 6.1 source (~78k files)
 //! ```
 //! Environment: `WSFS_BENCH=quick|full`, `WSFS_BENCH_RUNS=n` (timed runs per cell, default 3),
-//! `WSFS_BENCH_ONLY=ready,grep,...`, `WSFS_BENCH_SYSTEMS=native,kovl,fuse-overlayfs,wsfs`,
+//! `WSFS_BENCH_ONLY=ready,grep,...`, `WSFS_BENCH_SYSTEMS=native,kovl,fuse-overlayfs,wsfs,wsfs-noopen`
+//! (`wsfs-noopen`: the same daemon, mounts with `--open-mode no-open`),
 //! `WSFS_BENCH_DIR` (scratch and cache, default /var/tmp/wsfs-bench), `WSFS_BIN_DIR` (where
 //! `mountd` and `wsfs` are; default beside this bench's build). Needs root (mounts, drop_caches).
 //! The table is printed and written to `<target dir>/workloads.md`.
@@ -222,7 +223,7 @@ fn bench(cfg: &Config) -> Result<()> {
 /// Starts the wsfs daemon if the wsfs column is selected and the binaries are real; otherwise
 /// returns why the column is skipped.
 fn start_wsfs(cfg: &Config, run_dir: &Path) -> (Option<Wsfs>, Option<String>) {
-    if !cfg.systems.contains(&SystemKind::Wsfs) {
+    if !cfg.systems.iter().any(|s| s.is_wsfs()) {
         return (None, None);
     }
     let started = Wsfs::locate().and_then(|(mountd, cli)| Wsfs::start(&mountd, &cli, run_dir));
@@ -245,7 +246,7 @@ fn measure_cell(
     results: &mut Results,
 ) {
     let rows = w.rows(ctx);
-    if sys == SystemKind::Wsfs && wsfs_skipped {
+    if sys.is_wsfs() && wsfs_skipped {
         for r in &rows {
             results.add(r, sys, Outcome::Skipped);
         }
@@ -256,7 +257,7 @@ fn measure_cell(
         .systems
         .wsfs
         .as_ref()
-        .filter(|_| sys == SystemKind::Wsfs && w.tracks_rss());
+        .filter(|_| sys.is_wsfs() && w.tracks_rss());
     if let Some(d) = daemon {
         d.reset_peak_rss();
     }

@@ -20,17 +20,20 @@ pub enum SystemKind {
     Kovl,
     /// fuse-overlayfs (Debian package): the FUSE peer.
     FuseOverlayfs,
-    /// A wsfs workspace served by mountd.
+    /// A wsfs workspace served by mountd (open mode `open`: a round trip per open).
     Wsfs,
+    /// A wsfs workspace mounted with `--open-mode no-open` (opens never reach mountd).
+    WsfsNoOpen,
 }
 
 impl SystemKind {
     /// All systems, in table order.
-    pub const ALL: [SystemKind; 4] = [
+    pub const ALL: [SystemKind; 5] = [
         SystemKind::Native,
         SystemKind::Kovl,
         SystemKind::FuseOverlayfs,
         SystemKind::Wsfs,
+        SystemKind::WsfsNoOpen,
     ];
 
     /// The column name (also the name accepted by `WSFS_BENCH_SYSTEMS`).
@@ -40,6 +43,20 @@ impl SystemKind {
             SystemKind::Kovl => "kovl",
             SystemKind::FuseOverlayfs => "fuse-overlayfs",
             SystemKind::Wsfs => "wsfs",
+            SystemKind::WsfsNoOpen => "wsfs-noopen",
+        }
+    }
+
+    /// A wsfs column (served by the harness's mountd).
+    pub fn is_wsfs(self) -> bool {
+        matches!(self, SystemKind::Wsfs | SystemKind::WsfsNoOpen)
+    }
+
+    /// The `--open-mode` of a wsfs column.
+    fn open_mode(self) -> &'static str {
+        match self {
+            SystemKind::WsfsNoOpen => "no-open",
+            _ => "open",
         }
     }
 
@@ -49,7 +66,7 @@ impl SystemKind {
             .into_iter()
             .find(|k| k.name() == s.trim())
             .with_context(|| {
-                format!("unknown system {s:?} in WSFS_BENCH_SYSTEMS (native, kovl, fuse-overlayfs, wsfs)")
+                format!("unknown system {s:?} in WSFS_BENCH_SYSTEMS (native, kovl, fuse-overlayfs, wsfs, wsfs-noopen)")
             })
     }
 }
@@ -71,13 +88,14 @@ impl WsfsCli {
         c
     }
 
-    /// `wsfs mount LOWER --name NAME --mountpoint MNT`, then waits for the mount to appear.
-    pub fn mount(&self, lower: &Path, name: &str, mnt: &Path) -> Result<()> {
+    /// `wsfs mount LOWER --name NAME --mountpoint MNT --open-mode MODE`, then waits for the
+    /// mount to appear.
+    pub fn mount(&self, lower: &Path, name: &str, mnt: &Path, open_mode: &str) -> Result<()> {
         run(self
             .command()
             .arg("mount")
             .arg(lower)
-            .args(["--name", name, "--mountpoint"])
+            .args(["--name", name, "--open-mode", open_mode, "--mountpoint"])
             .arg(mnt))?;
         if !wait_for(Duration::from_secs(10), || is_mounted(mnt)) {
             bail!(
@@ -286,7 +304,7 @@ impl Mount {
             SystemKind::Native => Ok(()),
             SystemKind::Kovl => run(cmd("umount", [m])),
             SystemKind::FuseOverlayfs => run(cmd("fusermount3", ["-u".as_ref(), m.as_os_str()])),
-            SystemKind::Wsfs => match &self.cli {
+            SystemKind::Wsfs | SystemKind::WsfsNoOpen => match &self.cli {
                 Some(cli) => {
                     cli.unmount(&self.name)?;
                     if !wait_for(Duration::from_secs(10), || !is_mounted(m)) {
@@ -379,10 +397,10 @@ impl Systems {
                 run(c.arg(&mnt))?;
                 m.kind = kind;
             }
-            SystemKind::Wsfs => {
+            SystemKind::Wsfs | SystemKind::WsfsNoOpen => {
                 let w = self.wsfs.as_ref().context("wsfs is not available")?;
                 let name = format!("bench-{id}");
-                w.cli.mount(lower, &name, &mnt)?;
+                w.cli.mount(lower, &name, &mnt, kind.open_mode())?;
                 m.kind = kind;
                 m.name = name;
                 m.cli = Some(w.cli.clone());

@@ -57,6 +57,9 @@ pub struct WorkspaceInfo {
     /// root) may use the mount (`allow_other`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_other: Option<bool>,
+    /// While mounted: how the mount serves `open(2)` ([`OpenMode`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_mode: Option<OpenMode>,
 }
 
 /// How a path differs from the host.
@@ -293,6 +296,10 @@ pub struct MountRequest {
     /// workspace keeps the rules it was created with; asking for other ones is a conflict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::PolicyConfig>,
+    /// How the mount serves `open(2)`; default: what the workspace was last mounted with,
+    /// else the daemon's default (`mountd --open-mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_mode: Option<OpenMode>,
 }
 
 /// The remote API token (`GET /v1/token`, `POST /v1/token/rotate`; local socket only).
@@ -300,6 +307,51 @@ pub struct MountRequest {
 pub struct TokenInfo {
     /// The bearer token remote clients send (`Authorization: Bearer TOKEN`).
     pub token: String,
+}
+
+/// How a workspace mount serves `open(2)` of regular files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OpenMode {
+    /// Every open is a round trip to the daemon, which answers with a file handle (FUSE
+    /// passthrough for files of the upper layer); the content of a written file is hashed
+    /// when its last writer closes it.
+    #[default]
+    Open,
+    /// Opens never reach the daemon (`FUSE_OPEN` answered `ENOSYS`: the kernel stops sending
+    /// OPEN, FLUSH and RELEASE and keeps file pages cached across opens); reads and writes
+    /// are served by inode, a file is copied up at its first write, truncate or fallocate,
+    /// and written content is hashed when its writes go idle or status, verify or commit
+    /// need it. No FUSE passthrough.
+    NoOpen,
+}
+
+impl OpenMode {
+    /// The name used on the command line and in the API (`open`, `no-open`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpenMode::Open => "open",
+            OpenMode::NoOpen => "no-open",
+        }
+    }
+}
+
+impl std::fmt::Display for OpenMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for OpenMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<OpenMode, String> {
+        match s {
+            "open" => Ok(OpenMode::Open),
+            "no-open" => Ok(OpenMode::NoOpen),
+            _ => Err(format!("unknown open mode {s:?}: use `open` or `no-open`")),
+        }
+    }
 }
 
 /// Error body of every non-2xx response.

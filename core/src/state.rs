@@ -172,6 +172,9 @@ pub struct WorkspaceMeta {
     /// either.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<crate::policy::PolicyConfig>,
+    /// The open mode it was last mounted with (kept so a restart remounts it the same way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_mode: Option<crate::api::OpenMode>,
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ impl Workspace {
                 .unwrap_or(0),
             image_id: None,
             policy,
+            open_mode: None,
         };
         write_meta(&dir, &meta)?;
         Self::open(state, name)
@@ -177,6 +178,7 @@ impl Workspace {
             image_id: m.image_id,
             problem: None,
             allow_other: None,
+            open_mode: None,
         }
     }
 
@@ -188,11 +190,13 @@ impl Workspace {
     /// Pending changes, sorted by path.
     pub fn status(&self) -> Result<Vec<api::Change>> {
         self.settle_recovery();
+        self.overlay.settle_written(None)?;
         commit::status::pending(&self.overlay)
     }
 
     /// The pending changes `show` selects, sorted by path (hidden classes cost no I/O).
     pub fn status_shown(&self, show: api::Show) -> Result<Vec<api::Change>> {
+        self.overlay.settle_written(None)?;
         commit::status::pending_where(&self.overlay, |n| show.keeps(n))
     }
 
@@ -274,6 +278,7 @@ impl Workspace {
         let _one = self.commit_lock.lock().unwrap();
         // Never commit past changes the journal has not recorded yet.
         self.overlay.finish_deferred_recovery()?;
+        self.overlay.settle_written(None)?;
         let mut report = commit::commit(
             &self.overlay,
             &commit::backups_dir(&self.dir),
@@ -288,6 +293,7 @@ impl Workspace {
     pub fn discard(&self, paths: &[RelPath]) -> Result<api::DiscardReport> {
         let _one = self.commit_lock.lock().unwrap();
         self.overlay.finish_deferred_recovery()?;
+        self.overlay.settle_written(None)?;
         commit::discard(&self.overlay, paths)
     }
 
@@ -317,6 +323,7 @@ impl Workspace {
     /// Walks the hash chain and re-hashes upper files against their recorded hashes.
     pub fn verify(&self) -> Result<api::VerifyReport> {
         self.settle_recovery();
+        self.overlay.settle_written(None)?;
         let chain = Journal::verify_chain(&self.dir.join("journal"))?;
         let mut report = api::VerifyReport {
             records: chain.records,

@@ -5,6 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 
 use wsfs_core::api::{ChangeKind, CommitRequest};
+use wsfs_core::journal::record::EntryState;
 use wsfs_core::testing::*;
 
 fn commit_all(f: &TestWorkspace) -> wsfs_core::api::CommitReport {
@@ -856,4 +857,51 @@ fn a_stale_hash_from_a_slow_last_close_is_never_recorded_over_a_newer_one() {
     }
     let report = f.ws().verify().unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// No-open mode (issue 15) without FUSE: writes by inode copy the file up at the first write,
+/// leave the content unsettled (the journal has no hash for it yet, and commit would call it
+/// busy), and `status` settles it first: the recorded hash is the content's, `verify` is clean
+/// and commit applies it. A file unlinked while the kernel may hold it open stays readable
+/// and writable by inode.
+#[test]
+fn writes_by_inode_copy_up_and_settle_before_status() {
+    let f = TestWorkspace::new(&[("a.txt", "old\n"), ("gone.txt", "x\n")]);
+    let ov = f.ov();
+    ov.set_handleless(true);
+    let a = ino(ov, b"a.txt").unwrap();
+    assert_eq!(ov.read_ino(a, 0, 100).unwrap(), b"old\n");
+    assert_eq!(ov.write_ino(a, 0, b"NEW", false).unwrap(), 3);
+    assert_eq!(ov.write_ino(a, 0, b"+tail\n", true).unwrap(), 6);
+    assert_eq!(ov.read_ino(a, 0, 100).unwrap(), b"NEW\n+tail\n");
+    assert_eq!(f.host_read("a.txt").unwrap(), b"old\n");
+    let recorded = ov.changes().get(&p(b"a.txt")).unwrap().current;
+    assert!(
+        matches!(recorded, EntryState::File { hash: None, .. }),
+        "unsettled until something needs it: {recorded:?}"
+    );
+    let st = f.ws().status().unwrap();
+    assert_eq!(st.len(), 1);
+    let want = wsfs_core::hash::ContentHash::of(b"NEW\n+tail\n");
+    assert!(
+        matches!(&st[0].current, EntryState::File { hash: Some(h), size: 10, .. } if *h == want),
+        "{:?}",
+        st[0].current
+    );
+    assert!(f.ws().verify().unwrap().problems.is_empty());
+
+    // An upper file unlinked while (possibly) open: I/O by inode still reaches it.
+    write(ov, b"gone.txt", b"upper\n");
+    let g = ino(ov, b"gone.txt").unwrap();
+    let (dir, name) = parent_and_name(ov, b"gone.txt");
+    ov.unlink(dir, std::ffi::OsStr::from_bytes(&name)).unwrap();
+    ov.write_ino(g, 6, b"more\n", false).unwrap();
+    assert_eq!(ov.read_ino(g, 0, 100).unwrap(), b"upper\nmore\n");
+    assert_eq!(ov.getattr(g, None).unwrap().size, 11);
+
+    let report = commit_all(&f);
+    assert!(report.conflicts.is_empty());
+    assert_eq!(f.host_read("a.txt").unwrap(), b"NEW\n+tail\n");
+    assert!(f.host_read("gone.txt").is_none());
+    assert!(f.ws().status().unwrap().is_empty());
 }

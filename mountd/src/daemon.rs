@@ -9,18 +9,20 @@ use anyhow::{bail, Context};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
-use wsfs::api::{DaemonInfo, API_VERSION};
+use wsfs::api::{DaemonInfo, OpenMode, API_VERSION};
 use wsfs::state::StateRoot;
 
 use crate::registry::Registry;
 use crate::server::{self, Shared};
 
-/// Runs the daemon until a termination signal; returns after a clean shutdown. With `listen`,
+/// Runs the daemon until a termination signal; returns after a clean shutdown. Mounts serve
+/// `open(2)` in `open_mode` unless a request or the workspace says otherwise. With `listen`,
 /// the control API is also served over TCP there (token required, [`crate::remote`]).
 pub fn run(
     state: StateRoot,
     socket: PathBuf,
     listen: Option<std::net::SocketAddr>,
+    open_mode: OpenMode,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(state.path())
         .with_context(|| format!("creating state dir {}", state.path().display()))?;
@@ -33,15 +35,16 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(state, socket, listen))
+    runtime.block_on(serve(state, socket, listen, open_mode))
 }
 
 async fn serve(
     state: StateRoot,
     socket: PathBuf,
     listen: Option<std::net::SocketAddr>,
+    open_mode: OpenMode,
 ) -> anyhow::Result<()> {
-    let registry = Arc::new(Registry::new(state.clone()));
+    let registry = Arc::new(Registry::new(state.clone(), open_mode));
     let listener = bind(&socket).await?;
     let tcp = match listen {
         Some(addr) => Some(

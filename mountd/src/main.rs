@@ -27,6 +27,15 @@ struct Args {
     /// `wsfs --remote`. Every request needs the token (`wsfs token show`). Off by default.
     #[arg(long, value_name = "ADDR[:PORT]", value_parser = mountd::remote::parse_listen)]
     listen: Option<std::net::SocketAddr>,
+    /// How mounts serve open(2) unless `wsfs mount --open-mode` or the workspace's last mount
+    /// says otherwise: `open` or `no-open` (see docs/benchmarks.md).
+    #[arg(
+        long,
+        env = "WSFS_OPEN_MODE",
+        default_value = "open",
+        value_name = "MODE"
+    )]
+    open_mode: wsfs::api::OpenMode,
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,7 +55,7 @@ fn main() -> std::process::ExitCode {
         None => StateRoot::default_location(),
     };
     let socket = args.socket.unwrap_or_else(|| default_socket(&state));
-    match mountd::daemon::run(state, socket, args.listen) {
+    match mountd::daemon::run(state, socket, args.listen, args.open_mode) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mountd: {e:#}");

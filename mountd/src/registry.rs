@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use tracing::{error, info, warn};
-use wsfs::api::{MountRequest, WorkspaceInfo};
+use wsfs::api::{MountRequest, OpenMode, WorkspaceInfo};
 use wsfs::policy::PolicyConfig;
 use wsfs::state::{check_workspace_name, name_from_project, StateRoot};
 use wsfs::workspace::Workspace;
@@ -88,7 +88,9 @@ impl Entry {
     pub fn info(&self) -> WorkspaceInfo {
         let mut info = self.ws.info();
         if info.mountpoint.is_some() {
-            info.allow_other = self.mount.lock().unwrap().as_ref().map(|h| h.allow_other());
+            let mount = self.mount.lock().unwrap();
+            info.allow_other = mount.as_ref().map(|h| h.allow_other());
+            info.open_mode = mount.as_ref().map(|h| h.open_mode());
         }
         info
     }
@@ -97,6 +99,8 @@ impl Entry {
 /// All workspaces of one state directory.
 pub struct Registry {
     state: StateRoot,
+    /// The open mode of a mount whose request and workspace name none (`mountd --open-mode`).
+    default_open_mode: OpenMode,
     entries: DashMap<String, Arc<Entry>>,
     /// Workspaces that could not be opened, with the reason (listed, not served).
     broken: DashMap<String, String>,
@@ -105,10 +109,11 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry over `state`.
-    pub fn new(state: StateRoot) -> Self {
+    /// An empty registry over `state`, mounting in `default_open_mode` unless told otherwise.
+    pub fn new(state: StateRoot, default_open_mode: OpenMode) -> Self {
         Registry {
             state,
+            default_open_mode,
             entries: DashMap::new(),
             broken: DashMap::new(),
             create: Mutex::new(()),
@@ -141,7 +146,7 @@ impl Registry {
                     .mountpoint
                     .clone()
                     .unwrap_or_else(|| self.state.default_mountpoint(&name));
-                if let Err(e) = self.mount_entry(&entry, &mp) {
+                if let Err(e) = self.mount_entry(&entry, &mp, None) {
                     error!(workspace = %name, error = %e, "cannot remount workspace");
                     problems.push(format!(
                         "{name}: cannot remount at {}: {e}; run `wsfs mount` again",
@@ -238,7 +243,7 @@ impl Registry {
                 .clone()
                 .unwrap_or_else(|| self.state.default_mountpoint(entry.ws.name())),
         };
-        self.mount_entry(&entry, &mp)?;
+        self.mount_entry(&entry, &mp, req.open_mode)?;
         Ok(entry.info())
     }
 
@@ -333,10 +338,26 @@ impl Registry {
         )?))
     }
 
-    fn mount_entry(&self, entry: &Entry, mp: &Path) -> Result<(), Failure> {
+    /// Mounts `entry` at `mp` in `open_mode`, else in the mode it was last mounted with, else
+    /// in the daemon's default.
+    fn mount_entry(
+        &self,
+        entry: &Entry,
+        mp: &Path,
+        open_mode: Option<OpenMode>,
+    ) -> Result<(), Failure> {
         let mut slot = entry.mount.lock().unwrap();
         if let Some(h) = slot.as_ref() {
             let want = mp.canonicalize().unwrap_or_else(|_| mp.to_owned());
+            if open_mode.is_some_and(|m| m != h.open_mode()) {
+                return Err(Failure::Conflict(format!(
+                    "workspace {:?} is mounted in open mode {}; run `wsfs unmount {}` first to mount it in mode {}",
+                    entry.ws.name(),
+                    h.open_mode(),
+                    entry.ws.name(),
+                    open_mode.unwrap_or_default()
+                )));
+            }
             if h.mountpoint() == want {
                 return Ok(());
             }
@@ -349,13 +370,17 @@ impl Registry {
         }
         let project = entry.ws.meta().project;
         refuse_overlap(&project, mp)?;
-        let handle = fuse::mount(entry.ws.overlay().clone(), &project, mp)
+        let mode = open_mode
+            .or(entry.ws.meta().open_mode)
+            .unwrap_or(self.default_open_mode);
+        let handle = fuse::mount(entry.ws.overlay().clone(), &project, mp, mode)
             .map_err(|e| Failure::Internal(format!("mounting at {}: {e:#}", mp.display())))?;
         let mounted_at = handle.mountpoint().to_owned();
         *slot = Some(handle);
         entry.ws.update_meta(&|m| {
             m.mounted = true;
             m.mountpoint = Some(mounted_at.clone());
+            m.open_mode = Some(mode);
         })?;
         Ok(())
     }

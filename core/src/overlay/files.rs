@@ -7,7 +7,7 @@
 //! recovery re-hashes what a crash left unsettled).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
@@ -209,6 +209,20 @@ impl Overlay {
         Ok((attr, opened))
     }
 
+    /// The fd handle `fh` reads from (for a copy between a handle and an inode).
+    pub(crate) fn handle_read_fd(&self, fh: Fh) -> Result<Arc<OwnedFd>> {
+        self.handle(fh)?.read_fd(self)
+    }
+
+    /// The node and writable fd of handle `fh` (`EBADF` unless it was opened for writing).
+    pub(crate) fn handle_write_fd(&self, fh: Fh) -> Result<(Arc<Node>, Arc<OwnedFd>)> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(Error::bad_handle(&h.node.path()));
+        }
+        Ok((h.node.clone(), h.fd()))
+    }
+
     fn handle(&self, fh: Fh) -> Result<Arc<Handle>> {
         self.handles
             .get(&fh)
@@ -220,18 +234,7 @@ impl Overlay {
     pub fn read(&self, fh: Fh, offset: u64, size: u32) -> Result<Vec<u8>> {
         let h = self.handle(fh)?;
         let fd = h.read_fd(self)?;
-        let mut buf = vec![0u8; size as usize];
-        let mut done = 0;
-        while done < buf.len() {
-            let n = sys::pread(fd.as_fd(), &mut buf[done..], offset + done as u64)
-                .ctx("read", &h.node.path())?;
-            if n == 0 {
-                break;
-            }
-            done += n;
-        }
-        buf.truncate(done);
-        Ok(buf)
+        read_at(fd.as_fd(), offset, size, &h.node)
     }
 
     /// Writes `data` at `offset` (or at the end for O_APPEND handles).
@@ -280,18 +283,38 @@ impl Overlay {
     /// they record and move names. An unlinked file is not recorded (that would resurrect its
     /// old name).
     pub(crate) fn finish_write(&self, h: &Handle) -> Result<()> {
-        let node = &h.node;
+        let fd = h.fd();
+        // The handle may be write-only: hash through a read-only reopen of the same inode.
+        self.settle_content(&h.node, &|| {
+            sys::reopen(fd.as_fd(), libc::O_RDONLY).ctx("open", &h.node.path())
+        })
+    }
+
+    /// [`Overlay::finish_write`] for `node`, whose content `open_ro` opens read-only.
+    pub(crate) fn settle_content(
+        &self,
+        node: &Node,
+        open_ro: &dyn Fn() -> Result<OwnedFd>,
+    ) -> Result<()> {
         if node.unlinked.load(Ordering::Acquire) || !node.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
+        let res = self.record_settled(node, open_ro);
+        if res.is_err() {
+            // Still unsettled: a later close, settle or recovery records it.
+            node.dirty.store(true, Ordering::Release);
+        }
+        res
+    }
+
+    /// Hashes `node`'s content and records it (the body of [`Overlay::settle_content`]).
+    fn record_settled(&self, node: &Node, open_ro: &dyn Fn() -> Result<OwnedFd>) -> Result<()> {
         let seen = node.path();
-        // Content changes after this point (a new writer's open, a truncate) bump the version;
-        // each of them records the file again itself.
+        // Content changes after this point (a new writer's open, a truncate, a write by
+        // inode) bump the version; each of them records the file again itself.
         let hashed_version = node.version.load(Ordering::Acquire);
-        let fd = h.fd();
-        let st = sys::fstat(fd.as_fd()).ctx("fstat", &seen)?;
-        // The handle may be write-only: hash through a read-only reopen of the same inode.
-        let rfd = sys::reopen(fd.as_fd(), libc::O_RDONLY).ctx("open", &seen)?;
+        let rfd = open_ro()?;
+        let st = sys::fstat(rfd.as_fd()).ctx("fstat", &seen)?;
         // Size from the bytes hashed: another handle may still be writing.
         let (hash, size) = crate::hash::hash_fd_len(rfd.as_fd()).ctx("hash", &seen)?;
         let new = crate::journal::record::EntryState::File {
@@ -386,4 +409,19 @@ impl Overlay {
         ho.node.mark_written();
         Ok(n as u32)
     }
+}
+
+/// Reads up to `size` bytes of `node`'s open file `fd` at `offset` (short only at its end).
+pub(crate) fn read_at(fd: BorrowedFd<'_>, offset: u64, size: u32, node: &Node) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; size as usize];
+    let mut done = 0;
+    while done < buf.len() {
+        let n = sys::pread(fd, &mut buf[done..], offset + done as u64).ctx("read", &node.path())?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    buf.truncate(done);
+    Ok(buf)
 }

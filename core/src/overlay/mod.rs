@@ -17,11 +17,13 @@
 //! Submodules: `types` (the FUSE-shaped request and reply types), `node` (inodes and ids),
 //! `dir_fds` (the daemon-wide budget of cached directory fds), `changes` (change set),
 //! `copy_up`, `reconcile` (recovery: the journal brought in line with the upper layer),
-//! `namespace` (lookup, setattr, create/remove/rename/link), `files` (handles and I/O), `dirs`
+//! `namespace` (lookup, setattr, create/remove/rename/link), `files` (handles and I/O),
+//! `by_inode` (handle-less I/O and lazy hashing of the no-open mode), `dirs`
 //! (merged listings), `xattr`, `state` (reading entry states for the journal and status),
 //! `revert` (paths leaving the overlay after a commit or discard, and the kernel told to forget
 //! them); `tests` holds unit tests of these internals.
 
+mod by_inode;
 mod changes;
 mod copy_up;
 mod dir_fds;
@@ -70,6 +72,11 @@ pub struct Overlay {
     nodes: NodeTable,
     changes: ChangeSet,
     handles: DashMap<Fh, Arc<Handle>>,
+    /// No-open mode is on: files are opened by the kernel alone, I/O arrives by inode.
+    handleless: AtomicBool,
+    /// Files written by inode whose new content is not hashed yet (no-open mode): held here
+    /// so a kernel `forget` cannot drop them before [`Overlay::settle_written`] records them.
+    unsettled: DashMap<Ino, Arc<Node>>,
     dir_handles: DashMap<Fh, Arc<dirs::DirHandle>>,
     /// Listings of directories read without a handle, kept between `readdir` calls.
     dir_listings: DashMap<Ino, Arc<Vec<DirEntry>>>,
@@ -139,6 +146,8 @@ impl Overlay {
             nodes: NodeTable::new(root_node, lower_dev),
             changes: ChangeSet::replay_with(replay, Some(policy.clone())),
             handles: DashMap::new(),
+            handleless: AtomicBool::new(false),
+            unsettled: DashMap::new(),
             dir_handles: DashMap::new(),
             dir_listings: DashMap::new(),
             next_fh: AtomicU64::new(1),
@@ -191,6 +200,9 @@ impl Overlay {
 
     /// Flushes journal and upper data (daemon shutdown).
     pub fn sync_all(&self) -> Result<()> {
+        if let Err(e) = self.settle_written(None) {
+            tracing::warn!(error = %e, "settling written files at shutdown (recovery re-hashes them)");
+        }
         let _gate = self.revert_gate.read().unwrap();
         for h in self.handles.iter() {
             if h.writable {
@@ -573,9 +585,11 @@ impl Overlay {
     /// Paths a container has open for writing (or written and not yet settled by the last
     /// close): their content is not final, so commit leaves them pending.
     pub(crate) fn busy_paths(&self) -> std::collections::HashSet<RelPath> {
+        let unsettled = self.unsettled.iter().map(|e| e.value().clone());
         self.nodes
             .all()
             .into_iter()
+            .chain(unsettled)
             .filter(|n| {
                 !n.unlinked.load(Ordering::Acquire)
                     && (n.writers.load(Ordering::Acquire) > 0 || n.dirty.load(Ordering::Acquire))

@@ -63,6 +63,17 @@ impl Overlay {
             }
         }
         let node = self.node(ino)?;
+        if node.unlinked.load(Ordering::Acquire) {
+            // No-open mode: an open file outlives its last name (see `Node::orphan`).
+            if let Some(fd) = node.orphan.lock().unwrap().clone() {
+                let st = sys::fstat(fd.as_fd()).ctx("fstat", &node.path())?;
+                // A kept host file still has its host name: here it has none.
+                return Ok(Attr {
+                    nlink: 0,
+                    ..self.attr_of(ino, &st)
+                });
+            }
+        }
         let st = self.stat_node(&node)?;
         Ok(self.attr_of(ino, &st))
     }
@@ -175,7 +186,12 @@ impl Overlay {
         if !gone {
             let path = node.path();
             let new = unsettled_if_changed(node, hashed_version, new);
-            let new = self.keep_known_hash(&path, new);
+            // A file written since its last record (no-open mode) has no known hash yet.
+            let new = if node.dirty.load(Ordering::Acquire) {
+                new
+            } else {
+                self.keep_known_hash(&path, new)
+            };
             let base = self.base_for(&path)?;
             self.record_locked_in(&order, res, Draft::new(Op::Setattr, path, base, new))?;
         }
@@ -425,7 +441,14 @@ impl Overlay {
             let ufd = self
                 .upper_dir_fd(&dir)?
                 .ok_or_else(|| Error::upper_missing(&path))?;
+            if st.st_nlink <= 1 {
+                self.keep_if_open(&node, ufd.as_fd(), name);
+            }
             sys::unlinkat(ufd.as_fd(), name, false).ctx("unlink", &path)?;
+        } else if self.is_handleless() && node.kind == Kind::File {
+            if let Some(lfd) = self.lower_dir_fd(&dir)? {
+                self.keep_if_open(&node, lfd.as_fd(), name);
+            }
         }
         crate::fault::point(crate::fault::Point::UnlinkAfterRemove);
         // Recorded and detached as one step: a last close settling concurrently either
@@ -624,6 +647,9 @@ impl Overlay {
             .upper_dir_fd(&sdir)?
             .ok_or_else(|| Error::upper_missing(&spath))?;
         let dfd = self.ensure_upper_dir(&ddir)?;
+        if let Some((d, true)) = &dnode {
+            self.keep_if_open(d, dfd.as_fd(), newname);
+        }
         sys::renameat2(sfd.as_fd(), name, dfd.as_fd(), newname, 0).ctx("rename", &spath)?;
         let st = sys::lstatat(dfd.as_fd(), newname).ctx("lstat", &dpath)?;
         let hashed_version = snode.version.load(Ordering::Acquire);

@@ -7,6 +7,7 @@
 //! `(device, st_ino) -> node id` is never pruned, so the same file always gets the same id.
 
 use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -60,6 +61,14 @@ pub(crate) struct Node {
     pub opened_version: AtomicU64,
     /// Extra names of a hard-linked upper file (the primary is `loc.path`).
     pub aliases: Mutex<Vec<(Arc<Node>, OsString)>>,
+    /// No-open mode: the upper file, kept open when its last name went (the kernel may still
+    /// have it open without the daemon knowing), for I/O by inode until the node is forgotten.
+    pub orphan: Mutex<Option<Arc<OwnedFd>>>,
+    /// The kept fd is the host's file (read-only): the first write by inode copies it into a
+    /// private unnamed file first.
+    pub orphan_is_host: AtomicBool,
+    /// No-open mode: when the content was last written by inode (ms on the overlay's clock).
+    pub last_write_ms: AtomicU64,
 }
 
 impl Node {
@@ -80,6 +89,9 @@ impl Node {
             version: AtomicU64::new(1),
             opened_version: AtomicU64::new(0),
             aliases: Mutex::new(Vec::new()),
+            orphan: Mutex::new(None),
+            orphan_is_host: AtomicBool::new(false),
+            last_write_ms: AtomicU64::new(0),
         }
     }
 

@@ -17,6 +17,7 @@ use fuser::{
     TimeOrNow, WriteFlags,
 };
 use tracing::{debug, info, warn};
+use wsfs::api::OpenMode;
 use wsfs::overlay::{Attr, Layer, Opened, Overlay, Req, SetAttr};
 
 use super::attr::{errno, file_attr, file_type, negative_attr, set_time, TTL};
@@ -35,18 +36,25 @@ pub(super) struct WsfsFs {
     /// Every visible host directory is watched (set by the watcher): host changes invalidate
     /// the kernel's caches, so `opendir` may let the kernel keep its cached listing.
     host_watched: Arc<AtomicBool>,
+    /// No-open mode: OPEN and FLUSH are answered `ENOSYS`, so the kernel opens and closes
+    /// files without the daemon and file I/O arrives with handle 0, served by inode.
+    no_open: bool,
 }
 
 impl WsfsFs {
-    pub(super) fn new(ov: Arc<Overlay>, host_watched: Arc<AtomicBool>) -> WsfsFs {
+    pub(super) fn new(ov: Arc<Overlay>, host_watched: Arc<AtomicBool>, mode: OpenMode) -> WsfsFs {
         WsfsFs {
             ov,
             passthrough: false,
             io: IoModes::default(),
             host_watched,
+            no_open: mode == OpenMode::NoOpen,
         }
     }
 }
+
+/// Handle 0: what the kernel sends in no-open mode (the overlay's handles start at 1).
+const NO_HANDLE: FileHandle = FileHandle(0);
 
 fn req(r: &Request) -> Req {
     Req {
@@ -254,17 +262,26 @@ impl Filesystem for WsfsFs {
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             InitFlags::FUSE_AUTO_INVAL_DATA,
-            // O_TRUNC reaches `open`, so the overlay copies up without the data it would drop.
-            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             if c.add_capabilities(cap).is_err() {
                 debug!(?cap, "capability not offered by the kernel");
             }
         }
-        // Passthrough, never together with the writeback cache (the kernel would disable it).
-        self.passthrough = c.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
-            && c.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-            && c.set_max_stack_depth(2).is_ok();
+        if self.no_open {
+            // Neither passthrough (it is chosen in an OPEN reply) nor atomic O_TRUNC: with it
+            // the kernel would leave the truncate of `open(O_TRUNC)` to an OPEN that never
+            // comes; without it the truncate arrives as a SETATTR of size 0.
+            self.ov.set_handleless(true);
+        } else {
+            // O_TRUNC reaches `open`, so the overlay copies up without the data it would drop.
+            if c.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC).is_err() {
+                debug!("atomic O_TRUNC not offered by the kernel");
+            }
+            // Passthrough, never together with the writeback cache (the kernel would disable it).
+            self.passthrough = c.capabilities().contains(InitFlags::FUSE_PASSTHROUGH)
+                && c.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+                && c.set_max_stack_depth(2).is_ok();
+        }
         let _ = c.set_max_write(MAX_WRITE);
         if let Err(max) = c.set_max_readahead(u32::MAX) {
             let _ = c.set_max_readahead(max);
@@ -273,6 +290,7 @@ impl Filesystem for WsfsFs {
         info!(
             kernel_abi = %c.kernel_abi(),
             passthrough = self.passthrough,
+            no_open = self.no_open,
             "FUSE session initialised"
         );
         Ok(())
@@ -446,6 +464,12 @@ impl Filesystem for WsfsFs {
 
     fn open(&self, r: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _span = span(r, "open", ino);
+        if self.no_open {
+            // The kernel then opens every file of this connection without asking (handle 0,
+            // `FOPEN_KEEP_CACHE`) and sends no RELEASE: this very open succeeds too. A write
+            // open's copy-up happens at the first write, truncate or fallocate.
+            return reply.error(Errno::ENOSYS);
+        }
         let opened = match self.ov.open(&req(r), ino.0, flags.0) {
             Ok(o) => o,
             Err(e) => return reply.error(self.fail_on("open", ino, &e)),
@@ -472,6 +496,16 @@ impl Filesystem for WsfsFs {
         reply: ReplyCreate,
     ) {
         let _span = span(r, "create", parent);
+        if self.no_open {
+            // Handle 0: a no-open connection never sends RELEASE, not even for created files.
+            return match self
+                .ov
+                .create_ino(&req(r), parent.0, name, mode, umask, flags)
+            {
+                Ok(a) => reply.created(&TTL, &file_attr(&a), GEN, NO_HANDLE, FopenFlags::empty()),
+                Err(e) => reply.error(self.fail_on("create", parent, &e)),
+            };
+        }
         let (a, opened) = match self.ov.create(&req(r), parent.0, name, mode, umask, flags) {
             Ok(x) => x,
             Err(e) => return reply.error(self.fail_on("create", parent, &e)),
@@ -500,7 +534,12 @@ impl Filesystem for WsfsFs {
         reply: ReplyData,
     ) {
         let _span = span(r, "read", ino);
-        match self.ov.read(fh.0, offset, size) {
+        let res = if fh == NO_HANDLE {
+            self.ov.read_ino(ino.0, offset, size)
+        } else {
+            self.ov.read(fh.0, offset, size)
+        };
+        match res {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(fail("read", &e)),
         }
@@ -514,12 +553,18 @@ impl Filesystem for WsfsFs {
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let _span = span(r, "write", ino);
-        match self.ov.write(fh.0, offset, data) {
+        let res = if fh == NO_HANDLE {
+            let append = flags.0 & libc::O_APPEND != 0;
+            self.ov.write_ino(ino.0, offset, data, append)
+        } else {
+            self.ov.write(fh.0, offset, data)
+        };
+        match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("write", &e)),
         }
@@ -534,6 +579,11 @@ impl Filesystem for WsfsFs {
         reply: ReplyEmpty,
     ) {
         let _span = span(r, "flush", ino);
+        if self.no_open {
+            // Nothing to do at close (content is settled later); the kernel stops sending
+            // FLUSH for the connection (it still writes dirty mmap pages back at close).
+            return reply.error(Errno::ENOSYS);
+        }
         reply_empty("flush", self.ov.flush(fh.0), reply);
     }
 
@@ -554,7 +604,12 @@ impl Filesystem for WsfsFs {
 
     fn fsync(&self, r: &Request, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
         let _span = span(r, "fsync", ino);
-        reply_empty("fsync", self.ov.fsync(fh.0, datasync), reply);
+        let res = if fh == NO_HANDLE {
+            self.ov.fsync_ino(ino.0, datasync)
+        } else {
+            self.ov.fsync(fh.0, datasync)
+        };
+        reply_empty("fsync", res, reply);
     }
 
     fn opendir(&self, r: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -733,7 +788,11 @@ impl Filesystem for WsfsFs {
         reply: ReplyEmpty,
     ) {
         let _span = span(r, "fallocate", ino);
-        let res = self.ov.fallocate(fh.0, offset, length, mode);
+        let res = if fh == NO_HANDLE {
+            self.ov.fallocate_ino(ino.0, offset, length, mode)
+        } else {
+            self.ov.fallocate(fh.0, offset, length, mode)
+        };
         reply_empty("fallocate", res, reply);
     }
 
@@ -747,7 +806,12 @@ impl Filesystem for WsfsFs {
         reply: ReplyLseek,
     ) {
         let _span = span(r, "lseek", ino);
-        match self.ov.lseek(fh.0, offset, whence) {
+        let res = if fh == NO_HANDLE {
+            self.ov.lseek_ino(ino.0, offset, whence)
+        } else {
+            self.ov.lseek(fh.0, offset, whence)
+        };
+        match res {
             Ok(off) => reply.offset(off),
             Err(e) => reply.error(fail("lseek", &e)),
         }
@@ -759,7 +823,7 @@ impl Filesystem for WsfsFs {
         ino_in: INodeNo,
         fh_in: FileHandle,
         offset_in: u64,
-        _ino_out: INodeNo,
+        ino_out: INodeNo,
         fh_out: FileHandle,
         offset_out: u64,
         len: u64,
@@ -770,9 +834,13 @@ impl Filesystem for WsfsFs {
         if flags.bits() != 0 {
             return reply.error(Errno::from_i32(libc::EINVAL));
         }
-        let res = self
-            .ov
-            .copy_file_range(fh_in.0, offset_in, fh_out.0, offset_out, len);
+        let res = self.ov.copy_file_range_by(
+            (ino_in.0, fh_in.0),
+            offset_in,
+            (ino_out.0, fh_out.0),
+            offset_out,
+            len,
+        );
         match res {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(fail("copy_file_range", &e)),

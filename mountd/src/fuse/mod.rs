@@ -6,6 +6,7 @@
 //! - `notify`: kernel cache invalidation from a dedicated thread;
 //! - `watch`: inotify watcher feeding host changes to the overlay;
 //! - `session`: mount, unmount and the [`MountHandle`];
+//! - `settle`: the no-open mode's thread that hashes files whose writes went idle;
 //! - `stale`: [`stale::prepare_mountpoint`], mountinfo parsing;
 //! - `sys`: the few libc calls (the only `unsafe`).
 
@@ -14,6 +15,7 @@ mod attr;
 mod notify;
 mod passthrough;
 mod session;
+mod settle;
 mod stale;
 mod sys;
 #[cfg(test)]

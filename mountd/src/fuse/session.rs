@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use fuser::{Config, MountOption, Session, SessionACL, SessionUnmounter};
 use tracing::{debug, info, warn};
+use wsfs::api::OpenMode;
 use wsfs::overlay::Overlay;
 
 use super::adapter::WsfsFs;
 use super::notify::NotifyThread;
+use super::settle::Settler;
 use super::stale::{self, prepare_mountpoint};
 use super::sys;
 use super::watch::Watcher;
@@ -29,6 +31,7 @@ pub struct MountHandle {
     mountpoint: PathBuf,
     /// Whether users other than the daemon's own may use the mount (`allow_other`).
     allow_other: bool,
+    open_mode: OpenMode,
     running: Option<Running>,
 }
 
@@ -37,6 +40,8 @@ struct Running {
     session: JoinHandle<std::io::Result<()>>,
     notify: NotifyThread,
     watcher: Option<Watcher>,
+    /// No-open mode: hashes files whose writes went idle.
+    settler: Option<Settler>,
     /// The connection's id under /sys/fs/fuse/connections.
     conn: Option<u64>,
     /// Set while the watcher covers every visible host directory.
@@ -83,6 +88,7 @@ pub fn mount(
     overlay: Arc<Overlay>,
     project: &Path,
     mountpoint: &Path,
+    open_mode: OpenMode,
 ) -> anyhow::Result<MountHandle> {
     prepare_mountpoint(mountpoint)?;
     let mp = stale::absolute(mountpoint)?
@@ -98,7 +104,7 @@ pub fn mount(
             return Err(e);
         }
     };
-    let started = start(overlay, project, &mp);
+    let started = start(overlay, project, &mp, open_mode);
     // Sealed underneath the mount: whenever it is not mounted, it refuses writes (never the
     // host project's own directory, should it be mounted over).
     if project.canonicalize().ok().as_deref() != Some(mp.as_path()) {
@@ -106,10 +112,11 @@ pub fn mount(
     }
     match started {
         Ok((running, allow_other)) => {
-            info!(mountpoint = %mp.display(), project = %project.display(), allow_other, "mounted");
+            info!(mountpoint = %mp.display(), project = %project.display(), allow_other, %open_mode, "mounted");
             Ok(MountHandle {
                 mountpoint: mp,
                 allow_other,
+                open_mode,
                 running: Some(running),
             })
         }
@@ -128,8 +135,9 @@ fn open_session(
     overlay: &Arc<Overlay>,
     host_watched: &Arc<AtomicBool>,
     mp: &Path,
+    open_mode: OpenMode,
 ) -> anyhow::Result<(Session<WsfsFs>, bool)> {
-    let fs = || WsfsFs::new(overlay.clone(), host_watched.clone());
+    let fs = || WsfsFs::new(overlay.clone(), host_watched.clone(), open_mode);
     let context = || format!("mounting FUSE at {}", mp.display());
     match Session::new(fs(), mp, &config(SessionACL::All)) {
         Ok(session) => Ok((session, true)),
@@ -153,10 +161,15 @@ fn allow_other_refused(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::PermissionDenied && e.to_string().contains("user_allow_other")
 }
 
-fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<(Running, bool)> {
+fn start(
+    overlay: Arc<Overlay>,
+    project: &Path,
+    mp: &Path,
+    open_mode: OpenMode,
+) -> anyhow::Result<(Running, bool)> {
     // Mounts and runs the INIT handshake; dropping `session` on an error below unmounts.
     let host_watched = Arc::new(AtomicBool::new(false));
-    let (mut session, allow_other) = open_session(&overlay, &host_watched, mp)?;
+    let (mut session, allow_other) = open_session(&overlay, &host_watched, mp, open_mode)?;
     let unmounter = session.unmount_callable();
     let (notify, inval) =
         NotifyThread::start(session.notifier()).context("starting the notification thread")?;
@@ -165,6 +178,12 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<(Ru
         .name("wsfs-fuse".into())
         .spawn(move || session.run())
         .context("starting the FUSE session")?;
+    let settler = match open_mode {
+        OpenMode::NoOpen => {
+            Some(Settler::start(overlay.clone()).context("starting the settler thread")?)
+        }
+        OpenMode::Open => None,
+    };
     let dev = mount_dev(mp);
     let watcher = match Watcher::start(overlay, project, dev, host_watched.clone()) {
         Ok(w) => Some(w),
@@ -179,6 +198,7 @@ fn start(overlay: Arc<Overlay>, project: &Path, mp: &Path) -> anyhow::Result<(Ru
         session,
         notify,
         watcher,
+        settler,
         conn: dev.map(connection_id),
         #[cfg(test)]
         host_watched,
@@ -195,6 +215,11 @@ impl MountHandle {
     /// Whether users other than the daemon's own may use the mount (`allow_other`).
     pub fn allow_other(&self) -> bool {
         self.allow_other
+    }
+
+    /// How the mount serves `open(2)`.
+    pub fn open_mode(&self) -> OpenMode {
+        self.open_mode
     }
 
     /// True while the host watcher covers every visible host directory.
@@ -218,6 +243,9 @@ impl MountHandle {
         };
         if let Some(w) = r.watcher {
             w.stop();
+        }
+        if let Some(s) = r.settler {
+            s.stop();
         }
         let res = end_session(r.unmounter, r.session, &self.mountpoint, r.conn);
         r.notify.stop();

@@ -234,12 +234,20 @@ impl Deref for Env {
     }
 }
 
+/// The open mode these tests mount with: `WSFS_OPEN_MODE` (as mountd reads it), else `open`.
+fn test_open_mode() -> wsfs::api::OpenMode {
+    std::env::var("WSFS_OPEN_MODE")
+        .ok()
+        .map(|m| m.parse().expect("WSFS_OPEN_MODE is `open` or `no-open`"))
+        .unwrap_or_default()
+}
+
 impl Env {
     fn new(files: &[(&str, &str)]) -> Env {
         let fx = TestWorkspace::new(files);
         let mnt_parent = tempfile::tempdir().unwrap();
         let mnt = mnt_parent.path().join("mnt");
-        let handle = mount(fx.ov().clone(), fx.project(), &mnt).unwrap();
+        let handle = mount(fx.ov().clone(), fx.project(), &mnt, test_open_mode()).unwrap();
         Env {
             mnt: handle.mountpoint().to_path_buf(),
             handle: Some(handle),
@@ -584,7 +592,7 @@ fn remount_after_unmount_and_prepare_twice() {
     fs::write(env.m("g"), "2").unwrap();
     env.unmount();
     prepare_mountpoint(&env.mnt).unwrap();
-    let h = mount(env.ov().clone(), env.project(), &env.mnt).unwrap();
+    let h = mount(env.ov().clone(), env.project(), &env.mnt, test_open_mode()).unwrap();
     assert_eq!(fs::read_to_string(env.m("g")).unwrap(), "2");
     h.unmount().unwrap();
 }
@@ -648,7 +656,7 @@ fn mountpoint_inside_the_project_is_not_watched() {
     }
     let fx = TestWorkspace::new(&[("a", "1")]);
     let mp = fx.host("mnt");
-    let h = mount(fx.ov().clone(), fx.project(), &mp).unwrap();
+    let h = mount(fx.ov().clone(), fx.project(), &mp, test_open_mode()).unwrap();
     assert_eq!(fs::read_to_string(mp.join("a")).unwrap(), "1");
     std::thread::sleep(Duration::from_millis(200));
     fs::write(fx.host("a"), "2").unwrap();

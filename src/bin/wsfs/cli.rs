@@ -99,6 +99,12 @@ pub enum Command {
         /// Where to mount [default: <state-dir>/mnt/<name>].
         #[arg(long)]
         mountpoint: Option<PathBuf>,
+        /// How the mount serves open(2): `open` (a round trip per open, FUSE passthrough for
+        /// written files) or `no-open` (opens never reach mountd: warm reads at page-cache
+        /// speed; written files are hashed when their writes go idle) [default: as last
+        /// mounted, else mountd's --open-mode].
+        #[arg(long, value_name = "MODE")]
+        open_mode: Option<wsfs::api::OpenMode>,
     },
     /// Unmount a workspace; its changes stay, and `wsfs mount` resumes them.
     Unmount {

@@ -55,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             project,
             name,
             mountpoint,
+            open_mode,
         } => {
             let project = absolute(project)?;
             let mountpoint = mountpoint.map(absolute).transpose()?;
@@ -64,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     name,
                     mountpoint,
                     policy: None,
+                    open_mode,
                 })
                 .await?;
             if json {

@@ -38,6 +38,7 @@ async fn mount(
             name,
             mountpoint,
             policy: None,
+            open_mode: None,
         })
         .await?)
 }
@@ -63,6 +64,7 @@ async fn serve_tool_config(
                 name: Some(name.clone()),
                 mountpoint: None,
                 policy: Some(rules),
+                open_mode: None,
             })
             .await
             .with_context(|| format!("serving tool configuration {}", dir.display()))?;
