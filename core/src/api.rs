@@ -302,6 +302,26 @@ pub struct MountRequest {
     pub open_mode: Option<OpenMode>,
 }
 
+/// One line of the event stream (`GET /v1/events`, Server-Sent Events): a journal record of
+/// a workspace as it is appended (a change, a commit's begin and end, ...), or a note that
+/// this client fell behind and missed `missed` events (re-read the state then).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A record appended to a workspace's journal.
+    Record {
+        /// The workspace.
+        workspace: String,
+        /// The record, as `GET …/log` shows it.
+        record: Box<crate::journal::record::Record>,
+    },
+    /// The client read too slowly; `missed` events were dropped for it.
+    Lagged {
+        /// How many.
+        missed: u64,
+    },
+}
+
 /// The remote API token (`GET /v1/token`, `POST /v1/token/rotate`; local socket only).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenInfo {

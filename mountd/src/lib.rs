@@ -2,6 +2,7 @@
 //! on a Unix socket.
 //!
 //! - `fuse`: the FUSE adapter (kernel ⇄ overlay);
+//! - `events`: the event stream of journal records (`GET /v1/events`, SSE);
 //! - `registry`: the workspaces this daemon serves, their mounts, recovery and shutdown;
 //! - `server`: the HTTP/JSON control API (axum) with the peer-credential check;
 //! - `remote`: the API over TCP for other machines: token, auth check, failure limit;
@@ -15,6 +16,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod daemon;
+pub(crate) mod events;
 pub(crate) mod fuse;
 pub mod memory;
 pub(crate) mod registry;

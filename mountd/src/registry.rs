@@ -106,6 +106,8 @@ pub struct Registry {
     broken: DashMap<String, String>,
     /// Serialises workspace creation (name choice); never held during mounts.
     create: Mutex<()>,
+    /// Every workspace's journal records, for `GET /v1/events`.
+    pub events: crate::events::Events,
 }
 
 impl Registry {
@@ -114,6 +116,7 @@ impl Registry {
         Registry {
             state,
             default_open_mode,
+            events: crate::events::Events::default(),
             entries: DashMap::new(),
             broken: DashMap::new(),
             create: Mutex::new(()),
@@ -160,6 +163,7 @@ impl Registry {
     }
 
     fn insert(&self, ws: Arc<Workspace>) -> Arc<Entry> {
+        self.events.follow(&ws);
         let entry = Arc::new(Entry {
             ws,
             mount: Mutex::new(None),

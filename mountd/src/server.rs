@@ -22,6 +22,7 @@
 //! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
 //! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
+//! | `GET /v1/events` | Server-Sent Events, one [`wsfs::api::Event`] per `data:` line |
 //! | `GET /v1/token`, `POST /v1/token/rotate` (local socket only) | `TokenInfo` |
 //!
 //! Every Unix-socket connection's peer credentials are checked: only root and the daemon's own
@@ -99,6 +100,7 @@ fn api_routes() -> Router<AppState> {
         .route("/verify", get(verify));
     Router::new()
         .route("/v1/daemon", get(daemon))
+        .route("/v1/events", get(events))
         .route("/v1/workspaces", get(list).post(mount))
         .route("/v1/workspaces/{name}", get(workspace_info).delete(remove))
         .nest("/v1/workspaces/{name}", ws)
@@ -159,6 +161,10 @@ pub async fn serve_tcp(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+async fn events(State(s): State<AppState>) -> Response {
+    s.registry.events.stream().into_response()
 }
 
 async fn token_show(State(s): State<AppState>) -> Response {

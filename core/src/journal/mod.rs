@@ -106,7 +106,12 @@ pub struct Journal {
     verified: Mutex<Verified>,
     /// A second descriptor of the same file, so `sync` does not hold up appends.
     sync_file: File,
+    /// Called with every appended record, in order ([`Journal::on_append`]).
+    listener: std::sync::OnceLock<Listener>,
 }
+
+/// What [`Journal::on_append`] calls.
+type Listener = Box<dyn Fn(&Record) + Send + Sync>;
 
 /// What [`Journal::open`] found.
 #[derive(Debug, Default)]
@@ -256,6 +261,7 @@ impl Journal {
                 fail_rollback: false,
             }),
             sync_file,
+            listener: std::sync::OnceLock::new(),
         };
         Ok((
             journal,
@@ -270,6 +276,13 @@ impl Journal {
         // The tail is only updated after a write fully succeeded, so it is consistent even if
         // a thread panicked while holding the lock.
         self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Has `f` called with every record appended from now on, in order, under the append lock
+    /// (so it must be quick and never block: a channel send). One listener per journal; false
+    /// when one was already set.
+    pub fn on_append(&self, f: impl Fn(&Record) + Send + Sync + 'static) -> bool {
+        self.listener.set(Box::new(f)).is_ok()
     }
 
     /// Appends one record: assigns seq (last + 1), `time_ns` (now) and `prev` (hash of the
@@ -366,6 +379,10 @@ impl Journal {
         t.len += t.buf.len() as u64;
         t.seq = record.seq;
         t.hash = hash;
+        if let Some(listen) = self.listener.get() {
+            // Under the tail lock, so listeners see records in order.
+            listen(&record);
+        }
         if t.buf.capacity() > BUF_KEEP {
             t.buf = Vec::with_capacity(1024);
         }

@@ -1,0 +1,68 @@
+//! The event stream (`GET /v1/events`, Server-Sent Events): every journal record of every
+//! workspace as it is appended, so clients (the CLI, a UI) follow changes and commits without
+//! polling.
+//!
+//! Each workspace's journal calls [`Events::publish`] under its append lock (see
+//! `Journal::on_append`); that is one atomic load while nobody listens, and a clone of the
+//! record into a bounded broadcast channel when someone does (never blocking: a client that
+//! falls [`CAPACITY`] events behind gets an `Event::Lagged` note instead of the missed ones).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use tokio::sync::broadcast;
+use wsfs::api::Event;
+use wsfs::journal::record::Record;
+use wsfs::workspace::Workspace;
+
+/// Events kept for a slow client before it lags.
+pub const CAPACITY: usize = 4096;
+
+/// The daemon's event channel.
+#[derive(Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events {
+            tx: broadcast::channel(CAPACITY).0,
+        }
+    }
+}
+
+impl Events {
+    /// Publishes every record `ws`'s journal appends from now on.
+    pub fn follow(&self, ws: &Workspace) {
+        let tx = self.tx.clone();
+        let name = ws.name().to_string();
+        ws.overlay().journal().on_append(move |r: &Record| {
+            if tx.receiver_count() > 0 {
+                let _ = tx.send(Arc::new(Event::Record {
+                    workspace: name.clone(),
+                    record: Box::new(r.clone()),
+                }));
+            }
+        });
+    }
+
+    /// The SSE stream of one new subscriber.
+    pub fn stream(&self) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+        let rx = self.tx.subscribe();
+        let events = stream::unfold(rx, |mut rx| async move {
+            let event = match rx.recv().await {
+                Ok(e) => e,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Arc::new(Event::Lagged { missed })
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            let data = serde_json::to_string(&*event).unwrap_or_default();
+            Some((Ok(SseEvent::default().data(data)), rx))
+        });
+        Sse::new(events).keep_alive(KeepAlive::default())
+    }
+}
