@@ -2,12 +2,13 @@
 //! workspace as it is appended, so clients (the CLI, a UI) follow changes and commits without
 //! polling.
 //!
-//! Each workspace's journal calls [`Events::publish`] under its append lock (see
-//! `Journal::on_append`); that is one atomic load while nobody listens, and a clone of the
+//! Each workspace's journal calls the closure [`Events::follow`] installs under its append
+//! lock (see `Journal::on_append`); that is one atomic load while nobody listens, and a clone of the
 //! record into a bounded broadcast channel when someone does (never blocking: a client that
 //! falls [`CAPACITY`] events behind gets an `Event::Lagged` note instead of the missed ones).
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -24,13 +25,25 @@ pub const CAPACITY: usize = 4096;
 #[derive(Clone)]
 pub struct Events {
     tx: broadcast::Sender<Arc<Event>>,
+    /// Open streams; read per record without a lock (the channel's own count takes one).
+    listeners: Arc<AtomicUsize>,
 }
 
 impl Default for Events {
     fn default() -> Self {
         Events {
             tx: broadcast::channel(CAPACITY).0,
+            listeners: Arc::default(),
         }
+    }
+}
+
+/// Counts one open stream while it lives.
+struct Listening(Arc<AtomicUsize>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -38,9 +51,10 @@ impl Events {
     /// Publishes every record `ws`'s journal appends from now on.
     pub fn follow(&self, ws: &Workspace) {
         let tx = self.tx.clone();
+        let listeners = self.listeners.clone();
         let name = ws.name().to_string();
         ws.overlay().journal().on_append(move |r: &Record| {
-            if tx.receiver_count() > 0 {
+            if listeners.load(Ordering::Relaxed) > 0 {
                 let _ = tx.send(Arc::new(Event::Record {
                     workspace: name.clone(),
                     record: Box::new(r.clone()),
@@ -52,7 +66,9 @@ impl Events {
     /// The SSE stream of one new subscriber.
     pub fn stream(&self) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
         let rx = self.tx.subscribe();
-        let events = stream::unfold(rx, |mut rx| async move {
+        self.listeners.fetch_add(1, Ordering::Relaxed);
+        let guard = Listening(self.listeners.clone());
+        let events = stream::unfold((rx, guard), |(mut rx, guard)| async move {
             let event = match rx.recv().await {
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -61,7 +77,7 @@ impl Events {
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
             let data = serde_json::to_string(&*event).unwrap_or_default();
-            Some((Ok(SseEvent::default().data(data)), rx))
+            Some((Ok(SseEvent::default().data(data)), (rx, guard)))
         });
         Sse::new(events).keep_alive(KeepAlive::default())
     }
