@@ -291,3 +291,61 @@ fn interrupted_commit_is_explained_and_completed() {
         }
     }
 }
+
+/// A commit of a new directory while a file in it is still open for writing: the directory
+/// and its finished files reach the host, the open file stays pending and keeps working in
+/// the mount, its last close is recorded (`verify` clean), the listing shows both, and the
+/// next commit applies it. In the `open` mode, where mountd knows which files are open (in
+/// `no-open` a commit settles written files first and takes them: docs/cli.md, open modes).
+#[test]
+fn a_directory_committed_around_an_open_file_keeps_the_file_and_the_journal_exact() {
+    if !can_mount("a_directory_committed_around_an_open_file_keeps_the_file_and_the_journal_exact")
+    {
+        return;
+    }
+    let live = Live::new(&[]);
+    let mp = live.root.path().join("mnt");
+    let out = live.ok([
+        std::ffi::OsStr::new("mount"),
+        live.project.as_os_str(),
+        std::ffi::OsStr::new("--name"),
+        std::ffi::OsStr::new("w"),
+        std::ffi::OsStr::new("--mountpoint"),
+        mp.as_os_str(),
+        std::ffi::OsStr::new("--open-mode"),
+        std::ffi::OsStr::new("open"),
+    ]);
+    assert_eq!(out.trim(), mp.to_str().unwrap());
+    std::fs::create_dir(mp.join("d")).unwrap();
+    std::fs::write(mp.join("d/done"), "done\n").unwrap();
+    let mut open = std::fs::File::create(mp.join("d/busy")).unwrap();
+    std::io::Write::write_all(&mut open, b"one\n").unwrap();
+    let out = live.wsfs(["commit", "w"]);
+    assert!(out.status.success(), "{}", live::text(&out));
+    assert_eq!(
+        std::fs::read_to_string(live.project.join("d/done")).unwrap(),
+        "done\n"
+    );
+    assert!(!live.project.join("d/busy").exists());
+    std::io::Write::write_all(&mut open, b"two\n").unwrap();
+    drop(open);
+    let mut names: Vec<_> = std::fs::read_dir(mp.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["busy", "done"]);
+    assert_eq!(
+        std::fs::read_to_string(mp.join("d/busy")).unwrap(),
+        "one\ntwo\n"
+    );
+    assert_eq!(live.ok(["status", "w"]), "A  d/busy\n");
+    live.ok(["verify", "w"]);
+    live.ok(["commit", "w"]);
+    assert_eq!(
+        std::fs::read_to_string(live.project.join("d/busy")).unwrap(),
+        "one\ntwo\n"
+    );
+    live.ok(["verify", "w"]);
+    assert_eq!(live.ok(["status", "w"]), "");
+}

@@ -368,3 +368,43 @@ fn a_held_back_rename_keeps_its_source_on_the_host() {
         b"base\nhost\n"
     );
 }
+
+/// A new directory is committed while a file in it is still open for writing (left pending,
+/// busy): the file keeps its node, and its last close is recorded, so the journal stays exact
+/// (the file's node used to be taken out of the overlay with its directory, and the close
+/// then recorded nothing: `verify` found the upper file larger than its record).
+#[test]
+fn a_file_left_pending_in_a_committed_directory_is_still_recorded_at_its_close() {
+    let fx = TestWorkspace::new(&[]);
+    let ov = fx.ov();
+    crate::testing::mkdir(ov, "d").unwrap();
+    let (_, open) = create_open(ov, "d/f", libc::O_WRONLY);
+    ov.write(open.fh, 0, b"one\n").unwrap();
+    let r = fx
+        .ws()
+        .commit(
+            &CommitRequest {
+                paths: vec![p("d")],
+                ..Default::default()
+            },
+            &|_, _| {},
+        )
+        .unwrap();
+    assert_eq!((r.applied, r.busy), (vec![p("d")], vec![p("d/f")]));
+    ov.write(open.fh, 4, b"two\n").unwrap();
+    ov.release(open.fh).unwrap();
+    let v = fx.ws().verify().unwrap();
+    assert!(v.problems.is_empty(), "{:?}", v.problems);
+    let st = fx.ws().status().unwrap();
+    assert_eq!(st.len(), 1, "{st:?}");
+    assert_eq!(st[0].path, p("d/f"));
+    let want = crate::hash::ContentHash::of(b"one\ntwo\n");
+    assert!(
+        matches!(st[0].current, crate::journal::record::EntryState::File { hash: Some(h), size: 8, .. } if h == want),
+        "{:?}",
+        st[0].current
+    );
+    let r = commit_all(&fx);
+    assert_eq!(r.applied, vec![p("d/f")]);
+    assert_eq!(fx.host_read("d/f").unwrap(), b"one\ntwo\n");
+}

@@ -28,6 +28,7 @@ impl Overlay {
         let _gate = self.revert_gate.write().unwrap();
         let busy = self.busy_paths();
         let mut reverted = Vec::new();
+        let mut kept_dirs = Vec::new();
         for (path, committed) in applied {
             let mut d = Draft::new(
                 Op::CommitApplied { id: id.to_string() },
@@ -45,13 +46,34 @@ impl Overlay {
             self.record(d)?;
             if !self.changes.contains(path) {
                 let keep_dir = current.as_ref().is_some_and(|c| c.current.is_dir());
-                self.remove_upper(path, keep_dir)?;
-                reverted.push(path.clone());
+                if self.remove_upper(path, keep_dir)? {
+                    reverted.push(path.clone());
+                } else {
+                    kept_dirs.push(path.clone());
+                }
             }
             each();
         }
         self.paths_reverted(&reverted);
+        self.dirs_now_on_host(&kept_dirs);
         Ok(())
+    }
+
+    /// Directories a commit applied whose upper copy stays because something in it is still
+    /// pending (a file open for writing): they stay in the overlay (their nodes, and those of
+    /// the pending paths below, keep working), and now also exist on the host, so their
+    /// lower side is looked up again and the kernel re-reads them.
+    fn dirs_now_on_host(&self, dirs: &[RelPath]) {
+        if dirs.is_empty() {
+            return;
+        }
+        let set: HashSet<&RelPath> = dirs.iter().collect();
+        for node in self.nodes.all() {
+            if set.contains(&node.path()) {
+                node.forget_lower_fd();
+                self.invalidate_inode(node.ino);
+            }
+        }
     }
 
     /// True if the upper file at `path` hashes to the `committed` state. Called under the
@@ -85,7 +107,10 @@ impl Overlay {
                 }
                 self.invalidate_inode(node.ino);
             }
-            if node.ino != super::ROOT_INO && covered(&path) {
+            // A node below a reverted directory that still holds a change of its own (a file
+            // left pending because it was open for writing) keeps its upper entry and its
+            // identity: its last close must still be recorded.
+            if node.ino != super::ROOT_INO && covered(&path) && !self.changes.contains(&path) {
                 node.mark_reverted();
                 self.invalidate_inode(node.ino);
             }
@@ -93,23 +118,25 @@ impl Overlay {
     }
 
     /// Removes the upper entry at `path` (a directory only if empty when `keep_nonempty_dir`).
-    fn remove_upper(&self, path: &RelPath, keep_nonempty_dir: bool) -> Result<()> {
+    /// False when a non-empty directory was kept.
+    fn remove_upper(&self, path: &RelPath, keep_nonempty_dir: bool) -> Result<bool> {
         let (dir, name) = match sys::walk_parent(self.upper_root.as_fd(), path) {
             Ok(found) => found,
-            Err(e) if sys::is_absent(&e) => return Ok(()),
+            Err(e) if sys::is_absent(&e) => return Ok(true),
             Err(e) => return Err(Error::io("walk", path, e)),
         };
         match sys::lstatat(dir.as_fd(), name) {
             Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
                 if keep_nonempty_dir {
-                    let _ = sys::unlinkat(dir.as_fd(), name, true);
-                    Ok(())
+                    Ok(sys::unlinkat(dir.as_fd(), name, true).is_ok())
                 } else {
-                    crate::tree::remove_tree(dir.as_fd(), name, path)
+                    crate::tree::remove_tree(dir.as_fd(), name, path).map(|()| true)
                 }
             }
-            Ok(_) => sys::unlinkat(dir.as_fd(), name, false).ctx("unlink", path),
-            Err(e) if sys::is_absent(&e) => Ok(()),
+            Ok(_) => sys::unlinkat(dir.as_fd(), name, false)
+                .ctx("unlink", path)
+                .map(|()| true),
+            Err(e) if sys::is_absent(&e) => Ok(true),
             Err(e) => Err(Error::io("lstat", path, e)),
         }
     }
