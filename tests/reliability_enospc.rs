@@ -513,12 +513,13 @@ fn full_disk_operations_are_all_or_nothing() {
         "on a full disk (ok, failed) per op: {outcomes:?}; {n} mkdirs used up the journal's \
          room; then succeeded: {when_journal_full:?}"
     );
-    // The clean-failure path was taken: the first operations that free nothing had no room
-    // left (after the truncate, the blocks it freed refill the reserve, so later ones may work).
-    assert!(
-        !when_journal_full["rename"] && !when_journal_full["chmod"],
-        "{when_journal_full:?}"
-    );
+    // The clean-failure path was taken: the first operation that frees nothing had no room
+    // left. (Only the first is certain: whether the last mkdir stopped on the journal's room
+    // or on the directory's own block depends on the tmpfs's state, and a rename that failed
+    // cleanly may leave the next one-record operation its room; after the truncate, the blocks
+    // it freed refill the reserve, so later ones may work. Every outcome was checked all or
+    // nothing above.)
+    assert!(!when_journal_full["rename"], "{when_journal_full:?}");
 
     // Space returns: the workspace works, and commits what status showed.
     std::fs::remove_file(mp.join("big")).unwrap();
