@@ -302,9 +302,10 @@ impl Workspace {
     /// or nothing recorded since the last flush (a path held back by a conflict or still open
     /// is tried again once the journal moves). Cheap enough to call every few hundred ms.
     pub fn flush_write_through(&self) -> Result<Option<api::CommitReport>> {
-        let counts = self.overlay.changes().counts();
-        let seq = self.overlay.journal().last_seq();
-        if counts.write_through == 0 || self.flushed_at.load(Ordering::Relaxed) == seq {
+        // The atomic first: the journal's sequence number takes its append lock.
+        if self.overlay.changes().write_through_pending() == 0
+            || self.flushed_at.load(Ordering::Relaxed) == self.overlay.journal().last_seq()
+        {
             return Ok(None);
         }
         let _one = self.commit_lock.lock().unwrap();

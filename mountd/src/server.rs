@@ -379,15 +379,19 @@ async fn diff(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let req: PathsRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(f) => return failure(f),
-    };
-    let show = match parse_show(query) {
+    let (req, show) = match paths_and_show(&body, query) {
         Ok(v) => v,
         Err(f) => return failure(f),
     };
     blocking(move || Ok(s.registry.get(&name)?.ws.diff_shown(&req.paths, show)?)).await
+}
+
+/// The body and `?show=` of the routes that take both (diff, patch).
+fn paths_and_show(
+    body: &Bytes,
+    query: Option<String>,
+) -> Result<(PathsRequest, wsfs::api::Show), Failure> {
+    Ok((parse(body)?, parse_show(query)?))
 }
 
 /// The pending changes as one patch `git apply` accepts (`wsfs diff --git`).
@@ -397,11 +401,7 @@ async fn patch(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let req: PathsRequest = match parse(&body) {
-        Ok(r) => r,
-        Err(f) => return failure(f),
-    };
-    let show = match parse_show(query) {
+    let (req, show) = match paths_and_show(&body, query) {
         Ok(v) => v,
         Err(f) => return failure(f),
     };

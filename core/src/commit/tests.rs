@@ -207,27 +207,8 @@ fn write_through_changes_reach_the_host_and_the_rest_stays_for_review() {
     let (project, state, ws) = write_through_fx(&[("history.jsonl", "old\n")]);
     let ov = ws.overlay();
     create(ov, "history.jsonl", b"old\nnew\n");
-    let dir = ov
-        .mkdir(
-            &Req::root(),
-            crate::overlay::ROOT_INO,
-            "projects".as_ref(),
-            0o755,
-            0,
-        )
-        .unwrap();
-    let (_, f) = ov
-        .create(
-            &Req::root(),
-            dir.ino,
-            "s.jsonl".as_ref(),
-            0o644,
-            0,
-            libc::O_WRONLY,
-        )
-        .unwrap();
-    ov.write(f.fh, 0, b"session\n").unwrap();
-    ov.release(f.fh).unwrap();
+    crate::testing::mkdir(ov, "projects").unwrap();
+    create(ov, "projects/s.jsonl", b"session\n");
     create(ov, "settings.json", b"{\"hooks\":1}\n");
     create(ov, "notes.md", b"agent notes\n");
     assert_eq!(
@@ -271,26 +252,8 @@ fn a_write_through_conflict_holds_back_only_its_own_paths() {
     let ov = ws.overlay();
     create(ov, "history.jsonl", b"base\ncontainer\n");
     std::fs::write(project.path().join("history.jsonl"), "base\nhost\n").unwrap();
-    let dir = ov
-        .mkdir(
-            &Req::root(),
-            crate::overlay::ROOT_INO,
-            "projects".as_ref(),
-            0o755,
-            0,
-        )
-        .unwrap();
-    let (_, f) = ov
-        .create(
-            &Req::root(),
-            dir.ino,
-            "s.jsonl".as_ref(),
-            0o644,
-            0,
-            libc::O_WRONLY,
-        )
-        .unwrap();
-    ov.release(f.fh).unwrap();
+    crate::testing::mkdir(ov, "projects").unwrap();
+    create(ov, "projects/s.jsonl", b"");
 
     let r = ws.flush_write_through().unwrap().expect("a flush ran");
     assert_eq!(r.applied, vec![p("projects"), p("projects/s.jsonl")]);
@@ -344,17 +307,7 @@ fn a_held_back_rename_keeps_its_source_on_the_host() {
     std::fs::create_dir(project.path().join("projects")).unwrap();
     std::fs::write(project.path().join("projects/a.jsonl"), "A\n").unwrap();
     let ov = ws.overlay();
-    let dir = ov
-        .lookup(crate::overlay::ROOT_INO, "projects".as_ref())
-        .unwrap();
-    ov.rename(
-        dir.ino,
-        "a.jsonl".as_ref(),
-        crate::overlay::ROOT_INO,
-        "history.jsonl".as_ref(),
-        0,
-    )
-    .unwrap();
+    crate::testing::rename(ov, "projects/a.jsonl", "history.jsonl", 0).unwrap();
     std::fs::write(project.path().join("history.jsonl"), "base\nhost\n").unwrap();
     let r = ws.flush_write_through().unwrap().expect("a flush ran");
     assert_eq!(r.conflicts.len(), 1, "{r:?}");

@@ -21,7 +21,7 @@ use crate::relpath::RelPath;
 /// Commits every pending write-through change that can go to the host now. `None` when there
 /// is none (no I/O beyond the change set's counters).
 pub fn flush_write_through(ov: &Overlay, backups_root: &Path) -> Result<Option<CommitReport>> {
-    if ov.changes().counts().write_through == 0 {
+    if ov.changes().write_through_pending() == 0 {
         return Ok(None);
     }
     let pending = super::status::pending_where(ov, |n| n == Noise::WriteThrough)?;

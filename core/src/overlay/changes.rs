@@ -163,6 +163,12 @@ impl ChangeSet {
         }
     }
 
+    /// Pending write-through paths: one atomic load (the write-through thread asks this a few
+    /// times a second per workspace).
+    pub fn write_through_pending(&self) -> u64 {
+        self.counters.write_through.load(Ordering::Relaxed).max(0) as u64
+    }
+
     /// Sorted snapshot of the changes whose review class `keep` accepts.
     pub(crate) fn snapshot_where(&self, keep: impl Fn(Noise) -> bool) -> Vec<(RelPath, Change)> {
         let mut v: Vec<_> = self
