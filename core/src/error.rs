@@ -137,6 +137,9 @@ pub enum Error {
     /// A git command failed; the message carries its stderr.
     #[error("{0}")]
     GitFailed(String),
+    /// The content store failed (see [`crate::store`]).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {
@@ -261,7 +264,8 @@ impl Error {
             | Error::JournalCorrupt { .. }
             | Error::Encoding(_)
             | Error::GitRefused(_)
-            | Error::GitFailed(_) => libc::EIO,
+            | Error::GitFailed(_)
+            | Error::Store(_) => libc::EIO,
         }
     }
 

@@ -30,6 +30,7 @@ pub mod overlay;
 pub mod policy;
 pub mod relpath;
 pub mod state;
+pub mod store;
 pub mod sys;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -19,6 +19,7 @@ use crate::overlay::Overlay;
 use crate::policy::{Policy, PolicyConfig};
 use crate::relpath::RelPath;
 use crate::state::{check_workspace_name, StateRoot, WorkspaceMeta};
+use crate::store::ContentStore;
 use crate::sys;
 
 /// One workspace, open.
@@ -27,6 +28,8 @@ pub struct Workspace {
     dir: PathBuf,
     meta: Mutex<WorkspaceMeta>,
     overlay: Arc<Overlay>,
+    /// Every file version the workspace may have to bring back, by hash (`<dir>/store`).
+    store: ContentStore,
     /// One commit, discard or write-through flush at a time.
     commit_lock: Mutex<()>,
     /// The journal's last sequence number after the last write-through flush: a flush with
@@ -102,6 +105,7 @@ impl Workspace {
             serde_json::from_slice(&raw).map_err(|e| werr("corrupt", &meta_path, e))?;
         let lock = lock_dir(&dir)?;
         let (journal, replay) = Journal::open(&dir.join("journal"))?;
+        let store = ContentStore::open(&dir.join("store"))?;
         let journal = Arc::new(journal);
         let project_root = sys::open_root(&meta.project).map_err(|e| {
             werr(
@@ -126,10 +130,16 @@ impl Workspace {
             dir,
             meta: Mutex::new(meta),
             overlay,
+            store,
             commit_lock: Mutex::new(()),
             flushed_at: AtomicU64::new(0),
             _lock: lock,
         }))
+    }
+
+    /// The workspace's content store.
+    pub fn store(&self) -> &ContentStore {
+        &self.store
     }
 
     /// Workspace name.

@@ -70,7 +70,8 @@ impl From<wsfs::Error> for Failure {
             | E::Posix { .. }
             | E::JournalCorrupt { .. }
             | E::Encoding(_)
-            | E::GitFailed(_) => Failure::Internal,
+            | E::GitFailed(_)
+            | E::Store(_) => Failure::Internal,
         };
         kind(e.to_string())
     }
