@@ -1,0 +1,148 @@
+//! The browser terminal's WebSocket (`GET /v1/workspaces/{name}/terminal`, issue 18) against a
+//! real mountd over TCP with the token: type a command, read its output, resize, several
+//! terminals at once, the shell ends when the client closes, the client learns the shell's
+//! exit status when it exits; the shell sees the workspace, not the host project.
+
+mod live;
+mod prereq;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use live::{can_mount, Live};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A free TCP port on loopback (bound, then released for mountd to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Opens a terminal on workspace `w` with `token` (or none).
+async fn open(
+    port: u16,
+    token: Option<&str>,
+    query: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://127.0.0.1:{port}/v1/workspaces/w/terminal{query}")
+        .into_client_request()
+        .unwrap();
+    if let Some(t) = token {
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req).await.map(|(s, _)| s)
+}
+
+/// Sends `line` as terminal input.
+async fn type_line(ws: &mut Socket, line: &str) {
+    ws.send(Message::binary(line.as_bytes().to_vec()))
+        .await
+        .unwrap();
+}
+
+/// Reads terminal output until it contains `want`; returns all of it.
+async fn read_until(ws: &mut Socket, want: &str) -> String {
+    let mut out = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.contains(want) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => out.push_str(&String::from_utf8_lossy(&b)),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("waiting for {want:?}: {other:?}; output so far:\n{out}"),
+        }
+    }
+    out
+}
+
+/// The next close frame (after any output); its reason.
+async fn read_close(ws: &mut Socket) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return frame.map(|f| f.reason.to_string()).unwrap_or_default()
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("waiting for the close frame: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
+    if !can_mount("the_terminal_websocket_runs_a_shell_in_the_workspace") {
+        return;
+    }
+    let mut live = Live::new(&[("a.txt", "host\n")]);
+    live.stop();
+    let port = free_port();
+    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
+    let token = live.ok(["token", "show"]).trim().to_string();
+    live.mount();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Without the token the upgrade is refused.
+        let err = open(port, None, "").await.expect_err("no token");
+        assert!(err.to_string().contains("401"), "{err}");
+
+        let mut one = open(port, Some(&token), "?cols=100&rows=30").await.unwrap();
+        // The first size, a write in the workspace; `$((…))` tells output from the echo.
+        type_line(&mut one, "stty size; echo hi > t.txt; echo DONE$((40+2))\n").await;
+        let out = read_until(&mut one, "DONE42").await;
+        assert!(out.contains("30 100"), "{out}");
+        // A resize reaches the terminal.
+        one.send(Message::text(r#"{"type":"resize","cols":120,"rows":40}"#))
+            .await
+            .unwrap();
+        type_line(&mut one, "stty size; echo SIZE$((1+1))\n").await;
+        let out = read_until(&mut one, "SIZE2").await;
+        assert!(out.contains("40 120"), "{out}");
+
+        // A second terminal at the same time, on its own shell.
+        let mut two = open(port, Some(&token), "").await.unwrap();
+        type_line(&mut two, "cat t.txt; echo TWO$((2+2))\n").await;
+        let out = read_until(&mut two, "TWO4").await;
+        assert!(out.contains("hi"), "the second shell sees the first one's file: {out}");
+        type_line(&mut one, "echo ONE$((3+3))\n").await;
+        read_until(&mut one, "ONE6").await;
+
+        // The client closes terminal one: its shell ends.
+        type_line(&mut one, "echo \"PID=$$=END\"\n").await;
+        let out = read_until(&mut one, "=END\r\n").await;
+        let pid: u32 = out
+            .rsplit("PID=")
+            .next()
+            .and_then(|s| s.split('=').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {out}"));
+        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+        one.close(None).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < deadline, "shell {pid} outlived its terminal");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // The shell of terminal two exits: the client gets a close frame with its status.
+        type_line(&mut two, "exit 3\n").await;
+        assert_eq!(read_close(&mut two).await, "exit 3");
+    });
+
+    // The shell wrote into the workspace, not into the host project.
+    assert_eq!(live.ok(["status", "w"]), "A  t.txt\n");
+    assert!(!live.project.join("t.txt").exists());
+    assert!(live.log().contains("terminal opened"), "{}", live.log());
+}
