@@ -229,6 +229,26 @@ fn the_review_ui_works_in_a_real_browser() {
         press(&c, "v").await;
         css(&c, "#diff-body table.diff.unified").await;
 
+        // A large diff is paged: 1,000 lines, then 1,000 more per click.
+        let big: String = (0..2500).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(mp.join("big.txt"), &big).unwrap();
+        css(&c, "button[data-path=\"big.txt\"]").await.click().await.unwrap();
+        css(&c, "#diff-body table.diff").await;
+        let lines = || async {
+            c.find_all(Locator::Css("#diff-body table.diff tr:not(.hunk)"))
+                .await
+                .unwrap()
+                .len()
+        };
+        assert_eq!(lines().await, 1000);
+        css(&c, "#diff-body button.more").await.click().await.unwrap();
+        assert_eq!(lines().await, 2000);
+        css(&c, "#diff-body button.more").await.click().await.unwrap();
+        assert_eq!(lines().await, 2500);
+        assert!(!css(&c, "#diff-body button.more").await.is_displayed().await.unwrap());
+        std::fs::remove_file(mp.join("big.txt")).unwrap();
+        gone(&c, "button[data-path=\"big.txt\"]").await;
+
         // Discard b.txt (d, confirmed).
         css(&c, "button[data-path=\"b.txt\"]").await.click().await.unwrap();
         css(&c, "#diff-body table.diff").await;

@@ -3,7 +3,7 @@
 //   #/w/NAME      one workspace's changes, diffs, actions, terminal
 //   #/w/NAME/log  its journal timeline
 import { api, ApiError } from "./api.js";
-import { h, toast } from "./dom.js";
+import { fill, h, toast } from "./dom.js";
 import { connect, disconnect } from "./live.js";
 import { workspacesView } from "./workspaces.js";
 import { changesView } from "./changes.js";
@@ -14,7 +14,7 @@ let cleanup = null;
 
 function crumbs(...parts) {
   const nav = document.getElementById("crumbs");
-  nav.replaceChildren(...parts.map((p, i) => (i < parts.length - 1 ? h("span", {}, p, " / ") : h("span", { "aria-current": "page" }, p))));
+  fill(nav, ...parts.map((p, i) => (i < parts.length - 1 ? h("span", {}, p, " / ") : h("span", { "aria-current": "page" }, p))));
 }
 
 function loginView() {
@@ -44,7 +44,7 @@ function loginView() {
       input.focus();
     }
   });
-  main.replaceChildren(form);
+  fill(main, form);
   input.focus();
 }
 
@@ -55,7 +55,7 @@ async function route() {
     await api.daemon();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return loginView();
-    main.replaceChildren(h("p", { class: "error" }, `mountd does not answer: ${e.message}`));
+    fill(main, h("p", { class: "error" }, `mountd does not answer: ${e.message}`));
     return;
   }
   document.getElementById("logout").hidden = false;

@@ -2,7 +2,7 @@
 // discard (the CLI's conflict rules and reports), and a terminal panel.
 // Shortcuts: j/k next/previous file, c commit, d discard, v unified/side by side.
 import { api, ApiError } from "./api.js";
-import { debounce, h, pathKey, pathText, toast } from "./dom.js";
+import { debounce, fill, h, pathKey, pathText, toast } from "./dom.js";
 import { subscribe } from "./live.js";
 import { badges, marker, renderTree } from "./tree.js";
 import { renderDiff } from "./diff.js";
@@ -51,7 +51,7 @@ export function changesView(main, name) {
     term = openTerminal(termBox, name);
   });
 
-  main.replaceChildren(
+  fill(main, 
     h(
       "div",
       { class: "toolbar" },
@@ -63,7 +63,7 @@ export function changesView(main, name) {
       termButton,
       h("button", { type: "button", class: "quiet", "aria-label": "Keyboard shortcuts", onclick: () => toast("j / k: next / previous file · c: commit · d: discard · v: unified / side by side") }, "?"),
     ),
-    h("div", { class: "split" }, h("nav", { class: "tree", "aria-label": "Changed files" }, tree), pane),
+    h("div", { class: "columns" }, h("nav", { class: "tree", "aria-label": "Changed files" }, tree), pane),
     termBox,
   );
   showSel.value = state.show;
@@ -76,7 +76,7 @@ export function changesView(main, name) {
     state.rows = renderTree(tree, state.changes, state.selected, state.conflicts, (c) => select(c, true));
     if (hadFocus) (state.rows.find((r) => pathKey(r.change.path) === state.selected) || state.rows[0])?.button.focus();
     counts.textContent = `${state.changes.length} change${state.changes.length === 1 ? "" : "s"}`;
-    if (!state.changes.length) tree.replaceChildren(h("li", { class: "muted" }, "No pending changes."));
+    if (!state.changes.length) fill(tree, h("li", { class: "muted" }, "No pending changes."));
   }
 
   async function load() {
@@ -94,25 +94,27 @@ export function changesView(main, name) {
 
   function showNothing() {
     title.textContent = "Select a file";
-    meta.replaceChildren();
+    fill(meta, );
     actions.hidden = true;
-    body.replaceChildren(h("p", { class: "muted" }, "j / k move through the files."));
+    fill(body, h("p", { class: "muted" }, "j / k move through the files."));
   }
 
   function select(c, focus) {
     state.selected = pathKey(c.path);
-    report.replaceChildren();
+    fill(report, );
     paintTree();
     showDiff(c);
     if (focus) state.rows.find((r) => pathKey(r.change.path) === state.selected)?.button.focus();
+    // One column (a phone): bring the diff into view.
+    if (focus && window.matchMedia("(max-width: 760px)").matches) pane.scrollIntoView({ block: "start" });
   }
 
   async function showDiff(c) {
     state.lastDiffOf = JSON.stringify(c);
     title.textContent = pathText(c.path);
-    meta.replaceChildren(h("span", { class: `marker m-${c.kind}` }, marker(c.kind)), ` ${c.kind.replace("_", " ")}`, c.from != null ? ` from ${pathText(c.from)}` : "", " ", badges(c, state.conflicts.get(pathKey(c.path))));
+    fill(meta, h("span", { class: `marker m-${c.kind}` }, marker(c.kind)), ` ${c.kind.replace("_", " ")}`, c.from != null ? ` from ${pathText(c.from)}` : "", " ", badges(c, state.conflicts.get(pathKey(c.path))));
     actions.hidden = false;
-    actions.replaceChildren(
+    fill(actions, 
       h("button", { type: "button", id: "commit-file", onclick: () => commit(c, {}) }, "Commit file ", h("kbd", {}, "c")),
       h("button", { type: "button", id: "discard-file", class: "danger", onclick: () => discard(c) }, "Discard ", h("kbd", {}, "d")),
       h(
@@ -124,15 +126,15 @@ export function changesView(main, name) {
       ),
     );
     const conflict = state.conflicts.get(pathKey(c.path));
-    if (conflict) report.replaceChildren(conflictPanel(c, conflict));
+    if (conflict) fill(report, conflictPanel(c, conflict));
     try {
       const [fd] = await api.diff(name, [c.path]);
       if (pathKey(c.path) !== state.selected) return;
       if (fd) renderDiff(body, fd, state.mode);
-      else body.replaceChildren(h("p", { class: "muted" }, "No diff (the change is gone)."));
+      else fill(body, h("p", { class: "muted" }, "No diff (the change is gone)."));
       state.lastFd = fd;
     } catch (e) {
-      body.replaceChildren(h("p", { class: "error" }, e.message));
+      fill(body, h("p", { class: "error" }, e.message));
     }
   }
 
@@ -173,7 +175,7 @@ export function changesView(main, name) {
       const key = pathKey(c.path);
       if (r.conflicts.length) {
         for (const k of r.conflicts) state.conflicts.set(pathKey(k.path), k);
-        report.replaceChildren(h("p", { class: "error" }, `Commit refused: ${r.conflicts.length} conflict${r.conflicts.length === 1 ? "" : "s"}; nothing applied.`), ...r.conflicts.filter((k) => pathKey(k.path) === key).map((k) => conflictPanel(c, k)));
+        fill(report, h("p", { class: "error" }, `Commit refused: ${r.conflicts.length} conflict${r.conflicts.length === 1 ? "" : "s"}; nothing applied.`), ...r.conflicts.filter((k) => pathKey(k.path) === key).map((k) => conflictPanel(c, k)));
         paintTree();
         return;
       }
@@ -234,7 +236,7 @@ export function changesView(main, name) {
     if (ev === null || ev.workspace === name) reload();
   });
   showNothing();
-  load().catch((e) => tree.replaceChildren(h("li", { class: "error" }, e.message)));
+  load().catch((e) => fill(tree, h("li", { class: "error" }, e.message)));
   return () => {
     unsubscribe();
     document.removeEventListener("keydown", onKey);

@@ -1,6 +1,6 @@
 // One file's diff: unified or side by side, paged for large diffs; binary, mode, symlink and
 // type changes described in words.
-import { h, size } from "./dom.js";
+import { fill, h, size } from "./dom.js";
 
 /** Lines shown per page of a large diff. */
 export const PAGE = 1000;
@@ -86,7 +86,8 @@ function unifiedRows(hunks, limit) {
     // selected hunks with the commit/discard request. See docs/ui.md, "Per-hunk review".
     rows.push(h("tr", { class: "hunk", "data-hunk": i }, h("td", { colspan: 3 }, h("span", { class: "hunk-actions", "data-hunk": i }), hunk.header)));
     for (const l of hunk.lines) {
-      if (shown++ >= limit) break;
+      if (shown >= limit) break;
+      shown++;
       const cls = l.t === "+" ? "add" : l.t === "-" ? "del" : l.t === "\\" ? "note" : "ctx";
       rows.push(h("tr", { class: cls }, num(l.old), num(l.new), h("td", { class: "code" }, h("span", { class: "sign", "aria-hidden": "true" }, l.t === "\\" ? "" : l.t), l.t === "\\" ? l.text : l.text)));
     }
@@ -101,6 +102,7 @@ function sideRows(hunks, limit) {
     if (shown >= limit) return;
     rows.push(h("tr", { class: "hunk", "data-hunk": i }, h("td", { colspan: 4 }, h("span", { class: "hunk-actions", "data-hunk": i }), hunk.header)));
     const lines = hunk.lines.filter((l) => l.t !== "\\");
+    shown += hunk.lines.length - lines.length; // "\ No newline" notes: counted, not shown
     for (let k = 0; k < lines.length && shown < limit; ) {
       if (lines[k].t === " ") {
         const l = lines[k++];
@@ -112,11 +114,11 @@ function sideRows(hunks, limit) {
       const adds = [];
       while (k < lines.length && lines[k].t === "-") dels.push(lines[k++]);
       while (k < lines.length && lines[k].t === "+") adds.push(lines[k++]);
+      shown += dels.length + adds.length;
       for (let j = 0; j < Math.max(dels.length, adds.length); j++) {
         const d = dels[j];
         const a = adds[j];
         rows.push(h("tr", {}, num(d?.old), h("td", { class: d ? "code del" : "code empty" }, d?.text ?? ""), num(a?.new), h("td", { class: a ? "code add" : "code empty" }, a?.text ?? "")));
-        shown++;
       }
     }
   });
@@ -134,7 +136,8 @@ export function renderDiff(el, fd, mode) {
   const more = h("button", { type: "button", class: "more" });
   function paint() {
     const { rows, shown } = mode === "split" ? sideRows(hunks, limit) : unifiedRows(hunks, limit);
-    table.replaceChildren(h("tbody", {}, rows));
+    const cols = mode === "split" ? h("colgroup", {}, h("col", { class: "ln" }), h("col"), h("col", { class: "ln" }), h("col")) : null;
+    fill(table, cols, h("tbody", {}, rows));
     more.hidden = shown >= total;
     more.textContent = `Show ${Math.min(PAGE, total - shown)} more lines (${total - shown} left)`;
   }
@@ -143,7 +146,7 @@ export function renderDiff(el, fd, mode) {
     paint();
   });
   paint();
-  el.replaceChildren(
+  fill(el, 
     ...notes.map((n) => h("p", { class: "note" }, n)),
     hunks.length ? stats : null,
     hunks.length ? h("div", { class: "scroll" }, table) : null,

@@ -17,6 +17,11 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** Replaces `el`'s children (arrays flattened; null, undefined and false left out). */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 /** A workspace path as the API gives it (a string, or {b64} for non-UTF-8 bytes) → text. */
 export function pathText(p) {
   if (typeof p === "string") return p;

@@ -1,6 +1,6 @@
 // The workspace's journal timeline (GET …/log), newest first, paged; live.
 import { api } from "./api.js";
-import { debounce, h, pathText, size } from "./dom.js";
+import { debounce, fill, h, pathText, size } from "./dom.js";
 import { subscribe } from "./live.js";
 
 const PAGE = 200;
@@ -26,21 +26,21 @@ export function logView(main, name) {
   let records = [];
   const body = h("tbody");
   const more = h("button", { type: "button", class: "more", onclick: () => ((limit += PAGE), paint()) });
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "toolbar" }, h("h1", { id: "log-title" }, `Journal of ${name}`), h("a", { href: `#/w/${encodeURIComponent(name)}`, class: "button" }, "Changes")),
     h("div", { class: "scroll" }, h("table", { class: "list log", "aria-labelledby": "log-title" }, h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "#"), h("th", { scope: "col" }, "Time"), h("th", { scope: "col" }, "Operation"), h("th", { scope: "col" }, "Path"), h("th", { scope: "col" }, "Detail"))), body)),
     more,
   );
   function paint() {
     const shown = records.slice(-limit).reverse();
-    body.replaceChildren(
+    fill(body, 
       ...shown.map((r) =>
         h("tr", { class: r.op.startsWith("commit") || r.op === "discard" ? "control" : "" }, h("td", { class: "num" }, r.seq), h("td", { class: "nowrap" }, when(r.time_ns)), h("td", {}, r.op.replace("_", " ")), h("td", { class: "path" }, pathText(r.path)), h("td", {}, detail(r))),
       ),
     );
     more.hidden = records.length <= limit;
     more.textContent = `Show ${Math.min(PAGE, records.length - limit)} older records`;
-    if (!records.length) body.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "The journal is empty.")));
+    if (!records.length) fill(body, h("tr", {}, h("td", { colspan: 5, class: "muted" }, "The journal is empty.")));
   }
   async function load() {
     records = await api.log(name);

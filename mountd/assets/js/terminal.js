@@ -3,7 +3,7 @@
 import { Terminal } from "/ui/vendor/xterm/xterm.mjs";
 import { FitAddon } from "/ui/vendor/xterm/addon-fit.mjs";
 import { api } from "./api.js";
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 
 function loadCss() {
   if (document.getElementById("xterm-css")) return;
@@ -15,7 +15,7 @@ export function openTerminal(box, name) {
   loadCss();
   const el = h("div", { id: "terminal", class: "terminal" });
   const status = h("p", { class: "muted", role: "status" }, "Connecting…");
-  box.replaceChildren(status, el);
+  fill(box, status, el);
   const term = new Terminal({ cursorBlink: true, fontSize: 14, scrollback: 5000, screenReaderMode: false });
   const fit = new FitAddon();
   term.loadAddon(fit);
@@ -52,7 +52,7 @@ export function openTerminal(box, name) {
       window.removeEventListener("resize", onResize);
       ws.close();
       term.dispose();
-      box.replaceChildren();
+      fill(box, );
     },
   };
 }

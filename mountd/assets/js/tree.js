@@ -1,6 +1,6 @@
 // A workspace's changes as a tree of directories with one row per changed path:
 // marker (A added, M modified, D deleted, R renamed, T type changed) and badges.
-import { h, pathKey, pathText } from "./dom.js";
+import { fill, h, pathKey, pathText } from "./dom.js";
 
 const MARKERS = { added: "A", modified: "M", deleted: "D", renamed: "R", type_changed: "T" };
 const KINDS = { added: "added", modified: "modified", deleted: "deleted", renamed: "renamed", type_changed: "type changed" };
@@ -73,6 +73,6 @@ export function renderTree(ul, changes, selected, conflicts, onSelect) {
     }
     return items;
   }
-  ul.replaceChildren(...build(root, 0));
+  fill(ul, ...build(root, 0));
   return rows;
 }

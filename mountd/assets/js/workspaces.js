@@ -1,6 +1,6 @@
 // Every workspace: project, mount, pending counts; live (re-read on each event, debounced).
 import { api } from "./api.js";
-import { debounce, h } from "./dom.js";
+import { debounce, fill, h } from "./dom.js";
 import { subscribe } from "./live.js";
 
 export function workspacesView(main) {
@@ -11,11 +11,11 @@ export function workspacesView(main) {
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Workspace"), h("th", { scope: "col" }, "Project"), h("th", { scope: "col" }, "Mount"), h("th", { scope: "col", class: "num" }, "Pending"), h("th", { scope: "col", class: "num" }, "Scratch"))),
     body,
   );
-  main.replaceChildren(h("h1", { id: "ws-title" }, "Workspaces"), h("div", { class: "scroll" }, table));
+  fill(main, h("h1", { id: "ws-title" }, "Workspaces"), h("div", { class: "scroll" }, table));
 
   async function load() {
     const list = await api.workspaces();
-    body.replaceChildren(
+    fill(body, 
       ...list.map((w) =>
         h(
           "tr",
@@ -28,7 +28,7 @@ export function workspacesView(main) {
         ),
       ),
     );
-    if (!list.length) body.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No workspaces yet: ", h("code", {}, "wsfs mount PROJECT"))));
+    if (!list.length) fill(body, h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No workspaces yet: ", h("code", {}, "wsfs mount PROJECT"))));
   }
   const reload = debounce(() => load().catch(() => {}), 30);
   const unsubscribe = subscribe(() => reload());
