@@ -94,7 +94,7 @@ async fn shots(c: &Client, dir: &Path, name: &str) {
     c.set_window_size(DESKTOP.0, DESKTOP.1).await.unwrap();
 }
 
-async fn css<'a>(c: &'a Client, sel: &str) -> fantoccini::elements::Element {
+async fn css(c: &Client, sel: &str) -> fantoccini::elements::Element {
     c.wait()
         .at_most(WAIT)
         .for_element(Locator::Css(sel))
@@ -113,7 +113,12 @@ async fn gone(c: &Client, sel: &str) {
 
 /// Presses `key` on the focused element (the shortcuts listen on the document).
 async fn press(c: &Client, key: &str) {
-    c.active_element().await.unwrap().send_keys(key).await.unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(key)
+        .await
+        .unwrap();
 }
 
 fn now_ms() -> f64 {
@@ -146,7 +151,10 @@ async fn write_to_row_ms(c: &Client, mount: &Path, path: &str) -> f64 {
         if let Some(ms) = seen.as_f64() {
             return ms - t0;
         }
-        assert!(Instant::now() < deadline, "{path} did not appear in the page");
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not appear in the page"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -188,7 +196,11 @@ fn the_review_ui_works_in_a_real_browser() {
         c.goto(&base).await.unwrap();
         css(&c, "#token").await;
         shots(&c, &shots_dir, "login").await;
-        css(&c, "#token").await.send_keys("not the token").await.unwrap();
+        css(&c, "#token")
+            .await
+            .send_keys("not the token")
+            .await
+            .unwrap();
         css(&c, "#login-submit").await.click().await.unwrap();
         let err = css(&c, ".login .error:not(:empty)").await;
         assert!(err.text().await.unwrap().contains("wrong token"));
@@ -201,8 +213,17 @@ fn the_review_ui_works_in_a_real_browser() {
         css(&c, "tr[data-workspace=\"w\"]").await;
         std::fs::write(mp.join("a.txt"), "one\nTWO\nthree\n").unwrap();
         let deadline = Instant::now() + WAIT;
-        while css(&c, "tr[data-workspace=\"w\"] .pending").await.text().await.unwrap() != "1" {
-            assert!(Instant::now() < deadline, "the pending count did not go to 1");
+        while css(&c, "tr[data-workspace=\"w\"] .pending")
+            .await
+            .text()
+            .await
+            .unwrap()
+            != "1"
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the pending count did not go to 1"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         shots(&c, &shots_dir, "workspaces").await;
@@ -218,7 +239,11 @@ fn the_review_ui_works_in_a_real_browser() {
         css(&c, "button[data-path=\"b.txt\"]").await;
 
         // The diff of a.txt, unified and side by side.
-        css(&c, "button[data-path=\"a.txt\"]").await.click().await.unwrap();
+        css(&c, "button[data-path=\"a.txt\"]")
+            .await
+            .click()
+            .await
+            .unwrap();
         let diff = css(&c, "#diff-body table.diff.unified").await;
         let text = diff.text().await.unwrap();
         assert!(text.contains("TWO") && text.contains("two"), "{text}");
@@ -232,7 +257,11 @@ fn the_review_ui_works_in_a_real_browser() {
         // A large diff is paged: 1,000 lines, then 1,000 more per click.
         let big: String = (0..2500).map(|i| format!("line {i}\n")).collect();
         std::fs::write(mp.join("big.txt"), &big).unwrap();
-        css(&c, "button[data-path=\"big.txt\"]").await.click().await.unwrap();
+        css(&c, "button[data-path=\"big.txt\"]")
+            .await
+            .click()
+            .await
+            .unwrap();
         css(&c, "#diff-body table.diff").await;
         let lines = || async {
             c.find_all(Locator::Css("#diff-body table.diff tr:not(.hunk)"))
@@ -241,16 +270,32 @@ fn the_review_ui_works_in_a_real_browser() {
                 .len()
         };
         assert_eq!(lines().await, 1000);
-        css(&c, "#diff-body button.more").await.click().await.unwrap();
+        css(&c, "#diff-body button.more")
+            .await
+            .click()
+            .await
+            .unwrap();
         assert_eq!(lines().await, 2000);
-        css(&c, "#diff-body button.more").await.click().await.unwrap();
+        css(&c, "#diff-body button.more")
+            .await
+            .click()
+            .await
+            .unwrap();
         assert_eq!(lines().await, 2500);
-        assert!(!css(&c, "#diff-body button.more").await.is_displayed().await.unwrap());
+        assert!(!css(&c, "#diff-body button.more")
+            .await
+            .is_displayed()
+            .await
+            .unwrap());
         std::fs::remove_file(mp.join("big.txt")).unwrap();
         gone(&c, "button[data-path=\"big.txt\"]").await;
 
         // Discard b.txt (d, confirmed).
-        css(&c, "button[data-path=\"b.txt\"]").await.click().await.unwrap();
+        css(&c, "button[data-path=\"b.txt\"]")
+            .await
+            .click()
+            .await
+            .unwrap();
         css(&c, "#diff-body table.diff").await;
         press(&c, "d").await;
         let deadline = Instant::now() + WAIT;
@@ -262,7 +307,11 @@ fn the_review_ui_works_in_a_real_browser() {
         gone(&c, "button[data-path=\"b.txt\"]").await;
 
         // Commit a.txt (c).
-        css(&c, "button[data-path=\"a.txt\"]").await.click().await.unwrap();
+        css(&c, "button[data-path=\"a.txt\"]")
+            .await
+            .click()
+            .await
+            .unwrap();
         css(&c, "#diff-body table.diff").await;
         press(&c, "c").await;
         gone(&c, "button[data-path=\"a.txt\"]").await;
@@ -271,7 +320,10 @@ fn the_review_ui_works_in_a_real_browser() {
         c.goto(&format!("{base}#/w/w/log")).await.unwrap();
         css(&c, "table.log tbody tr td").await;
         let log = css(&c, "table.log").await.text().await.unwrap();
-        assert!(log.contains("commit begin") && log.contains("discard"), "{log}");
+        assert!(
+            log.contains("commit begin") && log.contains("discard"),
+            "{log}"
+        );
         shots(&c, &shots_dir, "journal").await;
 
         // The terminal: `echo hi > t.txt` appears in the change tree.
@@ -295,7 +347,11 @@ fn the_review_ui_works_in_a_real_browser() {
             .await
             .unwrap();
         css(&c, "button[data-path=\"t.txt\"]").await;
-        css(&c, "button[data-path=\"t.txt\"]").await.click().await.unwrap();
+        css(&c, "button[data-path=\"t.txt\"]")
+            .await
+            .click()
+            .await
+            .unwrap();
         css(&c, "#diff-body table.diff").await;
         shots(&c, &shots_dir, "terminal").await;
         c.close().await.unwrap();
@@ -309,8 +365,14 @@ fn the_review_ui_works_in_a_real_browser() {
     assert_eq!(std::fs::read(mp.join("b.txt")).unwrap(), b"bee\n");
     assert_eq!(std::fs::read(mp.join("t.txt")).unwrap(), b"hi\n");
     let status = live.ok(["status", "w"]);
-    assert!(status.contains("A  t.txt") && status.contains("A  new9.txt"), "{status}");
-    assert!(!status.contains("a.txt\n") && !status.contains("b.txt"), "{status}");
+    assert!(
+        status.contains("A  t.txt") && status.contains("A  new9.txt"),
+        "{status}"
+    );
+    assert!(
+        !status.contains("a.txt\n") && !status.contains("b.txt"),
+        "{status}"
+    );
 
     let mut sorted = latencies.clone();
     sorted.sort_by(f64::total_cmp);

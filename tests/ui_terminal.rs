@@ -115,7 +115,10 @@ fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
         let mut two = open(port, Some(&token), "").await.unwrap();
         type_line(&mut two, "cat t.txt; echo TWO$((2+2))\n").await;
         let out = read_until(&mut two, "TWO4").await;
-        assert!(out.contains("hi"), "the second shell sees the first one's file: {out}");
+        assert!(
+            out.contains("hi"),
+            "the second shell sees the first one's file: {out}"
+        );
         type_line(&mut one, "echo ONE$((3+3))\n").await;
         read_until(&mut one, "ONE6").await;
 
@@ -132,7 +135,10 @@ fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
         one.close(None).await.unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            assert!(Instant::now() < deadline, "shell {pid} outlived its terminal");
+            assert!(
+                Instant::now() < deadline,
+                "shell {pid} outlived its terminal"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
 

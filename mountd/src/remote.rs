@@ -1,7 +1,7 @@
 //! The control API over TCP, for clients on other machines (`mountd --listen ADDR[:PORT]`).
 //!
 //! Every TCP request carries `Authorization: Bearer TOKEN`, or the session cookie the review
-//! UI gets from `POST /v1/login` (see [`crate::ui::session`]). The token (256 random bits, hex)
+//! UI gets from `POST /v1/login` (see the `ui::session` module). The token (256 random bits, hex)
 //! lives in `<state>/remote-token` (mode 0600), made on first start; `wsfs token show` reads
 //! it and `wsfs token rotate` replaces it, both over the local socket only (the routes are
 //! refused over TCP). Tokens are compared in constant time. A peer address with
@@ -144,7 +144,7 @@ pub struct Auth {
 }
 
 /// Lets a request through only with the right bearer token or an open session's cookie (then
-/// only from the UI's own origin, see [`same_origin`]).
+/// only from the UI's own origin, see `same_origin`).
 pub async fn check_token(
     State(auth): State<Auth>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -157,7 +157,8 @@ pub async fn check_token(
     }
     // A session cookie is 256 random bits: nothing to guess, so an unknown one (a restarted
     // daemon, a rotated token) is not counted as a failed attempt.
-    if let Some(id) = crate::ui::session::from_headers(req.headers()) {
+    let session = crate::ui::session::from_headers(req.headers());
+    if let Some(id) = session {
         if auth.tokens.sessions.accepts(id) {
             if !same_origin(req.headers()) {
                 return crate::server::api_error(
@@ -176,7 +177,11 @@ pub async fn check_token(
     if presented.is_some_and(|t| auth.tokens.accepts(t)) {
         return next.run(req).await;
     }
-    let n = auth.failures.record(ip);
+    let n = if presented.is_none() && session.is_some() {
+        0
+    } else {
+        auth.failures.record(ip)
+    };
     warn!(peer = %peer, failures = n, "remote API request without the right token");
     crate::server::api_error(
         StatusCode::UNAUTHORIZED,
@@ -241,10 +246,19 @@ mod tests {
         use axum::http::{HeaderMap, HeaderValue};
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7391"));
-        assert!(same_origin(&h), "no Origin: not a cross-site browser request");
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:7391"));
+        assert!(
+            same_origin(&h),
+            "no Origin: not a cross-site browser request"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7391"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));

@@ -44,7 +44,10 @@ static ASSETS: &[Asset] = &[
     asset!("vendor/xterm/addon-fit.mjs", JS),
     asset!("vendor/xterm/xterm.css", CSS),
     asset!("vendor/xterm/LICENSE-xterm", "text/plain; charset=utf-8"),
-    asset!("vendor/xterm/LICENSE-addon-fit", "text/plain; charset=utf-8"),
+    asset!(
+        "vendor/xterm/LICENSE-addon-fit",
+        "text/plain; charset=utf-8"
+    ),
 ];
 
 /// What the page may load and talk to: only this origin (xterm.js sets inline styles).

@@ -26,9 +26,8 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 /// Starts `cmd` on a new pseudo-terminal of `cols` × `rows`.
 pub fn spawn(mut cmd: Command, cols: u16, rows: u16) -> io::Result<(Pty, Child)> {
     // SAFETY: posix_openpt has no memory preconditions; the flags are valid.
-    let master = check(unsafe {
-        libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
-    })?;
+    let master =
+        check(unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
     // SAFETY: `master` was just opened and is owned by nothing else.
     let master = unsafe { OwnedFd::from_raw_fd(master) };
     let fd = master.as_raw_fd();

@@ -113,9 +113,15 @@ mod tests {
     fn the_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
         assert_eq!(from_headers(&h), None);
-        h.append(header::COOKIE, HeaderValue::from_static("a=1; wsfs_sessionx=2"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; wsfs_sessionx=2"),
+        );
         assert_eq!(from_headers(&h), None);
-        h.append(header::COOKIE, HeaderValue::from_static("b=3;  wsfs_session=abc ; c=4"));
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("b=3;  wsfs_session=abc ; c=4"),
+        );
         assert_eq!(from_headers(&h), Some(&b"abc"[..]));
         assert!(set_cookie("abc").contains("HttpOnly; SameSite=Strict"));
     }
