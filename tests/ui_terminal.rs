@@ -93,7 +93,7 @@ fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
+    let mut three = rt.block_on(async {
         // Without the token the upgrade is refused.
         let err = open(port, None, "").await.expect_err("no token");
         assert!(err.to_string().contains("401"), "{err}");
@@ -145,10 +145,37 @@ fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
         // The shell of terminal two exits: the client gets a close frame with its status.
         type_line(&mut two, "exit 3\n").await;
         assert_eq!(read_close(&mut two).await, "exit 3");
+
+        // A terminal left open for the daemon's stop, below.
+        let mut three = open(port, Some(&token), "").await.unwrap();
+        type_line(&mut three, "echo THREE$((1+2))\n").await;
+        read_until(&mut three, "THREE3").await;
+        three
     });
 
     // The shell wrote into the workspace, not into the host project.
     assert_eq!(live.ok(["status", "w"]), "A  t.txt\n");
     assert!(!live.project.join("t.txt").exists());
     assert!(live.log().contains("terminal opened"), "{}", live.log());
+
+    // An open terminal and an open event stream (a browser tab) do not hold the daemon's stop
+    // up: both end, the terminal with close code 1001.
+    let mut sse = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut sse,
+        format!("GET /v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut sse, &mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let t = Instant::now();
+    assert!(live.stop().success(), "{}", live.log());
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(rt.block_on(read_close(&mut three)), "mountd is stopping");
 }

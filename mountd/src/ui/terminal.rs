@@ -4,7 +4,8 @@
 //! text frame `{"type":"resize","cols":…,"rows":…}` resizes it (`?cols=&rows=` give the first
 //! size, 80 × 24 by default). The shell is the workspace's view, chosen by [`shell_command`].
 //! When the shell exits the daemon sends a close frame with its status (`exit 0`); when the
-//! client closes, the shell's session gets SIGHUP (SIGKILL after two seconds).
+//! client closes, the shell's session gets SIGHUP (SIGKILL after two seconds); so it does when
+//! the daemon stops (close code 1001, "mountd is stopping").
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,7 +74,8 @@ pub async fn open(
         }
     };
     info!(workspace = %name, container, pid = child.id(), "terminal opened");
-    upgrade.on_upgrade(move |socket| bridge(socket, Arc::new(pty), child, name))
+    let stopping = s.registry.events.closed();
+    upgrade.on_upgrade(move |socket| bridge(socket, Arc::new(pty), child, name, stopping))
 }
 
 /// `wsfs` next to this mountd, else the one on `PATH`.
@@ -177,7 +179,13 @@ fn initial_size(query: Option<&str>) -> (u16, u16) {
 }
 
 /// Copies between the socket and the terminal until either side ends.
-async fn bridge(mut socket: WebSocket, pty: Arc<Pty>, mut child: Child, name: String) {
+async fn bridge(
+    mut socket: WebSocket,
+    pty: Arc<Pty>,
+    mut child: Child,
+    name: String,
+    events_closed: impl std::future::Future<Output = ()>,
+) {
     let (input, mut inputs) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let writer = {
         let pty = pty.clone();
@@ -190,8 +198,15 @@ async fn bridge(mut socket: WebSocket, pty: Arc<Pty>, mut child: Child, name: St
         })
     };
     let mut buf = vec![0u8; 64 << 10];
+    let stopping = events_closed;
+    tokio::pin!(stopping);
+    let mut daemon_stops = false;
     let ended_by_client = loop {
         tokio::select! {
+            _ = &mut stopping => {
+                daemon_stops = true;
+                break true;
+            },
             n = pty.read(&mut buf) => match n {
                 Ok(n) if n > 0 => {
                     let out = Message::Binary(Bytes::copy_from_slice(&buf[..n]));
@@ -245,7 +260,14 @@ async fn bridge(mut socket: WebSocket, pty: Arc<Pty>, mut child: Child, name: St
         None => "ended".to_string(),
     };
     info!(workspace = %name, ended_by_client, %reason, "terminal closed");
-    if !ended_by_client {
+    if daemon_stops {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code: axum::extract::ws::close_code::AWAY,
+                reason: "mountd is stopping".into(),
+            })))
+            .await;
+    } else if !ended_by_client {
         let _ = socket
             .send(Message::Close(Some(CloseFrame {
                 code: axum::extract::ws::close_code::NORMAL,
