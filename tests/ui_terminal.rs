@@ -5,6 +5,7 @@
 
 mod live;
 mod prereq;
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,17 @@ async fn open(
     token: Option<&str>,
     query: &str,
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
-    let mut req = format!("ws://127.0.0.1:{port}/v1/workspaces/w/terminal{query}")
+    open_on(port, "w", token, query).await
+}
+
+/// Opens a terminal on workspace `name`.
+async fn open_on(
+    port: u16,
+    name: &str,
+    token: Option<&str>,
+    query: &str,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://127.0.0.1:{port}/v1/workspaces/{name}/terminal{query}")
         .into_client_request()
         .unwrap();
     if let Some(t) = token {
@@ -178,4 +189,64 @@ fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
         t.elapsed()
     );
     assert_eq!(rt.block_on(read_close(&mut three)), "mountd is stopping");
+}
+
+/// A workspace with a running container (`wsfs up`): the terminal is `wsfs shell` in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_terminal_of_a_workspace_with_a_container_is_a_shell_in_it() {
+    if !can_mount("the_terminal_of_a_workspace_with_a_container_is_a_shell_in_it") {
+        return;
+    }
+    let Some(ctl) =
+        support::docker("the_terminal_of_a_workspace_with_a_container_is_a_shell_in_it").await
+    else {
+        return;
+    };
+    let image = support::test_image(&ctl).await;
+    let mut live = Live::new(&[("README", "host readme\n")]);
+    let config = live.root.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    live.set_env("XDG_CONFIG_HOME", &config);
+    live.stop();
+    let port = free_port();
+    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
+    let token = live.ok(["token", "show"]).trim().to_string();
+    let uid = support::AGENT_UID;
+    for p in [live.project.clone(), live.project.join("README")] {
+        std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+    }
+    let name = format!("ui-term-{}", std::process::id());
+    let uid_s = uid.to_string();
+    let project = live.project.to_str().unwrap().to_owned();
+    let out = live.wsfs([
+        "up",
+        &project,
+        "--name",
+        &name,
+        "--image",
+        &image,
+        "--user",
+        support::AGENT,
+        "--uid",
+        &uid_s,
+        "--gid",
+        &uid_s,
+    ]);
+    assert!(out.status.success(), "{out:?}\n{}", live.log());
+
+    let mut ws = open_on(port, &name, Some(&token), "").await.unwrap();
+    // /.dockerenv exists only in a container; `$((…))` tells output from the echo.
+    type_line(
+        &mut ws,
+        "id -u; pwd; test -f /.dockerenv && echo IN$((0))DOCKER; echo made > made.txt\n",
+    )
+    .await;
+    let out = read_until(&mut ws, "IN0DOCKER").await;
+    assert!(out.contains(&format!("{uid}\r\n{project}\r\n")), "{out}");
+    type_line(&mut ws, "exit 0\n").await;
+    assert_eq!(read_close(&mut ws).await, "exit 0");
+
+    live.ok(["down", &name]);
+    assert_eq!(live.ok(["status", &name]), "A  made.txt\n");
+    assert!(!live.project.join("made.txt").exists());
 }
