@@ -176,6 +176,7 @@ fn the_review_ui_works_in_a_real_browser() {
     let mut live = Live::new(&[
         ("a.txt", "one\ntwo\nthree\n"),
         ("b.txt", "bee\n"),
+        ("c.txt", "sea\n"),
         ("src/keep.rs", "fn main() {}\n"),
     ]);
     live.stop();
@@ -236,7 +237,9 @@ fn the_review_ui_works_in_a_real_browser() {
             latencies.push(write_to_row_ms(&c, &mp, &format!("new{i}.txt")).await);
         }
         std::fs::write(mp.join("b.txt"), "agent b\n").unwrap();
+        std::fs::write(mp.join("c.txt"), "agent c\n").unwrap();
         css(&c, "button[data-path=\"b.txt\"]").await;
+        css(&c, "button[data-path=\"c.txt\"]").await;
 
         // The diff of a.txt, unified and side by side.
         css(&c, "button[data-path=\"a.txt\"]")
@@ -248,6 +251,12 @@ fn the_review_ui_works_in_a_real_browser() {
         let text = diff.text().await.unwrap();
         assert!(text.contains("TWO") && text.contains("two"), "{text}");
         shots(&c, &shots_dir, "diff").await;
+        // j / k: next and previous file.
+        press(&c, "j").await;
+        css(&c, "button[data-path=\"b.txt\"][aria-current=\"true\"]").await;
+        press(&c, "k").await;
+        css(&c, "button[data-path=\"a.txt\"][aria-current=\"true\"]").await;
+        css(&c, "#diff-body table.diff").await;
         press(&c, "v").await;
         css(&c, "#diff-body table.diff.split").await;
         shots(&c, &shots_dir, "diff-split").await;
@@ -306,6 +315,34 @@ fn the_review_ui_works_in_a_real_browser() {
         c.accept_alert().await.unwrap();
         gone(&c, "button[data-path=\"b.txt\"]").await;
 
+        // A host change since the workspace's base: the commit is refused with the CLI's
+        // conflict report; overwriting (the host version backed up) is one click.
+        std::fs::write(live.project.join("c.txt"), "sea, changed on the host\n").unwrap();
+        css(&c, "button[data-path=\"c.txt\"]")
+            .await
+            .click()
+            .await
+            .unwrap();
+        css(&c, "#diff-body table.diff").await;
+        press(&c, "c").await;
+        let panel = css(&c, ".conflict-panel").await.text().await.unwrap();
+        assert!(
+            panel.contains("host changed") && panel.contains("workspace"),
+            "{panel}"
+        );
+        css(&c, "button[data-path=\"c.txt\"] .badge.conflict").await;
+        assert_eq!(
+            std::fs::read(live.project.join("c.txt")).unwrap(),
+            b"sea, changed on the host\n"
+        );
+        shots(&c, &shots_dir, "conflict").await;
+        css(&c, ".conflict-panel button")
+            .await
+            .click()
+            .await
+            .unwrap();
+        gone(&c, "button[data-path=\"c.txt\"]").await;
+
         // Commit a.txt (c).
         css(&c, "button[data-path=\"a.txt\"]")
             .await
@@ -361,6 +398,7 @@ fn the_review_ui_works_in_a_real_browser() {
     // The host: a.txt committed, b.txt untouched, nothing else; the workspace keeps the rest.
     let mut want: BTreeMap<PathBuf, Vec<u8>> = host_before;
     want.insert("a.txt".into(), b"one\nTWO\nthree\n".to_vec());
+    want.insert("c.txt".into(), b"agent c\n".to_vec());
     assert_eq!(Live::snapshot(&live.project), want);
     assert_eq!(std::fs::read(mp.join("b.txt")).unwrap(), b"bee\n");
     assert_eq!(std::fs::read(mp.join("t.txt")).unwrap(), b"hi\n");

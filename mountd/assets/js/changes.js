@@ -5,7 +5,7 @@ import { api, ApiError } from "./api.js";
 import { debounce, fill, h, pathKey, pathText, toast } from "./dom.js";
 import { subscribe } from "./live.js";
 import { badges, marker, renderTree } from "./tree.js";
-import { renderDiff } from "./diff.js";
+import { describeState, renderDiff } from "./diff.js";
 import { openTerminal } from "./terminal.js";
 
 export function changesView(main, name) {
@@ -155,11 +155,11 @@ export function changesView(main, name) {
         "dl",
         {},
         h("dt", {}, "base"),
-        h("dd", {}, k.base, k.base_hash ? h("code", {}, ` ${k.base_hash.slice(0, 12)}`) : null),
+        h("dd", {}, describeState(k.base), k.base_hash ? h("code", {}, ` ${k.base_hash.slice(0, 12)}`) : null),
         h("dt", {}, "host"),
-        h("dd", {}, k.host, k.host_hash ? h("code", {}, ` ${k.host_hash.slice(0, 12)}`) : null),
+        h("dd", {}, describeState(k.host), k.host_hash ? h("code", {}, ` ${k.host_hash.slice(0, 12)}`) : null),
         h("dt", {}, "workspace"),
-        h("dd", {}, k.overlay, k.overlay_hash ? h("code", {}, ` ${k.overlay_hash.slice(0, 12)}`) : null),
+        h("dd", {}, describeState(k.overlay), k.overlay_hash ? h("code", {}, ` ${k.overlay_hash.slice(0, 12)}`) : null),
       ),
       h("p", {}, k.hint),
       opt

@@ -33,7 +33,8 @@ export function parseUnified(text) {
 
 const modeText = (m) => (m === undefined || m === null ? "?" : (m & 0o7777).toString(8).padStart(4, "0"));
 
-function describeState(s) {
+/** An entry state (docs/api.md, `Change`) in words. */
+export function describeState(s) {
   switch (s?.kind) {
     case "file":
       return `file, ${size(s.size)}, mode ${modeText(s.mode)}`;
