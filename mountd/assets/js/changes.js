@@ -49,6 +49,7 @@ export function changesView(main, name) {
     termButton.setAttribute("aria-expanded", "true");
     termButton.textContent = "Close terminal";
     term = openTerminal(termBox, name);
+    termBox.scrollIntoView({ block: "nearest" });
   });
 
   fill(main, 
