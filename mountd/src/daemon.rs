@@ -79,11 +79,14 @@ async fn serve(
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let events = registry.events.clone();
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: shutting down"),
             _ = int.recv() => info!("SIGINT: shutting down"),
         }
+        // Open event streams and terminals would hold the graceful stop up.
+        events.close();
         let _ = stop_tx.send(true);
     };
     let tcp_task = tcp.map(|listener| {

@@ -6,6 +6,7 @@
 //! - `registry`: the workspaces this daemon serves, their mounts, recovery and shutdown;
 //! - `server`: the HTTP/JSON control API (axum) with the peer-credential check;
 //! - `remote`: the API over TCP for other machines: token, auth check, failure limit;
+//! - `ui`: the review UI in the browser: embedded page, login sessions, terminal WebSocket;
 //! - `write_through`: the thread that commits write-through changes to the host as they come;
 //! - [`daemon`]: start-up (state dir lock, socket), signals and shutdown;
 //! - [`memory`]: allocator settings that keep the footprint flat across mounts.
@@ -22,4 +23,5 @@ pub mod memory;
 pub(crate) mod registry;
 pub mod remote;
 pub(crate) mod server;
+pub(crate) mod ui;
 pub(crate) mod write_through;

@@ -1,6 +1,7 @@
 //! The control API over TCP, for clients on other machines (`mountd --listen ADDR[:PORT]`).
 //!
-//! Every TCP request carries `Authorization: Bearer TOKEN`. The token (256 random bits, hex)
+//! Every TCP request carries `Authorization: Bearer TOKEN`, or the session cookie the review
+//! UI gets from `POST /v1/login` (see the `ui::session` module). The token (256 random bits, hex)
 //! lives in `<state>/remote-token` (mode 0600), made on first start; `wsfs token show` reads
 //! it and `wsfs token rotate` replaces it, both over the local socket only (the routes are
 //! refused over TCP). Tokens are compared in constant time. A peer address with
@@ -37,6 +38,8 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 pub struct Tokens {
     path: PathBuf,
     current: RwLock<String>,
+    /// The browser sessions opened with the token; a rotation ends them.
+    pub(crate) sessions: crate::ui::session::Sessions,
 }
 
 impl Tokens {
@@ -50,6 +53,7 @@ impl Tokens {
         Ok(Tokens {
             path,
             current: RwLock::new(current),
+            sessions: Default::default(),
         })
     }
 
@@ -58,10 +62,12 @@ impl Tokens {
         self.current.read().unwrap().clone()
     }
 
-    /// Replaces the token (file first, then memory): the old one stops working at once.
+    /// Replaces the token (file first, then memory): the old one and every browser session
+    /// opened with it stop working at once.
     pub fn rotate(&self) -> std::io::Result<String> {
         let mut current = self.current.write().unwrap();
         *current = write_new(&self.path)?;
+        self.sessions.clear();
         Ok(current.clone())
     }
 
@@ -71,11 +77,16 @@ impl Tokens {
     }
 }
 
-/// A fresh token written to `path` (0600, atomically replacing the old file).
-fn write_new(path: &Path) -> std::io::Result<String> {
+/// 256 random bits as 64 hex digits.
+pub(crate) fn random_hex() -> std::io::Result<String> {
     let mut raw = [0u8; 32];
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut raw)?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A fresh token written to `path` (0600, atomically replacing the old file).
+fn write_new(path: &Path) -> std::io::Result<String> {
+    let token = random_hex()?;
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -106,14 +117,14 @@ pub struct Failures(DashMap<IpAddr, (u32, Instant)>);
 
 impl Failures {
     /// True if `ip` is refused for now.
-    fn locked_out(&self, ip: IpAddr) -> bool {
+    pub(crate) fn locked_out(&self, ip: IpAddr) -> bool {
         self.0
             .get(&ip)
             .is_some_and(|e| e.0 >= MAX_FAILURES && e.1.elapsed() < FAILURE_WINDOW)
     }
 
     /// Counts a failure; returns the count in the current window.
-    fn record(&self, ip: IpAddr) -> u32 {
+    pub(crate) fn record(&self, ip: IpAddr) -> u32 {
         let mut e = self.0.entry(ip).or_insert((0, Instant::now()));
         if e.1.elapsed() >= FAILURE_WINDOW {
             *e = (0, Instant::now());
@@ -132,7 +143,8 @@ pub struct Auth {
     pub failures: Arc<Failures>,
 }
 
-/// Lets a request through only with the right bearer token.
+/// Lets a request through only with the right bearer token or an open session's cookie (then
+/// only from the UI's own origin, see `same_origin`).
 pub async fn check_token(
     State(auth): State<Auth>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -141,11 +153,22 @@ pub async fn check_token(
 ) -> Response {
     let ip = peer.ip();
     if auth.failures.locked_out(ip) {
-        return crate::server::api_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many failed attempts from {ip}; wait a minute, then use the token `wsfs token show` prints on the daemon's host"),
-        );
+        return rate_limited(ip);
+    }
+    // A session cookie is 256 random bits: nothing to guess, so an unknown one (a restarted
+    // daemon, a rotated token) is not counted as a failed attempt.
+    let session = crate::ui::session::from_headers(req.headers());
+    if let Some(id) = session {
+        if auth.tokens.sessions.accepts(id) {
+            if !same_origin(req.headers()) {
+                return crate::server::api_error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "a session cookie is accepted only from the review UI's own origin".into(),
+                );
+            }
+            return next.run(req).await;
+        }
     }
     let presented = req
         .headers()
@@ -154,15 +177,43 @@ pub async fn check_token(
     if presented.is_some_and(|t| auth.tokens.accepts(t)) {
         return next.run(req).await;
     }
-    let n = auth.failures.record(ip);
+    let n = if presented.is_none() && session.is_some() {
+        0
+    } else {
+        auth.failures.record(ip)
+    };
     warn!(peer = %peer, failures = n, "remote API request without the right token");
     crate::server::api_error(
         StatusCode::UNAUTHORIZED,
         "unauthorized",
-        "missing or wrong token: send `Authorization: Bearer TOKEN` (the CLI: WSFS_TOKEN); \
-         `wsfs token show` on the daemon's host prints it"
+        "missing or wrong token: send `Authorization: Bearer TOKEN` (the CLI: WSFS_TOKEN; the \
+         browser: log in again); `wsfs token show` on the daemon's host prints it"
             .into(),
     )
+}
+
+/// The answer to an address over the failure limit.
+pub(crate) fn rate_limited(ip: IpAddr) -> Response {
+    crate::server::api_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many failed attempts from {ip}; wait a minute, then use the token `wsfs token show` prints on the daemon's host"),
+    )
+}
+
+/// False when the request names an `Origin` other than the host it was sent to: a page of
+/// another site using the browser's session (cross-site WebSocket or form), on top of what
+/// `SameSite=Strict` already stops.
+pub(crate) fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).map(|h| h.as_bytes());
+    let origin = origin.as_bytes();
+    let origin_host = origin
+        .strip_prefix(b"http://")
+        .or_else(|| origin.strip_prefix(b"https://"));
+    origin_host.is_some() && origin_host == host
 }
 
 /// Logs what a listener on `addr` exposes.
@@ -188,6 +239,39 @@ mod tests {
         assert_eq!(parse_listen("[::1]").unwrap().port(), DEFAULT_PORT);
         assert_eq!(parse_listen("[::1]:7").unwrap().port(), 7);
         assert!(parse_listen("example.com").is_err());
+    }
+
+    #[test]
+    fn a_session_is_used_only_from_its_own_origin() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:7391"));
+        assert!(
+            same_origin(&h),
+            "no Origin: not a cross-site browser request"
+        );
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:7391"),
+        );
+        assert!(same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&h));
+    }
+
+    #[test]
+    fn rotating_the_token_ends_the_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tokens::load_or_create(dir.path()).unwrap();
+        let id = t.sessions.open().unwrap();
+        assert!(t.sessions.accepts(id.as_bytes()));
+        t.rotate().unwrap();
+        assert!(!t.sessions.accepts(id.as_bytes()));
     }
 
     #[test]

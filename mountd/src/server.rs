@@ -23,6 +23,9 @@
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
 //! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
 //! | `GET /v1/events` | Server-Sent Events, one [`wsfs::api::Event`] per `data:` line |
+//! | `GET /v1/workspaces/{name}/terminal` | WebSocket to a shell ([`crate::ui::terminal`]) |
+//! | `GET /`, `GET /ui/…` | the review UI's files ([`crate::ui`]; no auth: they hold no data) |
+//! | `POST /v1/login`, `POST /v1/logout` (TCP only) | session cookie for the browser |
 //! | `GET /v1/token`, `POST /v1/token/rotate` (local socket only) | `TokenInfo` |
 //!
 //! Every Unix-socket connection's peer credentials are checked: only root and the daemon's own
@@ -97,7 +100,8 @@ fn api_routes() -> Router<AppState> {
         .route("/commit", post(commit))
         .route("/discard", post(discard))
         .route("/log", get(log))
-        .route("/verify", get(verify));
+        .route("/verify", get(verify))
+        .route("/terminal", get(crate::ui::terminal::open));
     Router::new()
         .route("/v1/daemon", get(daemon))
         .route("/v1/events", get(events))
@@ -111,6 +115,7 @@ pub fn router(shared: AppState) -> Router {
     api_routes()
         .route("/v1/token", get(token_show))
         .route("/v1/token/rotate", post(token_rotate))
+        .merge(crate::ui::asset_routes())
         .fallback(no_route)
         .layer(middleware::from_fn_with_state(shared.clone(), check_peer))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -123,6 +128,7 @@ pub fn tcp_router(shared: AppState, failures: Arc<crate::remote::Failures>) -> R
         tokens: shared.tokens.clone(),
         failures,
     };
+    let public = crate::ui::public_routes(auth.clone());
     let local_only = || async {
         api_error(
             StatusCode::FORBIDDEN,
@@ -138,6 +144,7 @@ pub fn tcp_router(shared: AppState, failures: Arc<crate::remote::Failures>) -> R
             auth,
             crate::remote::check_token,
         ))
+        .merge(public)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
@@ -245,7 +252,7 @@ pub fn status_of(f: &Failure) -> (StatusCode, &'static str) {
     }
 }
 
-fn failure(f: Failure) -> Response {
+pub(crate) fn failure(f: Failure) -> Response {
     let (status, code) = status_of(&f);
     let (Failure::NotFound(m)
     | Failure::BadRequest(m)
