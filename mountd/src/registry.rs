@@ -150,12 +150,15 @@ impl Registry {
                     .mountpoint
                     .clone()
                     .unwrap_or_else(|| self.state.default_mountpoint(&name));
-                if let Err(e) = self.mount_entry(&entry, &mp, None) {
-                    error!(workspace = %name, error = %e, "cannot remount workspace");
-                    problems.push(format!(
-                        "{name}: cannot remount at {}: {e}; run `wsfs mount` again",
-                        mp.display()
-                    ));
+                match self.mount_entry(&entry, &mp, None) {
+                    Ok(left) => problems.extend(left.into_iter().map(|p| format!("{name}: {p}"))),
+                    Err(e) => {
+                        error!(workspace = %name, error = %e, "cannot remount workspace");
+                        problems.push(format!(
+                            "{name}: cannot remount at {}: {e}; run `wsfs mount` again",
+                            mp.display()
+                        ));
+                    }
                 }
             }
             info!(workspace = %name, mounted = meta.mounted, "recovered workspace");
@@ -248,6 +251,7 @@ impl Registry {
                 .clone()
                 .unwrap_or_else(|| self.state.default_mountpoint(entry.ws.name())),
         };
+        // Containers left with a dead mount are logged; the request itself succeeded.
         self.mount_entry(&entry, &mp, req.open_mode)?;
         Ok(entry.info())
     }
@@ -344,13 +348,14 @@ impl Registry {
     }
 
     /// Mounts `entry` at `mp` in `open_mode`, else in the mode it was last mounted with, else
-    /// in the daemon's default.
+    /// in the daemon's default. Returns what the mount could not re-attach where a dead mount
+    /// of an earlier daemon was (containers that keep it; also logged).
     fn mount_entry(
         &self,
         entry: &Entry,
         mp: &Path,
         open_mode: Option<OpenMode>,
-    ) -> Result<(), Failure> {
+    ) -> Result<Vec<String>, Failure> {
         let mut slot = entry.mount.lock().unwrap();
         if let Some(h) = slot.as_ref() {
             let want = mp.canonicalize().unwrap_or_else(|_| mp.to_owned());
@@ -364,7 +369,7 @@ impl Registry {
                 )));
             }
             if h.mountpoint() == want {
-                return Ok(());
+                return Ok(Vec::new());
             }
             return Err(Failure::Conflict(format!(
                 "workspace {:?} is already mounted at {}; run `wsfs unmount {}` first",
@@ -381,13 +386,14 @@ impl Registry {
         let handle = fuse::mount(entry.ws.overlay().clone(), &project, mp, mode)
             .map_err(|e| Failure::Internal(format!("mounting at {}: {e:#}", mp.display())))?;
         let mounted_at = handle.mountpoint().to_owned();
+        let left = handle.problems().to_vec();
         *slot = Some(handle);
         entry.ws.update_meta(&|m| {
             m.mounted = true;
             m.mountpoint = Some(mounted_at.clone());
             m.open_mode = Some(mode);
         })?;
-        Ok(())
+        Ok(left)
     }
 
     /// Unmounts `name`; the overlay and journal stay, and mounting again resumes them.

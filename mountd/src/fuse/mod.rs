@@ -6,14 +6,16 @@
 //! - `notify`: kernel cache invalidation from a dedicated thread;
 //! - `watch`: inotify watcher feeding host changes to the overlay;
 //! - `session`: mount, unmount and the [`MountHandle`];
+//! - `reattach`: after a restart, the new mount replaces the dead one in containers;
 //! - `settle`: the no-open mode's thread that hashes files whose writes went idle;
 //! - `stale`: [`stale::prepare_mountpoint`], mountinfo parsing;
-//! - `sys`: the few libc calls (the only `unsafe`).
+//! - `sys`: the few libc calls (the only `unsafe`), `open_tree`/`setns`/`move_mount` included.
 
 mod adapter;
 mod attr;
 mod notify;
 mod passthrough;
+mod reattach;
 mod session;
 mod settle;
 mod stale;

@@ -33,6 +33,8 @@ pub struct MountHandle {
     allow_other: bool,
     open_mode: OpenMode,
     running: Option<Running>,
+    /// Namespaces (containers) that still hold the dead mount this one replaced.
+    problems: Vec<String>,
 }
 
 struct Running {
@@ -83,14 +85,15 @@ fn connection_id(dev: u64) -> u64 {
 /// Mounts `overlay` (whose lower layer is `project`) at `mountpoint` and serves it in the
 /// background: FUSE event loops, a notification thread for kernel cache invalidation, and an
 /// inotify watcher that reports host changes in `project` to the overlay. Calls
-/// [`prepare_mountpoint`] first.
+/// [`prepare_mountpoint`] first; when that detached a dead mount of an earlier daemon, gives the
+/// new mount to every other namespace that held the dead one ([`super::reattach`]).
 pub fn mount(
     overlay: Arc<Overlay>,
     project: &Path,
     mountpoint: &Path,
     open_mode: OpenMode,
 ) -> anyhow::Result<MountHandle> {
-    prepare_mountpoint(mountpoint)?;
+    let stale = prepare_mountpoint(mountpoint)?;
     let mp = stale::absolute(mountpoint)?
         .canonicalize()
         .with_context(|| format!("mountpoint {}", mountpoint.display()))?;
@@ -113,11 +116,13 @@ pub fn mount(
     match started {
         Ok((running, allow_other)) => {
             info!(mountpoint = %mp.display(), project = %project.display(), allow_other, %open_mode, "mounted");
+            let problems = super::reattach::reattach(&stale, &mp);
             Ok(MountHandle {
                 mountpoint: mp,
                 allow_other,
                 open_mode,
                 running: Some(running),
+                problems,
             })
         }
         Err(e) => {
@@ -220,6 +225,12 @@ impl MountHandle {
     /// How the mount serves `open(2)`.
     pub fn open_mode(&self) -> OpenMode {
         self.open_mode
+    }
+
+    /// What could not be re-attached after a restart: namespaces (containers) that keep the
+    /// dead mount this one replaced, each with the reason and what to do.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
     }
 
     /// True while the host watcher covers every visible host directory.

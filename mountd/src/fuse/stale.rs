@@ -35,12 +35,16 @@ fn is_live(mp: &Path) -> bool {
 pub(super) struct MountInfo {
     /// `st_dev` of the mounted filesystem (from "major:minor").
     pub(super) dev: u64,
+    /// The directory of the filesystem mounted there (`/` unless a subdirectory was bound).
+    pub(super) root: PathBuf,
     /// Where it is mounted.
     pub(super) mount_point: PathBuf,
     /// Filesystem type ("fuse", "fuse.wsfs", ...).
     pub(super) fstype: String,
     /// Mount source ("wsfs" for ours).
     pub(super) source: String,
+    /// Per-mount options (`rw,nosuid,nodev,noatime`).
+    pub(super) options: String,
 }
 
 impl MountInfo {
@@ -93,9 +97,11 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
         };
         out.push(MountInfo {
             dev: libc::makedev(major as u32, minor as u32),
+            root: PathBuf::from(OsString::from_vec(unescape(fields[3]))),
             mount_point: PathBuf::from(OsString::from_vec(unescape(fields[4]))),
             fstype: fields[sep + 1].to_string(),
             source: String::from_utf8_lossy(&unescape(fields[sep + 2])).into_owned(),
+            options: fields[5].to_string(),
         });
     }
     out
@@ -103,9 +109,13 @@ pub(super) fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
 
 /// The mounts of this process's namespace.
 pub(super) fn mounts() -> io::Result<Vec<MountInfo>> {
-    Ok(parse_mountinfo(&std::fs::read_to_string(
-        "/proc/self/mountinfo",
-    )?))
+    mounts_of("/proc/self/mountinfo".as_ref())
+}
+
+/// The mounts listed in a mountinfo file (`/proc/PID/mountinfo`: that process's namespace,
+/// paths relative to its root).
+pub(super) fn mounts_of(mountinfo: &Path) -> io::Result<Vec<MountInfo>> {
+    Ok(parse_mountinfo(&std::fs::read_to_string(mountinfo)?))
 }
 
 /// `mp` made absolute with its parent resolved, without touching `mp` itself (it may be a
@@ -135,26 +145,30 @@ fn detach(mp: &Path, why: &str) -> anyhow::Result<()> {
 /// `/proc/self/mountinfo` as a wsfs mount with no live session in this process) and lazily
 /// unmounts it (`umount2(MNT_DETACH)`). Creates the mountpoint directory if missing.
 /// Fails if this process already serves `mountpoint`, or if it exists and is not a directory.
-pub fn prepare_mountpoint(mountpoint: &Path) -> anyhow::Result<()> {
+/// Returns the device numbers of the stale wsfs mounts it detached: copies of them in other
+/// mount namespaces (containers) are what [`super::reattach`] replaces.
+pub fn prepare_mountpoint(mountpoint: &Path) -> anyhow::Result<Vec<u64>> {
     let mp = absolute(mountpoint)?;
     if is_live(&mp) {
         bail!("{} is already mounted by this daemon", mp.display());
     }
     // Mounts may be stacked: detach until no wsfs mount is left on top. Checked from mountinfo
     // first, so a hung mount is never stat'ed.
+    let mut detached = Vec::new();
     for _ in 0..16 {
         let stale = mounts()
             .context("reading /proc/self/mountinfo")?
             .into_iter()
-            .any(|m| m.mount_point == mp && m.is_wsfs());
-        if !stale {
+            .rfind(|m| m.mount_point == mp && m.is_wsfs());
+        let Some(stale) = stale else {
             break;
-        }
+        };
         detach(&mp, "left behind by an earlier daemon")?;
+        detached.push(stale.dev);
     }
     for _ in 0..16 {
         match std::fs::symlink_metadata(&mp) {
-            Ok(m) if m.is_dir() => return Ok(()),
+            Ok(m) if m.is_dir() => return Ok(detached),
             Ok(_) => bail!("mountpoint {} exists and is not a directory", mp.display()),
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
                 detach(&mp, "transport endpoint is not connected")?
@@ -162,7 +176,7 @@ pub fn prepare_mountpoint(mountpoint: &Path) -> anyhow::Result<()> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&mp)
                     .with_context(|| format!("creating mountpoint {}", mp.display()))?;
-                return Ok(());
+                return Ok(detached);
             }
             Err(e) => return Err(e).with_context(|| format!("mountpoint {}", mp.display())),
         }

@@ -259,6 +259,10 @@ pub async fn ps(client: &Client, json: bool) -> anyhow::Result<Outcome> {
             }
         )?;
     }
+    // What mountd's start could not recover, remount or give back to running containers.
+    for p in client.daemon().await?.problems {
+        eprintln!("wsfs: warning: {p}");
+    }
     Ok(Outcome::Ok)
 }
 
