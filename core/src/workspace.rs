@@ -321,6 +321,14 @@ impl Workspace {
         Journal::read(&self.dir.join("journal"))
     }
 
+    /// The records that touched any of `paths` or something below them (`wsfs blame`; see
+    /// [`crate::journal::blame::touches`]); every record when `paths` is empty. Content
+    /// written by inode and not hashed yet is recorded first, so the last write shows.
+    pub fn blame(&self, paths: &[RelPath]) -> Result<Vec<Record>> {
+        self.overlay.settle_written(None)?;
+        Ok(crate::journal::blame::select(self.log()?, paths))
+    }
+
     /// Walks the hash chain and re-hashes upper files against their recorded hashes.
     pub fn verify(&self) -> Result<api::VerifyReport> {
         self.settle_recovery();

@@ -21,6 +21,7 @@
 //! | `POST /v1/workspaces/{name}/commit` ([`CommitRequest`]) | NDJSON stream of [`CommitEvent`] |
 //! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
+//! | `POST /v1/workspaces/{name}/blame` ([`PathsRequest`]) | `[Record]` |
 //! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
 //! | `GET /v1/events` | Server-Sent Events, one [`wsfs::api::Event`] per `data:` line |
 //! | `GET /v1/token`, `POST /v1/token/rotate` (local socket only) | `TokenInfo` |
@@ -97,6 +98,7 @@ fn api_routes() -> Router<AppState> {
         .route("/commit", post(commit))
         .route("/discard", post(discard))
         .route("/log", get(log))
+        .route("/blame", post(blame))
         .route("/verify", get(verify));
     Router::new()
         .route("/v1/daemon", get(daemon))
@@ -427,6 +429,14 @@ async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Byte
 
 async fn log(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     blocking(move || Ok(s.registry.get(&name)?.ws.log()?)).await
+}
+
+async fn blame(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: PathsRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.blame(&req.paths)?)).await
 }
 
 async fn verify(State(s): State<AppState>, Path(name): Path<String>) -> Response {

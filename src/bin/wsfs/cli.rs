@@ -193,6 +193,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DateStyle::Local)]
         date: DateStyle,
     },
+    /// The journal records that touched PATHs (or anything below them), oldest first, with
+    /// the process that made each change.
+    Blame {
+        #[command(flatten)]
+        target: Target,
+        /// Show times in UTC; the default is local time with its offset.
+        #[arg(long, value_enum, default_value_t = DateStyle::Local)]
+        date: DateStyle,
+    },
     /// Check the journal's hash chain and that upper files match their recorded hashes.
     Verify {
         #[command(flatten)]

@@ -265,6 +265,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 render::log(&mut out, &records, date)?;
             }
         }
+        Command::Blame { target, date } => {
+            let list = client.list().await?;
+            let (ws, args) =
+                resolve::split_target(&list, target.workspace.as_deref(), &target.args)?;
+            if args.is_empty() {
+                return Err(resolve::UsageError(
+                    "wsfs blame: name a path; usage: wsfs blame [NAME] PATH...".into(),
+                )
+                .into());
+            }
+            // `.` at the project root selects every record, like `wsfs log`.
+            let paths = resolve::paths(&ws, &args)?;
+            let records = client.blame(&ws.name, &PathsRequest { paths }).await?;
+            if json {
+                print_json(&mut out, &records)?;
+            } else {
+                render::log(&mut out, &records, date)?;
+            }
+        }
         Command::Verify { ws } => {
             let ws = pick(&client, ws.get()).await?;
             let report = client.verify(&ws.name).await?;
