@@ -203,6 +203,11 @@ pub struct CommitRequest {
     /// Commit setuid/setgid bits (stripped otherwise).
     #[serde(default)]
     pub keep_setid: bool,
+    /// 3-way merge each text file the host changed since the workspace based its change on
+    /// it (`wsfs commit --merge`); apply the clean merges and the other changes, and report
+    /// what could not be merged as conflicts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge: bool,
 }
 
 /// A path the commit would not apply.
@@ -211,7 +216,7 @@ pub struct Conflict {
     /// The path.
     pub path: RelPath,
     /// Why: `host_changed`, `protected`, `unsafe_path`, `device` (a device node: never
-    /// committed, whatever the flags).
+    /// committed, whatever the flags); with `merge`: `merge_conflict`, `no_base`, `busy`.
     pub reason: String,
     /// The base the overlay recorded.
     pub base: EntryState,
@@ -258,6 +263,10 @@ pub struct CommitReport {
     /// Workspace-only secrets (paths a hide rule matches) left pending: never committed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<RelPath>,
+    /// Paths `merge` applied as a 3-way merge of the host's and the workspace's changes
+    /// (also in `applied`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<RelPath>,
 }
 
 /// Result of a discard.

@@ -279,9 +279,10 @@ impl Workspace {
         // Never commit past changes the journal has not recorded yet.
         self.overlay.finish_deferred_recovery()?;
         self.overlay.settle_written(None)?;
-        let mut report = commit::commit(
+        let mut report = commit::commit_merging(
             &self.overlay,
             &commit::backups_dir(&self.dir),
+            &self.meta().project,
             req,
             progress,
         )?;

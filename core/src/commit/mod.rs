@@ -13,10 +13,12 @@
 //! Files by job: `plan` (select, busy, conflict check, unchanged paths), `seen` (the host
 //! state the check read, reused and re-proved while applying), `apply` (the phases that write
 //! the host), `recover` (roll-forward), `workers` (thread pool and phase timer), `host`
-//! (safe host writes), `status` (pending changes).
+//! (safe host writes), `status` (pending changes), `merge` (`commit --merge`: 3-way merges of
+//! files the host changed).
 
 mod apply;
 pub mod host;
+pub mod merge;
 mod plan;
 mod recover;
 mod seen;
@@ -47,6 +49,46 @@ pub fn commit(
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
     commit_in(ov, backups_root, req, plan::Scope::default(), progress)
+}
+
+/// [`commit`], and with `req.merge`, first a 3-way merge of each text file the host changed
+/// since the workspace based its change on it (see [`merge`]): clean merges are written into
+/// the workspace and applied; the rest of the commit is applied too, and what could not be
+/// merged is reported as a conflict saying why (reason `no_base`, `merge_conflict`, `busy` or
+/// `host_changed`) and stays pending. `project` is the host project's path (its git
+/// repository holds the bases).
+pub fn commit_merging(
+    ov: &Overlay,
+    backups_root: &Path,
+    project: &Path,
+    req: &CommitRequest,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CommitReport> {
+    if !req.merge {
+        return commit(ov, backups_root, req, progress);
+    }
+    ov.journal().check_unchanged()?;
+    let first = plan::plan(ov, req, plan::Scope::default())?;
+    let prepared = merge::prepare(ov, project, req, &first.conflicts)?;
+    let scope = plan::Scope {
+        only: None,
+        partial: true,
+        merged: Some(&prepared.merged),
+    };
+    let mut report = commit_in(ov, backups_root, req, scope, progress)?;
+    for c in &mut report.conflicts {
+        if let Some((reason, hint)) = prepared.unresolved.get(&c.path) {
+            c.reason = reason.clone();
+            c.hint = hint.clone();
+        }
+    }
+    report.merged = report
+        .applied
+        .iter()
+        .filter(|p| prepared.merged.contains_key(*p))
+        .cloned()
+        .collect();
+    Ok(report)
 }
 
 /// [`commit`] narrowed to `scope`.

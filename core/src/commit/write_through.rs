@@ -45,6 +45,7 @@ pub fn flush_write_through(ov: &Overlay, backups_root: &Path) -> Result<Option<C
     let scope = Scope {
         only: Some(&only),
         partial: true,
+        merged: None,
     };
     let report = super::commit_in(
         ov,

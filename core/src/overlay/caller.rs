@@ -234,8 +234,18 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id();
-        let w = writer_of(pid).expect("a live child resolves");
-        assert_eq!((w.pid, w.comm.as_str()), (pid, "sleep"));
+        // Until the child has exec'd it carries this thread's name; the cached entry reads
+        // the name fresh, so it shows `sleep` from then on.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let w = writer_of(pid).expect("a live child resolves");
+            assert_eq!(w.pid, pid);
+            if w.comm == "sleep" {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "still {:?}", w.comm);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(writer_of(pid), None, "a dead pid answers from the cache");

@@ -19,7 +19,7 @@
 //! `copy_up`, `reconcile` (recovery: the journal brought in line with the upper layer),
 //! `namespace` (lookup, setattr, create/remove/rename/link), `files` (handles and I/O),
 //! `caller` (attribution of records to processes), `by_inode` (handle-less I/O and lazy hashing of the no-open mode), `dirs`
-//! (merged listings), `xattr`, `state` (reading entry states for the journal and status),
+//! (merged listings), `xattr`, `merged` (a commit's merge written into the workspace), `state` (reading entry states for the journal and status),
 //! `revert` (paths leaving the overlay after a commit or discard, and the kernel told to forget
 //! them); `tests` holds unit tests of these internals.
 
@@ -30,6 +30,7 @@ mod copy_up;
 mod dir_fds;
 mod dirs;
 mod files;
+mod merged;
 mod namespace;
 mod node;
 mod reconcile;

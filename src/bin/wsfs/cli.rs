@@ -162,6 +162,11 @@ pub enum Command {
         /// Keep setuid/setgid bits (stripped otherwise).
         #[arg(long)]
         keep_setid: bool,
+        /// 3-way merge text files the host changed since the workspace based its change on
+        /// them (when the base is HEAD's or the index's version in git and the changes do not
+        /// overlap); apply the merges and the other changes, report the rest as conflicts.
+        #[arg(long, conflicts_with = "force")]
+        merge: bool,
     },
     /// Write the pending changes (all, or those at or below PATHs; neither scratch nor git
     /// churn) as one commit on branch NAME of the host repository, parented on HEAD. The host's

@@ -196,6 +196,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             allow_protected,
             include_scratch,
             keep_setid,
+            merge,
         } => {
             let (ws, paths) = target_paths(&client, &target).await?;
             let req = CommitRequest {
@@ -205,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 allow_protected,
                 include_scratch,
                 keep_setid,
+                merge,
             };
             let bar = progress_bar(json);
             let started_ns = crate::interrupted::now_ns();

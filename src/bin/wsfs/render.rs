@@ -526,7 +526,11 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
         }
     }
     for p in &r.applied {
-        writeln!(out, "{verb}  {p}")?;
+        if r.merged.contains(p) {
+            writeln!(out, "{verb}  {p} (merged with the host's changes)")?;
+        } else {
+            writeln!(out, "{verb}  {p}")?;
+        }
     }
     if r.applied.is_empty() && r.busy.is_empty() {
         if !r.secrets.is_empty() {
