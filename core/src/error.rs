@@ -137,6 +137,10 @@ pub enum Error {
     /// A git command failed; the message carries its stderr.
     #[error("{0}")]
     GitFailed(String),
+    /// A commit's hunk selection no longer matches the file's diff (it changed since it was
+    /// shown), or names a path whose hunks cannot be chosen; the message names the path.
+    #[error("{0}")]
+    HunksRefused(String),
 }
 
 impl Error {
@@ -261,6 +265,7 @@ impl Error {
             | Error::JournalCorrupt { .. }
             | Error::Encoding(_)
             | Error::GitRefused(_)
+            | Error::HunksRefused(_)
             | Error::GitFailed(_) => libc::EIO,
         }
     }

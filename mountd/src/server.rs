@@ -512,6 +512,10 @@ mod tests {
             StatusCode::NOT_FOUND
         );
         assert_eq!(status(wsfs::Error::exists(&p)), StatusCode::CONFLICT);
+        assert_eq!(
+            status(wsfs::Error::HunksRefused("a/b: hunk 1 changed".into())),
+            StatusCode::CONFLICT
+        );
         assert_eq!(status(wsfs::Error::not_empty(&p)), StatusCode::CONFLICT);
         assert_eq!(
             status(wsfs::Error::WorkspaceExists("w".into())),

@@ -141,13 +141,13 @@ fn base_from_git(git: &Git, path: &RelPath, base: &ContentHash) -> Option<Vec<u8
 }
 
 /// The regular file at `path` below `root`, walked with `O_NOFOLLOW`.
-fn read_at(root: std::os::fd::BorrowedFd<'_>, path: &RelPath) -> Result<Vec<u8>> {
+pub(super) fn read_at(root: std::os::fd::BorrowedFd<'_>, path: &RelPath) -> Result<Vec<u8>> {
     use std::io::Read;
     let (parent, name) = path
         .split_last()
         .ok_or_else(|| crate::error::Error::not_found(path))?;
     let dir = sys::walk_dirs(root, &parent).ctx("open", path)?;
-    let fd = sys::openat(dir.as_fd(), &name, libc::O_RDONLY, 0).ctx("open", path)?;
+    let fd = sys::openat(dir.as_fd(), name, libc::O_RDONLY, 0).ctx("open", path)?;
     let mut data = Vec::new();
     std::fs::File::from(fd)
         .read_to_end(&mut data)

@@ -18,6 +18,7 @@
 
 mod apply;
 pub mod host;
+pub(crate) mod hunks;
 pub mod merge;
 mod plan;
 mod recover;
@@ -64,6 +65,9 @@ pub fn commit_merging(
     req: &CommitRequest,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
+    if !req.hunks.is_empty() {
+        return commit_hunks(ov, backups_root, req, progress);
+    }
     if !req.merge {
         return commit(ov, backups_root, req, progress);
     }
@@ -74,6 +78,7 @@ pub fn commit_merging(
         only: None,
         partial: true,
         merged: Some(&prepared.merged),
+        hunks: None,
     };
     let mut report = commit_in(ov, backups_root, req, scope, progress)?;
     for c in &mut report.conflicts {
@@ -86,6 +91,43 @@ pub fn commit_merging(
         .applied
         .iter()
         .filter(|p| prepared.merged.contains_key(*p))
+        .cloned()
+        .collect();
+    Ok(report)
+}
+
+/// A commit of the hunks `req.hunks` chooses (see [`hunks`]) and of the whole changes at
+/// `req.paths`.
+fn commit_hunks(
+    ov: &Overlay,
+    backups_root: &Path,
+    req: &CommitRequest,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CommitReport> {
+    ov.journal().check_unchanged()?;
+    let scratch = backups_root.parent().unwrap_or(backups_root);
+    let (partial, whole) = hunks::prepare(ov, req, scratch)?;
+    let mut whole_req = req.clone();
+    whole_req.hunks.clear();
+    whole_req.paths.extend(whole);
+    whole_req.paths.extend(partial.keys().cloned());
+    if whole_req.paths.is_empty() {
+        return Ok(CommitReport {
+            dry_run: req.dry_run,
+            ..Default::default()
+        });
+    }
+    let scope = plan::Scope {
+        only: None,
+        partial: false,
+        merged: None,
+        hunks: Some(&partial),
+    };
+    let mut report = commit_in(ov, backups_root, &whole_req, scope, progress)?;
+    report.partial = report
+        .applied
+        .iter()
+        .filter(|p| partial.contains_key(*p))
         .cloned()
         .collect();
     Ok(report)
@@ -127,9 +169,17 @@ fn commit_in(
     let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
     report.id = id.clone();
     timer.lap(&id, "select and check for conflicts");
+    // A file committed in part is never rolled forward with the workspace's whole file
+    // (see `hunks`): it is not listed.
+    let whole: Vec<RelPath> = report
+        .applied
+        .iter()
+        .filter(|p| scope.hunks.is_none_or(|h| !h.contains_key(*p)))
+        .cloned()
+        .collect();
     ov.record_durable(Draft::control(Op::CommitBegin {
         id: id.clone(),
-        paths: report.applied.clone(),
+        paths: whole,
     }))?;
     crate::fault::commit_step("after commit_begin");
     let backup_dir = backups_root.join(&id);

@@ -3,8 +3,10 @@
 //! hold no change.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
+use super::hunks::Partial;
 use super::seen::Seen;
 use super::status;
 use crate::api::{Change, CommitRequest, Conflict};
@@ -19,6 +21,9 @@ use crate::sys;
 pub(super) struct Checked {
     pub change: Change,
     pub host: Seen,
+    /// Where to read the content from instead of the upper file (a partial file, whose
+    /// `change.current` is then the partial state).
+    pub src: Option<Arc<OwnedFd>>,
 }
 
 /// What a commit request comes to before anything is written.
@@ -45,6 +50,8 @@ pub(super) struct Scope<'a> {
     /// Paths `commit --merge` merged into the workspace, with the host content each merge
     /// was made against: that host content is no conflict for them.
     pub merged: Option<&'a HashMap<RelPath, ContentHash>>,
+    /// Files committed in part (`commit -p`): the content the host gets instead.
+    pub hunks: Option<&'a HashMap<RelPath, Partial>>,
 }
 
 impl Scope<'_> {
@@ -77,7 +84,15 @@ pub(super) fn plan(ov: &Overlay, req: &CommitRequest, scope: Scope<'_>) -> Resul
     let mut held_sources = HashSet::new();
     for change in selected {
         match check(ov, &change, req, scope, &deleted, &new_dirs)? {
-            Verdict::Apply(host) => ready.push(Checked { change, host }),
+            Verdict::Apply(host) => {
+                let part = scope.hunks.and_then(|h| h.get(&change.path));
+                let mut change = change;
+                if let Some(p) = part {
+                    change.current = p.state.clone();
+                }
+                let src = part.map(|p| p.src.clone());
+                ready.push(Checked { change, host, src })
+            }
             Verdict::Conflict(x) => {
                 held_sources.extend(change.from);
                 conflicts.push(x);

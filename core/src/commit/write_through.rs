@@ -46,6 +46,7 @@ pub fn flush_write_through(ov: &Overlay, backups_root: &Path) -> Result<Option<C
         only: Some(&only),
         partial: true,
         merged: None,
+        hunks: None,
     };
     let report = super::commit_in(
         ov,

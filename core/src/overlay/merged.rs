@@ -36,7 +36,7 @@ impl Overlay {
         }
         let (parent, name) = path.split_last().ok_or_else(|| Error::not_found(path))?;
         let dir = sys::walk_dirs(self.upper_root.as_fd(), &parent).ctx("open", path)?;
-        let st = sys::lstatat(dir.as_fd(), &name).ctx("lstat", path)?;
+        let st = sys::lstatat(dir.as_fd(), name).ctx("lstat", path)?;
         let tmp = self.tmp_name();
         let tmp = OsStr::new(&tmp);
         let work = self.work_root.as_fd();
@@ -53,7 +53,7 @@ impl Overlay {
             sys::chmod_fd(file.as_fd(), st.st_mode & 0o7777).ctx("chmod", path)?;
             file.write_all(bytes).ctx("write", path)?;
             sys::fsync(file.as_fd(), false).ctx("fsync", path)?;
-            sys::renameat2(work, tmp, dir.as_fd(), &name, 0).ctx("rename", path)
+            sys::renameat2(work, tmp, dir.as_fd(), name, 0).ctx("rename", path)
         })();
         if let Err(e) = written {
             let _ = sys::unlinkat(work, tmp, false);

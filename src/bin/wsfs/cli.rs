@@ -167,6 +167,10 @@ pub enum Command {
         /// overlap); apply the merges and the other changes, report the rest as conflicts.
         #[arg(long, conflicts_with = "force")]
         merge: bool,
+        /// Choose hunks interactively, like `git add -p` (y/n/q/a/d/?): chosen hunks are
+        /// committed, a file's other hunks stay pending. Needs a terminal.
+        #[arg(short = 'p', long, conflicts_with_all = ["merge", "dry_run"])]
+        patch: bool,
     },
     /// Write the pending changes (all, or those at or below PATHs; neither scratch nor git
     /// churn) as one commit on branch NAME of the host repository, parented on HEAD. The host's

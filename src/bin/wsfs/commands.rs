@@ -197,9 +197,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             include_scratch,
             keep_setid,
             merge,
+            patch,
         } => {
             let (ws, paths) = target_paths(&client, &target).await?;
-            let req = CommitRequest {
+            let mut req = CommitRequest {
                 paths,
                 dry_run,
                 force,
@@ -207,7 +208,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 include_scratch,
                 keep_setid,
                 merge,
+                hunks: Vec::new(),
             };
+            if patch {
+                if !std::io::stdin().is_terminal() {
+                    return Err(resolve::UsageError(
+                        "wsfs commit -p asks about each hunk and needs a terminal;                          send `hunks` through the API (docs/api.md) to choose without one"
+                            .into(),
+                    )
+                    .into());
+                }
+                let diffs = client
+                    .diff(
+                        &ws.name,
+                        &PathsRequest {
+                            paths: req.paths.clone(),
+                        },
+                        Show::Review,
+                    )
+                    .await?;
+                let chosen = crate::interactive::choose(
+                    &diffs,
+                    &mut std::io::stdin().lock(),
+                    &mut std::io::stdout(),
+                )?;
+                if chosen.is_empty() {
+                    writeln!(out, "nothing chosen, nothing committed")?;
+                    return Ok(Outcome::Ok);
+                }
+                req.paths = chosen.paths;
+                req.hunks = chosen.hunks;
+            }
             let bar = progress_bar(json);
             let started_ns = crate::interrupted::now_ns();
             let report = client

@@ -528,6 +528,8 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
     for p in &r.applied {
         if r.merged.contains(p) {
             writeln!(out, "{verb}  {p} (merged with the host's changes)")?;
+        } else if r.partial.contains(p) {
+            writeln!(out, "{verb}  {p} (chosen hunks; the rest stays pending)")?;
         } else {
             writeln!(out, "{verb}  {p}")?;
         }
