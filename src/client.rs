@@ -357,6 +357,15 @@ impl Client {
         self.call(Method::GET, &ws(name, "log"), None::<&()>).await
     }
 
+    /// `POST /v1/workspaces/{name}/blame`: the records that touched `req.paths`.
+    pub async fn blame(
+        &self,
+        name: &str,
+        req: &api::PathsRequest,
+    ) -> ClientResult<Vec<crate::journal::record::Record>> {
+        self.call(Method::POST, &ws(name, "blame"), Some(req)).await
+    }
+
     /// `GET /v1/workspaces/{name}/verify`.
     pub async fn verify(&self, name: &str) -> ClientResult<api::VerifyReport> {
         self.call(Method::GET, &ws(name, "verify"), None::<&()>)

@@ -1,6 +1,8 @@
 //! Journal benchmarks (criterion): append throughput of a typical `write` record with a 40-byte
-//! path (one thread, and four threads sharing one journal), append + fdatasync, and replay of a
-//! 100,000-record journal. `cargo bench --bench journal`; figures go to docs/journal.md.
+//! path (one thread, and four threads sharing one journal; with and without attribution: the
+//! writer resolved through the per-thread cache and carried in the record, as the overlay
+//! appends a FUSE request's records), append + fdatasync, and replay of a 100,000-record
+//! journal. `cargo bench --bench journal`; figures go to docs/journal.md.
 //!
 //! Files live under `CARGO_TARGET_TMPDIR` (the target directory's disk), not `/tmp`, so the
 //! figures are those of a real filesystem.
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wsfs_core::hash::ContentHash;
 use wsfs_core::journal::{codec, Draft, EntryState, Journal, Op, Record};
+use wsfs_core::overlay::caller;
 use wsfs_core::RelPath;
 
 /// A 40-byte path.
@@ -36,9 +39,16 @@ fn tmpdir() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
 }
 
+/// This thread's id (what FUSE reports as a request's pid).
+fn own_tid() -> u32 {
+    let link = std::fs::read_link("/proc/thread-self").unwrap();
+    link.file_name().unwrap().to_str().unwrap().parse().unwrap()
+}
+
 /// Times `iters` appends split over `threads` threads, each sample on a fresh journal file (so
 /// the file stays small and the figures do not depend on how many samples ran before).
-fn timed_appends(iters: u64, threads: u64) -> Duration {
+/// `attributed`: each record carries its writer, looked up as the overlay looks it up.
+fn timed_appends(iters: u64, threads: u64, attributed: bool) -> Duration {
     let dir = tmpdir();
     let (j, _) = Journal::open(&dir.path().join("journal")).unwrap();
     let j = Arc::new(j);
@@ -49,8 +59,13 @@ fn timed_appends(iters: u64, threads: u64) -> Duration {
             let (j, draft) = (j.clone(), draft.clone());
             let n = iters / threads + u64::from(t < iters % threads);
             s.spawn(move || {
+                let tid = own_tid();
                 for _ in 0..n {
-                    j.append(draft.clone()).unwrap();
+                    let mut d = draft.clone();
+                    if attributed {
+                        d.by = caller::writer_of(tid);
+                    }
+                    j.append(d).unwrap();
                 }
             });
         }
@@ -62,10 +77,16 @@ fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("journal");
     g.throughput(Throughput::Elements(1));
     g.bench_function("append write 40B path", |b| {
-        b.iter_custom(|iters| timed_appends(iters, 1))
+        b.iter_custom(|iters| timed_appends(iters, 1, false))
+    });
+    g.bench_function("append write 40B path, attributed", |b| {
+        b.iter_custom(|iters| timed_appends(iters, 1, true))
     });
     g.bench_function("append write 40B path, 4 threads", |b| {
-        b.iter_custom(|iters| timed_appends(iters, 4))
+        b.iter_custom(|iters| timed_appends(iters, 4, false))
+    });
+    g.bench_function("append write 40B path, 4 threads, attributed", |b| {
+        b.iter_custom(|iters| timed_appends(iters, 4, true))
     });
     g.sample_size(20);
     g.bench_function("append_durable (append + fdatasync)", |b| {

@@ -178,6 +178,42 @@ pub struct FileDiff {
     /// Both sides have the same bytes (a pure rename or a mode change).
     #[serde(default)]
     pub same_content: bool,
+    /// The hunks of `unified`, in order, each choosable on its own in a commit
+    /// ([`CommitRequest::hunks`]); empty for binary files and for no content change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hunks: Vec<Hunk>,
+}
+
+/// One hunk of a text file's diff.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hunk {
+    /// Index in the file's hunks, from 0.
+    pub id: u32,
+    /// blake3 of `text`: a selection naming a hunk by id must carry it, so a selection
+    /// made before the file changed is refused.
+    pub hash: ContentHash,
+    /// The hunk as the unified diff shows it: its `@@ -a,b +c,d @@` line and its lines.
+    pub text: String,
+}
+
+/// Hunks chosen from one file (see [`CommitRequest::hunks`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HunkSelection {
+    /// The file.
+    pub path: RelPath,
+    /// The hunks to commit, by id and hash (as the diff gave them).
+    pub hunks: Vec<HunkRef>,
+}
+
+/// A hunk named by its id and hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HunkRef {
+    /// [`Hunk::id`].
+    pub id: u32,
+    /// [`Hunk::hash`].
+    pub hash: ContentHash,
 }
 
 /// `POST /v1/workspaces/{name}/commit` body.
@@ -203,6 +239,19 @@ pub struct CommitRequest {
     /// Commit setuid/setgid bits (stripped otherwise).
     #[serde(default)]
     pub keep_setid: bool,
+    /// 3-way merge each text file the host changed since the workspace based its change on
+    /// it (`wsfs commit --merge`); apply the clean merges and the other changes, and report
+    /// what could not be merged as conflicts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge: bool,
+    /// Parts of files to commit (`wsfs commit -p`): each listed file gets the host's
+    /// content with only the chosen hunks applied, and stays pending with the rest, rebased
+    /// on what was committed. When given, the commit covers these files and the whole
+    /// changes at `paths` only (empty `paths` then means none). A hunk whose hash no longer
+    /// matches is refused (409) naming the path; a file the host changed since the workspace
+    /// based its change on it is a conflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hunks: Vec<HunkSelection>,
 }
 
 /// A path the commit would not apply.
@@ -211,7 +260,7 @@ pub struct Conflict {
     /// The path.
     pub path: RelPath,
     /// Why: `host_changed`, `protected`, `unsafe_path`, `device` (a device node: never
-    /// committed, whatever the flags).
+    /// committed, whatever the flags); with `merge`: `merge_conflict`, `no_base`, `busy`.
     pub reason: String,
     /// The base the overlay recorded.
     pub base: EntryState,
@@ -258,6 +307,14 @@ pub struct CommitReport {
     /// Workspace-only secrets (paths a hide rule matches) left pending: never committed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<RelPath>,
+    /// Paths of `applied` committed in part (`hunks`): they stay pending with the hunks
+    /// left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial: Vec<RelPath>,
+    /// Paths `merge` applied as a 3-way merge of the host's and the workspace's changes
+    /// (also in `applied`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged: Vec<RelPath>,
 }
 
 /// Result of a discard.

@@ -247,6 +247,7 @@ pub fn file_diff(change: Change, old: Option<Vec<u8>>, new: Option<Vec<u8>>) -> 
             removed_lines: 0,
             similarity,
             same_content: old == new,
+            hunks: Vec::new(),
         };
     }
     let (a, b) = (String::from_utf8_lossy(&old), String::from_utf8_lossy(&new));
@@ -269,6 +270,10 @@ pub fn file_diff(change: Change, old: Option<Vec<u8>>, new: Option<Vec<u8>>) -> 
             &format!("b/{}", change.path.display()),
         )
         .to_string();
+    let hunks = crate::commit::hunks::hunks(&a, &b)
+        .into_iter()
+        .map(|s| s.hunk)
+        .collect();
     FileDiff {
         change,
         unified,
@@ -277,6 +282,7 @@ pub fn file_diff(change: Change, old: Option<Vec<u8>>, new: Option<Vec<u8>>) -> 
         removed_lines: removed,
         similarity,
         same_content: old == new,
+        hunks,
     }
 }
 

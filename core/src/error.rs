@@ -140,6 +140,10 @@ pub enum Error {
     /// The content store failed (see [`crate::store`]).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A commit's hunk selection no longer matches the file's diff (it changed since it was
+    /// shown), or names a path whose hunks cannot be chosen; the message names the path.
+    #[error("{0}")]
+    HunksRefused(String),
 }
 
 impl Error {
@@ -264,8 +268,6 @@ impl Error {
             | Error::JournalCorrupt { .. }
             | Error::Encoding(_)
             | Error::GitRefused(_)
-            | Error::GitFailed(_)
-            | Error::Store(_) => libc::EIO,
         }
     }
 

@@ -289,9 +289,10 @@ impl Workspace {
         // Never commit past changes the journal has not recorded yet.
         self.overlay.finish_deferred_recovery()?;
         self.overlay.settle_written(None)?;
-        let mut report = commit::commit(
+        let mut report = commit::commit_merging(
             &self.overlay,
             &commit::backups_dir(&self.dir),
+            &self.meta().project,
             req,
             progress,
         )?;
@@ -329,6 +330,14 @@ impl Workspace {
     /// Every journal record.
     pub fn log(&self) -> Result<Vec<Record>> {
         Journal::read(&self.dir.join("journal"))
+    }
+
+    /// The records that touched any of `paths` or something below them (`wsfs blame`; see
+    /// [`crate::journal::blame::touches`]); every record when `paths` is empty. Content
+    /// written by inode and not hashed yet is recorded first, so the last write shows.
+    pub fn blame(&self, paths: &[RelPath]) -> Result<Vec<Record>> {
+        self.overlay.settle_written(None)?;
+        Ok(crate::journal::blame::select(self.log()?, paths))
     }
 
     /// Walks the hash chain and re-hashes upper files against their recorded hashes.

@@ -49,7 +49,8 @@ impl From<wsfs::Error> for Failure {
             | E::Stale(_)
             | E::WorkspaceExists(_)
             | E::WorkspaceBusy { .. }
-            | E::GitRefused(_) => Failure::Conflict,
+            | E::GitRefused(_)
+            | E::HunksRefused(_) => Failure::Conflict,
             E::InvalidName(_)
             | E::InvalidArgument(_)
             | E::NotADirectory(_)

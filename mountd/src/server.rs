@@ -21,6 +21,7 @@
 //! | `POST /v1/workspaces/{name}/commit` ([`CommitRequest`]) | NDJSON stream of [`CommitEvent`] |
 //! | `POST /v1/workspaces/{name}/discard` ([`PathsRequest`]) | `DiscardReport` |
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
+//! | `POST /v1/workspaces/{name}/blame` ([`PathsRequest`]) | `[Record]` |
 //! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
 //! | `GET /v1/events` | Server-Sent Events, one [`wsfs::api::Event`] per `data:` line |
 //! | `GET /v1/workspaces/{name}/terminal` | WebSocket to a shell ([`crate::ui::terminal`]) |
@@ -100,6 +101,7 @@ fn api_routes() -> Router<AppState> {
         .route("/commit", post(commit))
         .route("/discard", post(discard))
         .route("/log", get(log))
+        .route("/blame", post(blame))
         .route("/verify", get(verify))
         .route("/terminal", get(crate::ui::terminal::open));
     Router::new()
@@ -436,6 +438,14 @@ async fn log(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     blocking(move || Ok(s.registry.get(&name)?.ws.log()?)).await
 }
 
+async fn blame(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: PathsRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.blame(&req.paths)?)).await
+}
+
 async fn verify(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     blocking(move || Ok(s.registry.get(&name)?.ws.verify()?)).await
 }
@@ -509,6 +519,10 @@ mod tests {
             StatusCode::NOT_FOUND
         );
         assert_eq!(status(wsfs::Error::exists(&p)), StatusCode::CONFLICT);
+        assert_eq!(
+            status(wsfs::Error::HunksRefused("a/b: hunk 1 changed".into())),
+            StatusCode::CONFLICT
+        );
         assert_eq!(status(wsfs::Error::not_empty(&p)), StatusCode::CONFLICT);
         assert_eq!(
             status(wsfs::Error::WorkspaceExists("w".into())),

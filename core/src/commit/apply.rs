@@ -9,6 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::host;
 use super::plan::{ancestors, drifted, Checked};
@@ -83,6 +84,8 @@ struct Staged {
     change: Change,
     /// What the host must still hold at `name` when the entry is renamed over it.
     expect: Seen,
+    /// The content to write, when not the upper file's (a file committed in part).
+    src: Option<Arc<OwnedFd>>,
 }
 
 /// A regular file to write into its temporary file.
@@ -225,6 +228,7 @@ impl Applier<'_> {
                         name,
                         change: c.clone(),
                         expect,
+                        src: checked.src.clone(),
                     });
                 }
                 EntryState::Symlink { target } => {
@@ -240,6 +244,7 @@ impl Applier<'_> {
                         name,
                         change: c.clone(),
                         expect,
+                        src: None,
                     });
                 }
                 EntryState::Special { mode, .. } => {
@@ -261,6 +266,7 @@ impl Applier<'_> {
                         name,
                         change: c.clone(),
                         expect,
+                        src: None,
                     });
                 }
                 EntryState::Absent => {}
@@ -445,10 +451,13 @@ fn parent_of(path: &RelPath) -> RelPath {
 /// it is left pending rather than committed half written or under a stale record.
 fn stage_file(ov: &Overlay, s: &Staged, mode: u32, owner: (u32, u32), fsync: bool) -> Result<bool> {
     let path = &s.change.path;
-    let src = match open_upper(ov, path) {
-        Ok(fd) => fd,
-        Err(e) if e.is_errno(libc::ENOENT) => return Ok(false),
-        Err(e) => return Err(e),
+    let src = match &s.src {
+        Some(fd) => fd.clone(),
+        None => match open_upper(ov, path) {
+            Ok(fd) => Arc::new(fd),
+            Err(e) if e.is_errno(libc::ENOENT) => return Ok(false),
+            Err(e) => return Err(e),
+        },
     };
     let written = host::write_tmp(src.as_fd(), s.dir.as_fd(), &s.tmp, mode, owner, path, fsync)?;
     let expected = match &s.change.current {

@@ -13,10 +13,13 @@
 //! Files by job: `plan` (select, busy, conflict check, unchanged paths), `seen` (the host
 //! state the check read, reused and re-proved while applying), `apply` (the phases that write
 //! the host), `recover` (roll-forward), `workers` (thread pool and phase timer), `host`
-//! (safe host writes), `status` (pending changes).
+//! (safe host writes), `status` (pending changes), `merge` (`commit --merge`: 3-way merges of
+//! files the host changed).
 
 mod apply;
 pub mod host;
+pub(crate) mod hunks;
+pub mod merge;
 mod plan;
 mod recover;
 mod seen;
@@ -47,6 +50,87 @@ pub fn commit(
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
     commit_in(ov, backups_root, req, plan::Scope::default(), progress)
+}
+
+/// [`commit`], and with `req.merge`, first a 3-way merge of each text file the host changed
+/// since the workspace based its change on it (see [`merge`]): clean merges are written into
+/// the workspace and applied; the rest of the commit is applied too, and what could not be
+/// merged is reported as a conflict saying why (reason `no_base`, `merge_conflict`, `busy` or
+/// `host_changed`) and stays pending. `project` is the host project's path (its git
+/// repository holds the bases).
+pub fn commit_merging(
+    ov: &Overlay,
+    backups_root: &Path,
+    project: &Path,
+    req: &CommitRequest,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CommitReport> {
+    if !req.hunks.is_empty() {
+        return commit_hunks(ov, backups_root, req, progress);
+    }
+    if !req.merge {
+        return commit(ov, backups_root, req, progress);
+    }
+    ov.journal().check_unchanged()?;
+    let first = plan::plan(ov, req, plan::Scope::default())?;
+    let prepared = merge::prepare(ov, project, req, &first.conflicts)?;
+    let scope = plan::Scope {
+        only: None,
+        partial: true,
+        merged: Some(&prepared.merged),
+        hunks: None,
+    };
+    let mut report = commit_in(ov, backups_root, req, scope, progress)?;
+    for c in &mut report.conflicts {
+        if let Some((reason, hint)) = prepared.unresolved.get(&c.path) {
+            c.reason = reason.clone();
+            c.hint = hint.clone();
+        }
+    }
+    report.merged = report
+        .applied
+        .iter()
+        .filter(|p| prepared.merged.contains_key(*p))
+        .cloned()
+        .collect();
+    Ok(report)
+}
+
+/// A commit of the hunks `req.hunks` chooses (see [`hunks`]) and of the whole changes at
+/// `req.paths`.
+fn commit_hunks(
+    ov: &Overlay,
+    backups_root: &Path,
+    req: &CommitRequest,
+    progress: &dyn Fn(u64, u64),
+) -> Result<CommitReport> {
+    ov.journal().check_unchanged()?;
+    let scratch = backups_root.parent().unwrap_or(backups_root);
+    let (partial, whole) = hunks::prepare(ov, req, scratch)?;
+    let mut whole_req = req.clone();
+    whole_req.hunks.clear();
+    whole_req.paths.extend(whole);
+    whole_req.paths.extend(partial.keys().cloned());
+    if whole_req.paths.is_empty() {
+        return Ok(CommitReport {
+            dry_run: req.dry_run,
+            ..Default::default()
+        });
+    }
+    let scope = plan::Scope {
+        only: None,
+        partial: false,
+        merged: None,
+        hunks: Some(&partial),
+    };
+    let mut report = commit_in(ov, backups_root, &whole_req, scope, progress)?;
+    report.partial = report
+        .applied
+        .iter()
+        .filter(|p| partial.contains_key(*p))
+        .cloned()
+        .collect();
+    Ok(report)
 }
 
 /// [`commit`] narrowed to `scope`.
@@ -85,9 +169,17 @@ fn commit_in(
     let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
     report.id = id.clone();
     timer.lap(&id, "select and check for conflicts");
+    // A file committed in part is never rolled forward with the workspace's whole file
+    // (see `hunks`): it is not listed.
+    let whole: Vec<RelPath> = report
+        .applied
+        .iter()
+        .filter(|p| scope.hunks.is_none_or(|h| !h.contains_key(*p)))
+        .cloned()
+        .collect();
     ov.record_durable(Draft::control(Op::CommitBegin {
         id: id.clone(),
-        paths: report.applied.clone(),
+        paths: whole,
     }))?;
     crate::fault::commit_step("after commit_begin");
     let backup_dir = backups_root.join(&id);

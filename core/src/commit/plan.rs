@@ -2,13 +2,16 @@
 //! has them open, the conflict check of each against the host, and the touched paths that
 //! hold no change.
 
-use std::collections::{BTreeSet, HashSet};
-use std::os::fd::AsFd;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 
+use super::hunks::Partial;
 use super::seen::Seen;
 use super::status;
 use crate::api::{Change, CommitRequest, Conflict};
 use crate::error::{IoContext, Result};
+use crate::hash::ContentHash;
 use crate::journal::record::EntryState;
 use crate::overlay::Overlay;
 use crate::relpath::RelPath;
@@ -18,6 +21,9 @@ use crate::sys;
 pub(super) struct Checked {
     pub change: Change,
     pub host: Seen,
+    /// Where to read the content from instead of the upper file (a partial file, whose
+    /// `change.current` is then the partial state).
+    pub src: Option<Arc<OwnedFd>>,
 }
 
 /// What a commit request comes to before anything is written.
@@ -38,9 +44,14 @@ pub(super) struct Scope<'a> {
     /// Only these exact paths (nothing below them unless listed); `None`: all the request
     /// covers.
     pub only: Option<&'a HashSet<RelPath>>,
-    /// Apply what passes the check even when other paths conflict (write-through); the
-    /// default is all or nothing.
+    /// Apply what passes the check even when other paths conflict (write-through, merge);
+    /// the default is all or nothing.
     pub partial: bool,
+    /// Paths `commit --merge` merged into the workspace, with the host content each merge
+    /// was made against: that host content is no conflict for them.
+    pub merged: Option<&'a HashMap<RelPath, ContentHash>>,
+    /// Files committed in part (`commit -p`): the content the host gets instead.
+    pub hunks: Option<&'a HashMap<RelPath, Partial>>,
 }
 
 impl Scope<'_> {
@@ -72,8 +83,16 @@ pub(super) fn plan(ov: &Overlay, req: &CommitRequest, scope: Scope<'_>) -> Resul
     let mut conflicts = Vec::new();
     let mut held_sources = HashSet::new();
     for change in selected {
-        match check(ov, &change, req, &deleted, &new_dirs)? {
-            Verdict::Apply(host) => ready.push(Checked { change, host }),
+        match check(ov, &change, req, scope, &deleted, &new_dirs)? {
+            Verdict::Apply(host) => {
+                let part = scope.hunks.and_then(|h| h.get(&change.path));
+                let mut change = change;
+                if let Some(p) = part {
+                    change.current = p.state.clone();
+                }
+                let src = part.map(|p| p.src.clone());
+                ready.push(Checked { change, host, src })
+            }
             Verdict::Conflict(x) => {
                 held_sources.extend(change.from);
                 conflicts.push(x);
@@ -137,6 +156,7 @@ fn check(
     ov: &Overlay,
     c: &Change,
     req: &CommitRequest,
+    scope: Scope<'_>,
     deleted: &HashSet<RelPath>,
     new_dirs: &HashSet<RelPath>,
 ) -> Result<Verdict> {
@@ -170,7 +190,8 @@ fn check(
     }
     let seen = Seen::read(ov, &c.path)?;
     let host = &seen.state;
-    if drifted(host, c) && !req.force {
+    if drifted(host, c) && !req.force && !super::merge::merged_against(scope.merged, &c.path, host)
+    {
         return Ok(Verdict::Conflict(conflict(c, "host_changed", host.clone(),
             format!("{} changed on the host since the workspace based its change on it; compare with `wsfs diff`, then commit with --force (the host version is backed up) or discard", c.path))));
     }

@@ -361,3 +361,77 @@ fn a_file_left_pending_in_a_committed_directory_is_still_recorded_at_its_close()
     assert_eq!(r.applied, vec![p("d/f")]);
     assert_eq!(fx.host_read("d/f").unwrap(), b"one\ntwo\n");
 }
+
+/// `commit -p` through the API: the chosen hunks reach the host, the file stays pending with
+/// the rest (rebased, so its diff shows only those), and a selection whose hash no longer
+/// matches is refused naming the path, changing nothing.
+#[test]
+fn chosen_hunks_are_committed_and_the_rest_stays_pending() {
+    use crate::api::{HunkRef, HunkSelection};
+    let base: String = (1..=30).map(|i| format!("l{i}\n")).collect();
+    let fx = TestWorkspace::new(&[("a", base.as_str())]);
+    let ours = base
+        .replace("l2\n", "l2 changed\n")
+        .replace("l28\n", "l28\nadded\n");
+    crate::testing::write(fx.ov(), "a", ours.as_bytes());
+    let diff = fx.ws().diff(&[p("a")]).unwrap();
+    let hunks = diff[0].hunks.clone();
+    assert_eq!(hunks.len(), 2, "{diff:?}");
+    let pick = |h: &crate::api::Hunk| HunkRef {
+        id: h.id,
+        hash: h.hash,
+    };
+    let req = |refs: Vec<HunkRef>| CommitRequest {
+        hunks: vec![HunkSelection {
+            path: p("a"),
+            hunks: refs,
+        }],
+        ..Default::default()
+    };
+    let stale = HunkRef {
+        id: 1,
+        hash: hunks[0].hash,
+    };
+    let err = fx.ws().commit(&req(vec![stale]), &|_, _| {}).unwrap_err();
+    assert!(
+        matches!(err, crate::Error::HunksRefused(ref m) if m.starts_with("a: ")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(fx.host("a")).unwrap(), base);
+
+    let r = fx
+        .ws()
+        .commit(&req(vec![pick(&hunks[1])]), &|_, _| {})
+        .unwrap();
+    assert_eq!(
+        (r.applied.clone(), r.partial.clone()),
+        (vec![p("a")], vec![p("a")])
+    );
+    let host = base.replace("l28\n", "l28\nadded\n");
+    assert_eq!(std::fs::read_to_string(fx.host("a")).unwrap(), host);
+    assert_eq!(crate::testing::read(fx.ov(), "a").unwrap(), ours.as_bytes());
+    let left = fx.ws().diff(&[p("a")]).unwrap();
+    assert_eq!(left[0].hunks.len(), 1);
+    assert_eq!(left[0].hunks[0].text, hunks[0].text);
+    // The commit did not list the partial file for a roll-forward.
+    let begin = fx
+        .ws()
+        .log()
+        .unwrap()
+        .into_iter()
+        .find_map(|r| match r.draft.op {
+            crate::journal::Op::CommitBegin { paths, .. } => Some(paths),
+            _ => None,
+        })
+        .unwrap();
+    assert!(begin.is_empty(), "{begin:?}");
+
+    // The last hunk: now the whole change; the file leaves the overlay.
+    let r = fx
+        .ws()
+        .commit(&req(vec![pick(&left[0].hunks[0])]), &|_, _| {})
+        .unwrap();
+    assert_eq!((r.applied, r.partial), (vec![p("a")], vec![]));
+    assert_eq!(std::fs::read_to_string(fx.host("a")).unwrap(), ours);
+    assert!(fx.ws().status().unwrap().is_empty());
+}

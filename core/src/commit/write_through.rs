@@ -45,6 +45,8 @@ pub fn flush_write_through(ov: &Overlay, backups_root: &Path) -> Result<Option<C
     let scope = Scope {
         only: Some(&only),
         partial: true,
+        merged: None,
+        hunks: None,
     };
     let report = super::commit_in(
         ov,

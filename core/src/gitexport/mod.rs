@@ -10,7 +10,7 @@
 //! branch exists without `force`, or the host's files differ from HEAD at a path the export
 //! changes (the branch would silently carry those uncommitted host edits too).
 
-mod git;
+pub(crate) mod git;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

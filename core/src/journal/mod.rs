@@ -13,6 +13,7 @@
 //!
 //! One [`Journal`] per file: the workspace lock guarantees a single writer.
 
+pub mod blame;
 pub mod codec;
 pub mod record;
 mod reserve;
@@ -29,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::hash::ContentHash;
 use crate::relpath::RelPath;
 use crate::sys;
-pub use record::{Draft, EntryState, Op, Record, Target};
+pub use record::{Draft, EntryState, Op, Record, Target, Writer};
 pub use reserve::{line_bound, Reservation, FREEING_MARGIN, RESERVE_BYTES};
 
 /// A reused encode buffer larger than this is dropped after use (a huge `commit_begin`).

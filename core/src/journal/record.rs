@@ -239,6 +239,24 @@ pub struct Draft {
     /// Destination for rename/exchange/link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Target>,
+    /// The process whose request through the mount made the change. Absent for records no
+    /// process made: commit and discard bookkeeping, API actions, recovery, and every record
+    /// written before attribution existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<Writer>,
+}
+
+/// Who made a change: the process behind the FUSE request (see `overlay::caller`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Writer {
+    /// Process id (the thread group id of the calling thread), in mountd's pid namespace.
+    pub pid: u32,
+    /// The calling thread's name (`/proc/PID/comm`: the executable's name, at most 15
+    /// bytes, unless the program renamed itself); lossy UTF-8.
+    pub comm: String,
+    /// Full id of the Docker container the process runs in, from its cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 impl Draft {
@@ -250,6 +268,7 @@ impl Draft {
             base,
             new,
             to: None,
+            by: None,
         }
     }
 

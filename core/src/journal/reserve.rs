@@ -184,7 +184,11 @@ impl Drop for Reservation<'_> {
 
 /// A generous bound on the length of one journal line whose paths and symlink targets
 /// total `text_bytes` (JSON escapes a byte into at most 6; the rest of a record, up to four
-/// entry states with their hashes, fits in 1 KiB).
+/// entry states with their hashes, fits in 1 KiB; the writer, [`WRITER_BOUND`]).
 pub fn line_bound(text_bytes: usize) -> u64 {
-    1024 + 6 * text_bytes as u64
+    1024 + WRITER_BOUND + 6 * text_bytes as u64
 }
+
+/// A bound on a record's `by` field: pid, a 15-byte name escaped at most 6 bytes a byte, a
+/// 64-digit container id and the keys.
+const WRITER_BOUND: u64 = 256;

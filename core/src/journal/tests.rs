@@ -54,6 +54,11 @@ fn sample_drafts() -> Vec<Draft> {
                     size: 0,
                 },
             }),
+            by: Some(Writer {
+                pid: 4242,
+                comm: "caf\u{e9} \"x\"".into(),
+                container: Some("ab".repeat(32)),
+            }),
         },
         Draft::control(Op::CommitBegin {
             id: "c1".into(),

@@ -146,6 +146,7 @@ impl Overlay {
         // `dirty` first, then the set: a settle removes a node from the set only while it is
         // not dirty, under the set's shard lock, so this write is never lost from it.
         node.mark_written();
+        node.note_writer_if_new();
         self.unsettled.insert(node.ino, node.clone());
     }
 

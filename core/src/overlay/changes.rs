@@ -469,6 +469,7 @@ mod tests {
                 base: Some(EntryState::Absent),
                 new: file(b"x"),
             }),
+            by: None,
         }));
         assert_eq!(s.get(&p("a")).unwrap().base, file(b"x"));
         assert_eq!(s.get(&p("b")).unwrap().origin, Some(p("a")));
@@ -536,6 +537,7 @@ mod tests {
                 base: Some(EntryState::Absent),
                 new: file(b"h"),
             }),
+            by: None,
         }));
         // The source's deletion and the rename are both status entries.
         assert_eq!(counts(&s), (3, 1, 1));

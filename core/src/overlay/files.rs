@@ -126,6 +126,7 @@ impl Overlay {
             // change to settle (hash) at close.
             node.writers.fetch_add(1, Ordering::AcqRel);
             node.mark_written();
+            node.note_writer();
         }
         let fd = Arc::new(fd);
         let fh = self.new_fh();
@@ -257,7 +258,13 @@ impl Overlay {
 
     /// `close()` of one file descriptor (may happen several times per handle).
     pub fn flush(&self, fh: Fh) -> Result<()> {
-        self.handle(fh).map(drop)
+        let h = self.handle(fh)?;
+        if h.writable {
+            // The closing process wrote (or may have, with passthrough): its content record
+            // comes at the asynchronous RELEASE, when the process may be gone.
+            h.node.note_writer();
+        }
+        Ok(())
     }
 
     /// Last close of a handle: the last writer settles the content hash in the journal.
@@ -343,7 +350,8 @@ impl Overlay {
             } else {
                 Some(self.lower_state(&path)?)
             };
-            let draft = Draft::new(Op::Write, path, base, new.clone());
+            let mut draft = Draft::new(Op::Write, path, base, new.clone());
+            draft.by = node.writer();
             self.record_locked(&order, draft)?;
         }
         Ok(())

@@ -18,17 +18,19 @@
 //! `dir_fds` (the daemon-wide budget of cached directory fds), `changes` (change set),
 //! `copy_up`, `reconcile` (recovery: the journal brought in line with the upper layer),
 //! `namespace` (lookup, setattr, create/remove/rename/link), `files` (handles and I/O),
-//! `by_inode` (handle-less I/O and lazy hashing of the no-open mode), `dirs`
-//! (merged listings), `xattr`, `state` (reading entry states for the journal and status),
+//! `caller` (attribution of records to processes), `by_inode` (handle-less I/O and lazy hashing of the no-open mode), `dirs`
+//! (merged listings), `xattr`, `merged` (a commit's merge written into the workspace), `state` (reading entry states for the journal and status),
 //! `revert` (paths leaving the overlay after a commit or discard, and the kernel told to forget
 //! them); `tests` holds unit tests of these internals.
 
 mod by_inode;
+pub mod caller;
 mod changes;
 mod copy_up;
 mod dir_fds;
 mod dirs;
 mod files;
+mod merged;
 mod namespace;
 mod node;
 mod reconcile;
@@ -412,6 +414,7 @@ impl Overlay {
 
     /// Appends a record and applies it to the change set, in one order.
     fn record(&self, draft: Draft) -> Result<Record> {
+        let draft = attributed(draft);
         let _g = self.record_lock.lock().unwrap();
         let rec = self.journal.append(draft)?;
         self.changes.apply(&rec);
@@ -430,6 +433,7 @@ impl Overlay {
     /// several records, or moves nodes, as one step that no other record can come between.
     fn record_locked(&self, order: &MutexGuard<'_, ()>, draft: Draft) -> Result<Record> {
         let _ = order;
+        let draft = attributed(draft);
         let rec = self.journal.append(draft)?;
         self.changes.apply(&rec);
         Ok(rec)
@@ -458,6 +462,7 @@ impl Overlay {
 
     /// Like [`Overlay::record`], in room claimed by [`Overlay::reserve`].
     fn record_in(&self, res: &mut Reservation<'_>, draft: Draft) -> Result<Record> {
+        let draft = attributed(draft);
         let _g = self.record_lock.lock().unwrap();
         let rec = self.journal.append_reserved(draft, res)?;
         self.changes.apply(&rec);
@@ -473,6 +478,7 @@ impl Overlay {
         draft: Draft,
     ) -> Result<Record> {
         let _ = order;
+        let draft = attributed(draft);
         let rec = self.journal.append_reserved(draft, res)?;
         self.changes.apply(&rec);
         Ok(rec)
@@ -652,4 +658,13 @@ pub(crate) fn to_timespec(t: SystemTime) -> sys::TimeSpec {
         Ok(d) => sys::TimeSpec::At(d.as_secs() as i64, d.subsec_nanos() as i64),
         Err(e) => sys::TimeSpec::At(-(e.duration().as_secs() as i64), 0),
     }
+}
+
+/// `draft` with its writer: the process of the FUSE request this thread serves, unless the
+/// caller named one (a content record names the file's last writer).
+fn attributed(mut draft: Draft) -> Draft {
+    if draft.by.is_none() {
+        draft.by = caller::current();
+    }
+    draft
 }

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use dashmap::DashMap;
 
+use super::caller;
 use super::dir_fds::{self, DirFdSlot};
 use super::types::{Ino, Kind, ROOT_INO};
+use crate::journal::record::Writer;
 use crate::relpath::RelPath;
 
 /// First synthetic node id; lower inode numbers at or above it are remapped.
@@ -69,6 +71,11 @@ pub(crate) struct Node {
     pub orphan_is_host: AtomicBool,
     /// No-open mode: when the content was last written by inode (ms on the overlay's clock).
     pub last_write_ms: AtomicU64,
+    /// Who wrote the content last (see [`Node::note_writer`]), for its record at the
+    /// asynchronous last close or settle, when that process may be gone.
+    writer: Mutex<Option<Writer>>,
+    /// The request pid `writer` was resolved from (0: none yet).
+    writer_tid: AtomicU32,
 }
 
 impl Node {
@@ -92,6 +99,8 @@ impl Node {
             orphan: Mutex::new(None),
             orphan_is_host: AtomicBool::new(false),
             last_write_ms: AtomicU64::new(0),
+            writer: Mutex::new(None),
+            writer_tid: AtomicU32::new(0),
         }
     }
 
@@ -139,6 +148,34 @@ impl Node {
     pub fn mark_written(&self) {
         self.dirty.store(true, Ordering::Release);
         self.version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Remembers the process of the request being served as the writer of the content
+    /// (called on a writable open and a writable handle's close, where a program that
+    /// `exec`ed since its open shows under its new name).
+    pub fn note_writer(&self) {
+        let tid = caller::current_pid();
+        if tid == 0 {
+            return;
+        }
+        if let Some(w) = caller::writer_of(tid) {
+            self.writer_tid.store(tid, Ordering::Relaxed);
+            *self.writer.lock().unwrap() = Some(w);
+        }
+    }
+
+    /// [`Node::note_writer`] when the request comes from another thread than the last
+    /// writer's: a write by inode costs one atomic load when the writer stays the same.
+    pub fn note_writer_if_new(&self) {
+        let tid = caller::current_pid();
+        if tid != 0 && self.writer_tid.load(Ordering::Relaxed) != tid {
+            self.note_writer();
+        }
+    }
+
+    /// The content's last writer, if known.
+    pub fn writer(&self) -> Option<Writer> {
+        self.writer.lock().unwrap().clone()
     }
 
     /// Marks the node as taken out of the overlay by a commit or discard (see `reverted`).

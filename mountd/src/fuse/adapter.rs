@@ -18,7 +18,7 @@ use fuser::{
 };
 use tracing::{debug, info, warn};
 use wsfs::api::OpenMode;
-use wsfs::overlay::{Attr, Layer, Opened, Overlay, Req, SetAttr};
+use wsfs::overlay::{caller, Attr, Layer, Opened, Overlay, Req, SetAttr};
 
 use super::attr::{errno, file_attr, file_type, negative_attr, set_time, TTL};
 use super::passthrough::IoModes;
@@ -64,9 +64,20 @@ fn req(r: &Request) -> Req {
     }
 }
 
-/// The span of one FUSE request: its id (`unique`), inode and caller's pid.
-fn span(r: &Request, op: &'static str, ino: INodeNo) -> tracing::span::EnteredSpan {
-    request_span(op, r.unique().0, ino.0, r.pid())
+/// What lasts for one FUSE request: its span, and the caller's pid for the attribution of
+/// what the request records.
+struct RequestScope {
+    _span: tracing::span::EnteredSpan,
+    _caller: caller::Scope,
+}
+
+/// The span of one FUSE request (its id (`unique`), inode and caller's pid), with the
+/// caller's pid entered for attribution (a thread-local store).
+fn span(r: &Request, op: &'static str, ino: INodeNo) -> RequestScope {
+    RequestScope {
+        _span: request_span(op, r.unique().0, ino.0, r.pid()),
+        _caller: caller::Scope::enter(r.pid()),
+    }
 }
 
 /// [`span`] from plain values. Built only when debug spans are enabled: otherwise

@@ -162,6 +162,15 @@ pub enum Command {
         /// Keep setuid/setgid bits (stripped otherwise).
         #[arg(long)]
         keep_setid: bool,
+        /// 3-way merge text files the host changed since the workspace based its change on
+        /// them (when the base is HEAD's or the index's version in git and the changes do not
+        /// overlap); apply the merges and the other changes, report the rest as conflicts.
+        #[arg(long, conflicts_with = "force")]
+        merge: bool,
+        /// Choose hunks interactively, like `git add -p` (y/n/q/a/d/?): chosen hunks are
+        /// committed, a file's other hunks stay pending. Needs a terminal.
+        #[arg(short = 'p', long, conflicts_with_all = ["merge", "dry_run"])]
+        patch: bool,
     },
     /// Write the pending changes (all, or those at or below PATHs; neither scratch nor git
     /// churn) as one commit on branch NAME of the host repository, parented on HEAD. The host's
@@ -190,6 +199,15 @@ pub enum Command {
         ws: WsName,
         /// Show times in UTC (`--date=utc`); the default is local time with its offset, as
         /// git shows it.
+        #[arg(long, value_enum, default_value_t = DateStyle::Local)]
+        date: DateStyle,
+    },
+    /// The journal records that touched PATHs (or anything below them), oldest first, with
+    /// the process that made each change.
+    Blame {
+        #[command(flatten)]
+        target: Target,
+        /// Show times in UTC; the default is local time with its offset.
         #[arg(long, value_enum, default_value_t = DateStyle::Local)]
         date: DateStyle,
     },

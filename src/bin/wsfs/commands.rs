@@ -196,16 +196,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             allow_protected,
             include_scratch,
             keep_setid,
+            merge,
+            patch,
         } => {
             let (ws, paths) = target_paths(&client, &target).await?;
-            let req = CommitRequest {
+            let mut req = CommitRequest {
                 paths,
                 dry_run,
                 force,
                 allow_protected,
                 include_scratch,
                 keep_setid,
+                merge,
+                hunks: Vec::new(),
             };
+            if patch {
+                if !std::io::stdin().is_terminal() {
+                    return Err(resolve::UsageError(
+                        "wsfs commit -p asks about each hunk and needs a terminal;                          send `hunks` through the API (docs/api.md) to choose without one"
+                            .into(),
+                    )
+                    .into());
+                }
+                let diffs = client
+                    .diff(
+                        &ws.name,
+                        &PathsRequest {
+                            paths: req.paths.clone(),
+                        },
+                        Show::Review,
+                    )
+                    .await?;
+                let chosen = crate::interactive::choose(
+                    &diffs,
+                    &mut std::io::stdin().lock(),
+                    &mut std::io::stdout(),
+                )?;
+                if chosen.is_empty() {
+                    writeln!(out, "nothing chosen, nothing committed")?;
+                    return Ok(Outcome::Ok);
+                }
+                req.paths = chosen.paths;
+                req.hunks = chosen.hunks;
+            }
             let bar = progress_bar(json);
             let started_ns = crate::interrupted::now_ns();
             let report = client
@@ -259,6 +292,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Log { ws, date } => {
             let ws = pick(&client, ws.get()).await?;
             let records = client.log(&ws.name).await?;
+            if json {
+                print_json(&mut out, &records)?;
+            } else {
+                render::log(&mut out, &records, date)?;
+            }
+        }
+        Command::Blame { target, date } => {
+            let list = client.list().await?;
+            let (ws, args) =
+                resolve::split_target(&list, target.workspace.as_deref(), &target.args)?;
+            if args.is_empty() {
+                return Err(resolve::UsageError(
+                    "wsfs blame: name a path; usage: wsfs blame [NAME] PATH...".into(),
+                )
+                .into());
+            }
+            // `.` at the project root selects every record, like `wsfs log`.
+            let paths = resolve::paths(&ws, &args)?;
+            let records = client.blame(&ws.name, &PathsRequest { paths }).await?;
             if json {
                 print_json(&mut out, &records)?;
             } else {

@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod containers;
+mod interactive;
 mod interrupted;
 mod output;
 mod render;

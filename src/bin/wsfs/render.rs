@@ -5,7 +5,7 @@ use std::io::Write;
 use wsfs::api::{
     Change, ChangeKind, CommitReport, ExportReport, FileDiff, VerifyReport, WorkspaceInfo,
 };
-use wsfs::journal::record::{Op, Record};
+use wsfs::journal::record::{Op, Record, Writer};
 use wsfs::relpath::RelPath;
 
 use crate::cli::DateStyle;
@@ -526,7 +526,13 @@ pub fn commit(out: &mut impl Write, r: &CommitReport) -> std::io::Result<()> {
         }
     }
     for p in &r.applied {
-        writeln!(out, "{verb}  {p}")?;
+        if r.merged.contains(p) {
+            writeln!(out, "{verb}  {p} (merged with the host's changes)")?;
+        } else if r.partial.contains(p) {
+            writeln!(out, "{verb}  {p} (chosen hunks; the rest stays pending)")?;
+        } else {
+            writeln!(out, "{verb}  {p}")?;
+        }
     }
     if r.applied.is_empty() && r.busy.is_empty() {
         if !r.secrets.is_empty() {
@@ -638,9 +644,22 @@ pub fn log(out: &mut impl Write, records: &[Record], date: DateStyle) -> std::io
                 }
             }
         }
+        line.push_str(&format!("  [{}]", writer_label(r.draft.by.as_ref())));
         writeln!(out, "{line}")?;
     }
     Ok(())
+}
+
+/// `comm pid` of a record's writer, with ` container <12 digits>` in a container; `wsfs` for
+/// records no process made (commit and discard bookkeeping, API actions, recovery).
+fn writer_label(by: Option<&Writer>) -> String {
+    match by {
+        None => "wsfs".into(),
+        Some(w) => match &w.container {
+            Some(c) => format!("{} {} container {}", w.comm, w.pid, &c[..c.len().min(12)]),
+            None => format!("{} {}", w.comm, w.pid),
+        },
+    }
 }
 
 fn op_name(op: &Op) -> String {
