@@ -43,13 +43,14 @@ impl From<wsfs::Error> for Failure {
     fn from(e: wsfs::Error) -> Self {
         use wsfs::Error as E;
         let kind: fn(String) -> Failure = match &e {
-            E::NotFound(_) | E::NoSuchWorkspace { .. } => Failure::NotFound,
+            E::NotFound(_) | E::NoSuchWorkspace { .. } | E::NoSuchCommit(_) => Failure::NotFound,
             E::Exists(_)
             | E::NotEmpty(_)
             | E::Stale(_)
             | E::WorkspaceExists(_)
             | E::WorkspaceBusy { .. }
-            | E::GitRefused(_) => Failure::Conflict,
+            | E::GitRefused(_)
+            | E::UndoRefused(_) => Failure::Conflict,
             E::InvalidName(_)
             | E::InvalidArgument(_)
             | E::NotADirectory(_)

@@ -97,6 +97,9 @@ fn api_routes() -> Router<AppState> {
         .route("/commit", post(commit))
         .route("/discard", post(discard))
         .route("/log", get(log))
+        .route("/commits", get(commits))
+        .route("/undo", post(undo))
+        .route("/gc", post(gc))
         .route("/verify", get(verify));
     Router::new()
         .route("/v1/daemon", get(daemon))
@@ -427,6 +430,29 @@ async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Byte
 
 async fn log(State(s): State<AppState>, Path(name): Path<String>) -> Response {
     blocking(move || Ok(s.registry.get(&name)?.ws.log()?)).await
+}
+
+/// The commits in the journal (`wsfs log --commits`).
+async fn commits(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.commits()?)).await
+}
+
+/// Puts the host back as it was before a commit (`wsfs undo`).
+async fn undo(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::UndoRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.undo(&req)?)).await
+}
+
+/// Drops content-store objects no kept commit or checkpoint references (`wsfs gc`).
+async fn gc(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::GcRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.gc(&req)?)).await
 }
 
 async fn verify(State(s): State<AppState>, Path(name): Path<String>) -> Response {
