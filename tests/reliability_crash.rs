@@ -702,6 +702,21 @@ fn sigkill_during_commit_of_random_workload_rolls_forward() {
         assert_eq!(live.ok(["status", "w"]), "", "{ctx}");
         let problems = verify_problems(&live, &ctx);
         assert!(problems.is_empty(), "{ctx}: {problems:?}");
+        // A commit completed after a crash is one commit (continued under its own id) whose
+        // prior states cover every path: undoing it gives back the host from before.
+        let commits = live.json(["log", "w", "--commits"]);
+        if !commits.as_array().unwrap().is_empty() {
+            assert_eq!(commits.as_array().unwrap().len(), 1, "{ctx}: {commits}");
+            // A daemon without the fault step (undo steps count too).
+            live.stop();
+            live.start();
+            live.json(["undo", "-w", "w"]);
+            assert_eq!(
+                Live::snapshot(&live.project),
+                before,
+                "{ctx} (fault step {fault}): undo of the rolled-forward commit"
+            );
+        }
     }
     eprintln!(
         "FIGURES commit-crash: {iters} commits, {crashed} aborted mid-commit and rolled forward, {completed} finished before the fault step, {:.1} s",

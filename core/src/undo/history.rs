@@ -93,6 +93,10 @@ pub fn commits(records: &[Record]) -> Vec<Commit> {
                 paths,
                 prior: p,
             } => {
+                if paths.is_empty() {
+                    // Only paths the workspace left as the host has them (bookkeeping).
+                    continue;
+                }
                 by_id.insert(id.clone(), out.len());
                 let kept = !p.is_empty() && p.len() == paths.len();
                 if kept {
@@ -115,6 +119,10 @@ pub fn commits(records: &[Record]) -> Vec<Commit> {
                 if let Some(&i) = by_id.get(id) {
                     let before = prior.get(id).and_then(|m| m.get(&d.path)).cloned();
                     let c = &mut out[i];
+                    if c.kept_versions && before.is_none() {
+                        // A path it touched but did not change (it only left the overlay).
+                        continue;
+                    }
                     // A path recorded twice (roll-forward after a crash) counts once.
                     c.paths.retain(|(p, _, _)| p != &d.path);
                     c.paths.push((d.path.clone(), before, d.new.clone()));
