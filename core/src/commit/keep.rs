@@ -31,6 +31,7 @@ pub(super) struct Kept {
 /// Stores the host version each of `ready` replaces and the content it writes (see the module
 /// docs), durably.
 pub(super) fn keep(ov: &Overlay, store: &ContentStore, ready: &[Checked]) -> Result<Kept> {
+    crate::fault::point(crate::fault::Point::CommitAfterCheck);
     let found = on_workers(ready, |c| keep_one(ov, store, c))?;
     if !ready.is_empty() {
         store.sync()?;

@@ -20,6 +20,8 @@
 mod apply;
 pub mod history;
 mod recover;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::os::fd::{AsFd, OwnedFd};
