@@ -75,7 +75,7 @@ pub fn undo(
         commit: commit.id.clone(),
         ..Default::default()
     };
-    report.conflicts = check(ov, store, &items, req.force)?;
+    report.conflicts = check(ov, store, &items)?;
     if !report.conflicts.is_empty() && !req.force {
         return Ok(report);
     }
@@ -148,8 +148,9 @@ fn pick<'a>(commits: &'a [history::Commit], id: Option<&str>) -> Result<&'a hist
     Err(Error::UndoRefused(why))
 }
 
-/// Conflicts of undoing `items` now. `host_changed` ones are what `force` overrides.
-fn check(ov: &Overlay, store: &ContentStore, items: &[Item], force: bool) -> Result<Vec<Conflict>> {
+/// Conflicts of undoing `items` now (`host_changed` ones are what `force` overrides), or an
+/// error when the store lacks a version the undo needs.
+fn check(ov: &Overlay, store: &ContentStore, items: &[Item]) -> Result<Vec<Conflict>> {
     let removed: HashSet<&RelPath> = items
         .iter()
         .filter(|i| i.before.is_absent())
@@ -214,7 +215,7 @@ fn check(ov: &Overlay, store: &ContentStore, items: &[Item], force: bool) -> Res
         let in_overlay = ov.changes().contains(&i.path);
         if let EntryState::File { hash, .. } = &i.after {
             let stored = hash.is_some_and(|h| store.contains(&h));
-            if !in_overlay && !stored && !(host.same_content(&i.after) && !force) {
+            if !(in_overlay || stored || host.same_content(&i.after)) {
                 return Err(Error::UndoRefused(format!(
                     "the version of {} the commit wrote is neither in the content store nor on the host; nothing was undone",
                     i.path

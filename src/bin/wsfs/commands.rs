@@ -266,7 +266,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             if json {
                 print_json(&mut out, &commits)?;
             } else {
-                render::commits(&mut out, &commits, date)?;
+                crate::render_undo::commits(&mut out, &commits, date)?;
             }
         }
         Command::Log { ws, date, .. } => {
@@ -289,7 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             if json {
                 print_json(&mut out, &report)?;
             } else {
-                render::undo(&mut out, &report)?;
+                crate::render_undo::undo(&mut out, &report)?;
             }
             if !report.conflicts.is_empty() && report.id.is_empty() {
                 return Ok(Outcome::Refused);

@@ -8,6 +8,7 @@ mod containers;
 mod interrupted;
 mod output;
 mod render;
+mod render_undo;
 mod resolve;
 
 use std::process::ExitCode;
