@@ -366,6 +366,22 @@ impl Client {
         self.call(Method::POST, &ws(name, "blame"), Some(req)).await
     }
 
+    /// `GET /v1/workspaces/{name}/commits`.
+    pub async fn commits(&self, name: &str) -> ClientResult<Vec<api::CommitInfo>> {
+        self.call(Method::GET, &ws(name, "commits"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/workspaces/{name}/undo`.
+    pub async fn undo(&self, name: &str, req: &api::UndoRequest) -> ClientResult<api::UndoReport> {
+        self.call(Method::POST, &ws(name, "undo"), Some(req)).await
+    }
+
+    /// `POST /v1/workspaces/{name}/gc`.
+    pub async fn gc(&self, name: &str, req: &api::GcRequest) -> ClientResult<api::GcReport> {
+        self.call(Method::POST, &ws(name, "gc"), Some(req)).await
+    }
+
     /// `GET /v1/workspaces/{name}/verify`.
     pub async fn verify(&self, name: &str) -> ClientResult<api::VerifyReport> {
         self.call(Method::GET, &ws(name, "verify"), None::<&()>)

@@ -702,9 +702,110 @@ fn sigkill_during_commit_of_random_workload_rolls_forward() {
         assert_eq!(live.ok(["status", "w"]), "", "{ctx}");
         let problems = verify_problems(&live, &ctx);
         assert!(problems.is_empty(), "{ctx}: {problems:?}");
+        // A commit completed after a crash is one commit (continued under its own id) whose
+        // prior states cover every path: undoing it gives back the host from before.
+        let commits = live.json(["log", "w", "--commits"]);
+        if !commits.as_array().unwrap().is_empty() {
+            assert_eq!(commits.as_array().unwrap().len(), 1, "{ctx}: {commits}");
+            // A daemon without the fault step (undo steps count too).
+            live.stop();
+            live.start();
+            live.json(["undo", "-w", "w"]);
+            assert_eq!(
+                Live::snapshot(&live.project),
+                before,
+                "{ctx} (fault step {fault}): undo of the rolled-forward commit"
+            );
+        }
     }
     eprintln!(
         "FIGURES commit-crash: {iters} commits, {crashed} aborted mid-commit and rolled forward, {completed} finished before the fault step, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Undo under kill -9 (issue 16): a random workload is committed, then `wsfs undo` is aborted
+/// at undo step 1, 2, 3, … in turn (`WSFS_FAULT_COMMIT` counts the undo's steps: its begin
+/// record, each path back in the overlay, each host removal, each file put back) until an
+/// undo runs to its end. After each abort every host file is entirely as before the commit or
+/// entirely as after it; the restart completes the undo: the host equals the host before the
+/// commit, the mount still shows the workspace's version, `verify` passes, and a second
+/// undo is refused.
+#[test]
+fn sigkill_at_each_undo_step_leaves_files_old_or_new_and_rolls_forward() {
+    if !can_mount("sigkill_at_each_undo_step_leaves_files_old_or_new_and_rolls_forward") {
+        return;
+    }
+    let workloads = env_u64("WSFS_UNDO_CRASH_WORKLOADS", 2);
+    let seed = seed().wrapping_add(2);
+    let mut rng = Rng::new(seed);
+    let started = Instant::now();
+    let mut aborted = 0;
+    for w in 1..=workloads {
+        for fault in 1.. {
+            let ctx = format!("seed {seed} workload {w} undo fault step {fault}");
+            // The same workload for every fault step of this round.
+            let mut wl_rng = rng.clone();
+            let mut live = Live::new(&host_files());
+            let before = Live::snapshot(&live.project);
+            let mp = live.mount();
+            let model = Mutex::new(Model::from_disk(&mp));
+            let ops = 5 + wl_rng.below(30);
+            for n in 0..ops {
+                assert!(step(&mut wl_rng, &mp, &model, n), "{ctx}: workload failed");
+            }
+            let view = Live::snapshot(&mp);
+            let commit = live.json(["commit", "w"]);
+            if commit["id"].as_str().unwrap_or("").is_empty() {
+                break; // the workload left nothing to commit
+            }
+            let after = Live::snapshot(&live.project);
+            assert_eq!(after, view, "{ctx}: commit applied the view");
+            live.stop();
+            live.start_with(&[("WSFS_FAULT_COMMIT", &fault.to_string())]);
+            let out = live.wsfs(["undo", "-w", "w"]);
+            let finished = out.status.success();
+            if !finished {
+                aborted += 1;
+                live.wait_dead();
+                let host = Live::snapshot(&live.project);
+                for (p, data) in &host {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    if name.starts_with(".wsfs-undo-") {
+                        continue;
+                    }
+                    assert!(
+                        before.get(p) == Some(data) || after.get(p) == Some(data),
+                        "{ctx}: host {p:?} is neither old nor new ({} bytes)",
+                        data.len()
+                    );
+                }
+                live.start();
+            }
+            assert_eq!(
+                Live::snapshot(&live.project),
+                before,
+                "{ctx}: host after the (completed) undo is not the host before the commit"
+            );
+            let mp = live.root.path().join("mnt");
+            assert_eq!(
+                Live::snapshot(&mp),
+                view,
+                "{ctx}: the workspace lost its version"
+            );
+            let problems = verify_problems(&live, &ctx);
+            assert!(problems.is_empty(), "{ctx}: {problems:?}");
+            let again = live.wsfs(["undo", "-w", "w"]);
+            assert!(!again.status.success(), "{ctx}: undone twice");
+            drop(live);
+            if finished {
+                break;
+            }
+        }
+        rng = Rng::new(rng.next());
+    }
+    eprintln!(
+        "FIGURES undo-crash: {workloads} workloads, {aborted} undos aborted at a step and rolled forward, {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

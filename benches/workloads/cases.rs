@@ -133,6 +133,7 @@ enum Kind {
     SeqIo,
     Build,
     Commit,
+    Undo,
 }
 
 /// Every workload, in table order.
@@ -153,6 +154,7 @@ pub fn all() -> Vec<Workload> {
         w("seq_io", SeqIo),
         w("build", Build),
         w("commit", Commit),
+        w("undo", Undo),
     ]
 }
 
@@ -194,6 +196,10 @@ impl Workload {
                 .iter()
                 .map(|n| format!("commit {n} changes (native: rsync -a back)"))
                 .collect(),
+            Kind::Undo => vec![format!(
+                "undo of a commit of {} changes",
+                s.commit_changes[0]
+            )],
         }
     }
 
@@ -216,6 +222,7 @@ impl Workload {
             Kind::SeqIo => seq_io(ctx, sys)?,
             Kind::Build => vec![Some(build(ctx, sys)?)],
             Kind::Commit => commit(ctx, sys)?,
+            Kind::Undo => vec![undo(ctx, sys)?],
         };
         Ok(names.into_iter().zip(samples).collect())
     }
@@ -482,6 +489,47 @@ fn commit(ctx: &Ctx, sys: SystemKind) -> Result<Vec<Option<Vec<f64>>>> {
         rows.push(Some(samples));
     }
     Ok(rows)
+}
+
+/// (11) Undo of a commit of N changes (the first commit size): a fresh workspace commits N
+/// modified files (untimed), then `wsfs undo` is timed; the host holds the old content again
+/// (checked). wsfs only: nothing native undoes a copy back.
+fn undo(ctx: &Ctx, sys: SystemKind) -> Result<Option<Vec<f64>>> {
+    if !sys.is_wsfs() {
+        return Ok(None);
+    }
+    let (host, _) = ctx.commit_trees()?.clone();
+    let n = ctx.sizes.commit_changes[0];
+    let files = ctx.pick_files(n);
+    let cli = &ctx
+        .systems
+        .wsfs
+        .as_ref()
+        .context("wsfs is not available")?
+        .cli;
+    let mut samples = Vec::new();
+    for run_no in 0..ctx.runs {
+        let line = format!("/* wsfs-bench undo {n} {run_no} */\n");
+        let first = host.join(&files[0]);
+        let old = fs::read(&first).with_context(|| format!("reading {}", first.display()))?;
+        let m = ctx.systems.mount(sys, &host, "undo")?;
+        for f in &files {
+            append_line(&m.root.join(f), &line)?;
+        }
+        cli.commit(m.name())?;
+        let t = Instant::now();
+        cli.undo(m.name())?;
+        let elapsed = t.elapsed();
+        m.unmount()?;
+        if fs::read(&first)? != old {
+            bail!(
+                "wsfs undo returned but {} is not its old self",
+                first.display()
+            );
+        }
+        samples.push(secs(elapsed));
+    }
+    Ok(Some(samples))
 }
 
 /// Replaces each file with its content plus `line`, by write-to-temp and rename (the

@@ -112,6 +112,11 @@ impl WsfsCli {
         run(self.command().args(["commit", name, "--include-scratch"]))
     }
 
+    /// `wsfs undo -w NAME`: the workspace's last commit.
+    pub fn undo(&self, name: &str) -> Result<()> {
+        run(self.command().args(["undo", "-w", name]))
+    }
+
     /// `wsfs unmount NAME`, then `wsfs remove NAME` (best effort) to free its upper layer.
     pub fn unmount(&self, name: &str) -> Result<()> {
         run(self.command().args(["unmount", name]))?;

@@ -333,6 +333,9 @@ pub struct VerifyReport {
     pub chain_ok: bool,
     /// Upper files whose content matches the recorded hash.
     pub files_ok: u64,
+    /// Content store objects checked (every one present is re-hashed).
+    #[serde(default)]
+    pub store_objects: u64,
     /// Problems found, each naming the path or record and what to do.
     pub problems: Vec<String>,
 }
@@ -567,4 +570,88 @@ pub struct ExportReport {
     /// Selected changes git cannot hold, left out of the commit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<LeftOut>,
+}
+
+/// `POST /v1/workspaces/{name}/undo` body: put the host back as it was before a commit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UndoRequest {
+    /// The commit to undo; default the last one that can be undone.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// Put back paths the host changed since the commit too, backing the host version up
+    /// first.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Result of an undo.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoReport {
+    /// Undo id (journal, and the backups folder of a forced undo); empty when refused.
+    pub id: String,
+    /// The commit undone (or refused).
+    pub commit: String,
+    /// Paths put back on the host; each is pending in the workspace again.
+    pub restored: Vec<RelPath>,
+    /// Paths the host changed since the commit; when non-empty and not forced, nothing was
+    /// applied. `base` is the state the undo would restore, `overlay` what the commit wrote.
+    pub conflicts: Vec<Conflict>,
+    /// Where host versions were saved (forced undo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
+}
+
+/// One commit in `GET /v1/workspaces/{name}/commits` (`wsfs log --commits`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// Commit id.
+    pub id: String,
+    /// When it began, ns since the epoch.
+    pub time_ns: i64,
+    /// The paths it applied.
+    pub paths: Vec<CommittedPath>,
+    /// True when `wsfs undo` can put it back.
+    pub undoable: bool,
+    /// Why not, when it cannot: `undone`, `no_versions` (made by an older wsfs, or a
+    /// write-through flush), `collected` (`wsfs gc` dropped its versions), `unfinished`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_undoable: Option<String>,
+    /// The undo that put it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undone_by: Option<String>,
+}
+
+/// One path of a commit: the host's state before and after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommittedPath {
+    /// The path.
+    pub path: RelPath,
+    /// The host's state before the commit (absent from commits that kept no versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<EntryState>,
+    /// The state the commit wrote.
+    pub after: EntryState,
+}
+
+/// `POST /v1/workspaces/{name}/gc` body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcRequest {
+    /// Keep the versions of the last `keep` commits that can be undone; default 20.
+    #[serde(default)]
+    pub keep: Option<u64>,
+}
+
+/// Result of `wsfs gc`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Commits whose versions were kept.
+    pub keep: u64,
+    /// Objects removed from the content store.
+    pub removed: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+    /// Objects kept.
+    pub kept: u64,
 }

@@ -137,6 +137,13 @@ pub enum Error {
     /// A git command failed; the message carries its stderr.
     #[error("{0}")]
     GitFailed(String),
+    /// `wsfs undo` named a commit the journal does not have.
+    #[error("no commit {0:?} in this workspace's journal; `wsfs log --commits` lists them")]
+    NoSuchCommit(String),
+    /// `wsfs undo` refused: the commit cannot be undone (already undone, kept no versions,
+    /// its versions collected); the message says which and what to do.
+    #[error("{0}")]
+    UndoRefused(String),
     /// The content store failed (see [`crate::store`]).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -268,6 +275,11 @@ impl Error {
             | Error::JournalCorrupt { .. }
             | Error::Encoding(_)
             | Error::GitRefused(_)
+            | Error::HunksRefused(_)
+            | Error::GitFailed(_)
+            | Error::NoSuchCommit(_)
+            | Error::UndoRefused(_)
+            | Error::Store(_) => libc::EIO,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Fault injection.
 //!
 //! - Crash tests: with `WSFS_FAULT_COMMIT=N` set, the process aborts at the N-th commit step
-//!   (1-based), as if killed there. Costs one atomic increment per step otherwise.
+//!   (1-based; the steps of an undo count too), as if killed there. Costs one atomic increment per step otherwise.
 //! - Error tests: [`fail_calls`] makes the N-th `openat`, `getdents`, `fstatat` or `chmod` of the
 //!   [`crate::sys`] wrappers fail with a chosen errno. Costs one relaxed atomic load per call
 //!   when nothing is armed.
@@ -130,6 +130,9 @@ pub enum Point {
     /// In a last close, after the content is hashed and before it is recorded: another
     /// writer can open, write and close the file in between.
     ReleaseAfterHash,
+    /// In a commit, after the conflict check hashed the host files and before their old
+    /// versions go into the content store: the host can change a file in between.
+    CommitAfterCheck,
 }
 
 type Hook = Box<dyn FnOnce() + Send>;

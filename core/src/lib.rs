@@ -35,6 +35,7 @@ pub mod sys;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub(crate) mod tree;
+pub mod undo;
 pub mod workspace;
 
 pub use error::{Error, Result};

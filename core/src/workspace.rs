@@ -124,7 +124,18 @@ impl Workspace {
             policy,
             &replay.records,
         )?;
-        commit::roll_forward(&overlay, &commit::backups_dir(&dir), &replay.records)?;
+        commit::roll_forward(
+            &overlay,
+            &commit::backups_dir(&dir),
+            Some(&store),
+            &replay.records,
+        )?;
+        crate::undo::roll_forward(
+            &overlay,
+            &store,
+            &commit::backups_dir(&dir),
+            &replay.records,
+        )?;
         Ok(Arc::new(Workspace {
             name: name.to_string(),
             dir,
@@ -294,6 +305,7 @@ impl Workspace {
             &commit::backups_dir(&self.dir),
             &self.meta().project,
             req,
+            Some(&self.store),
             progress,
         )?;
         report.scratch_pending = self.overlay.changes().counts().scratch;
@@ -325,6 +337,50 @@ impl Workspace {
         self.flushed_at
             .store(self.overlay.journal().last_seq(), Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Puts the host back as it was before a commit (see `undo`); the commit's changes are
+    /// pending in the workspace again.
+    pub fn undo(&self, req: &api::UndoRequest) -> Result<api::UndoReport> {
+        let _one = self.commit_lock.lock().unwrap();
+        self.overlay.finish_deferred_recovery()?;
+        self.overlay.settle_written(None)?;
+        let records = self.log()?;
+        crate::undo::undo(
+            &self.overlay,
+            &self.store,
+            &commit::backups_dir(&self.dir),
+            &records,
+            req,
+        )
+    }
+
+    /// The commits in the journal, oldest first (`wsfs log --commits`).
+    pub fn commits(&self) -> Result<Vec<api::CommitInfo>> {
+        Ok(crate::undo::history::commits(&self.log()?)
+            .iter()
+            .map(|c| c.info())
+            .collect())
+    }
+
+    /// Drops the content-store objects that neither the last `keep` commits that can be undone
+    /// (default [`crate::undo::history::DEFAULT_KEEP`]) nor checkpoints reference; the
+    /// journal records the cut first.
+    pub fn gc(&self, req: &api::GcRequest) -> Result<api::GcReport> {
+        let _one = self.commit_lock.lock().unwrap();
+        let keep = req.keep.unwrap_or(crate::undo::history::DEFAULT_KEEP);
+        self.overlay
+            .record_durable(crate::journal::record::Draft::control(
+                crate::journal::record::Op::Gc { keep },
+            ))?;
+        let referenced = crate::undo::history::referenced(&self.log()?, keep);
+        let r = self.store.gc(&referenced)?;
+        Ok(api::GcReport {
+            keep,
+            removed: r.removed,
+            bytes_freed: r.bytes_freed,
+            kept: r.kept,
+        })
     }
 
     /// Every journal record.
@@ -365,6 +421,18 @@ impl Workspace {
             report.problems.push(
                 "journal: recovery records are deferred until the state disk has free space (free some, then run verify again)".into(),
             );
+        }
+        // Every object the journal still references is in the store and hashes to its name.
+        let referenced = crate::undo::history::referenced(&self.log()?, u64::MAX);
+        let store = self.store.verify(&referenced)?;
+        report.store_objects = store.objects;
+        for h in &store.missing {
+            report.problems.push(format!(
+                "content store: object {h} is missing (a commit that names it cannot be undone)"
+            ));
+        }
+        for h in &store.corrupt {
+            report.problems.push(format!("content store: object {h} does not hash to its name (damaged; a commit that names it cannot be undone)"));
         }
         // Every record must be true of the upper layer: kind, mode, size and link target of
         // each changed path, and the content of each file whose hash is settled.

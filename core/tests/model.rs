@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 
 use proptest::prelude::*;
-use wsfs_core::api::CommitRequest;
+use wsfs_core::api::{CommitRequest, UndoRequest};
 use wsfs_core::testing::*;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -256,6 +256,64 @@ fn run(ops: Vec<Op>, commit: bool) {
     }
 }
 
+/// `ops`, a commit, `later` (the agent works on), then an undo of the commit: the host is
+/// byte for byte what it was before the commit, the view still the agent's, and committing
+/// again applies the agent's work.
+fn run_commit_undo(ops: Vec<Op>, later: Vec<Op>) {
+    let f = TestWorkspace::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
+    let original = host_model(&f);
+    let mut model = original.clone();
+    for op in &ops {
+        if model_apply(&mut model, op) {
+            overlay_apply(&f, op);
+        }
+    }
+    let r = f
+        .ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap();
+    assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+    assert_eq!(host_model(&f), model, "host after commit; ops {ops:?}");
+    for op in &later {
+        if model_apply(&mut model, op) {
+            overlay_apply(&f, op);
+        }
+    }
+    let u = f.ws().undo(&UndoRequest::default());
+    if r.id.is_empty() {
+        // Nothing was committed: nothing to undo.
+        assert!(u.is_err(), "undo without a commit: {u:?}");
+    } else {
+        let u = u.unwrap();
+        assert!(u.conflicts.is_empty(), "{:?}", u.conflicts);
+        assert_eq!(u.commit, r.id);
+    }
+    assert_eq!(
+        host_model(&f),
+        original,
+        "host after undo equals the host before the commit; ops {ops:?}, later {later:?}"
+    );
+    assert_eq!(
+        view(&f),
+        model,
+        "the view keeps the agent's version after undo"
+    );
+    assert_eq!(f.ws().status().unwrap().is_empty(), model == original);
+    let again = f.ws().undo(&UndoRequest::default());
+    assert!(again.is_err(), "a commit is undone once: {again:?}");
+    let r = f
+        .ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap();
+    assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+    assert_eq!(
+        host_model(&f),
+        model,
+        "committing again applies the agent's work"
+    );
+    assert!(f.ws().verify().unwrap().problems.is_empty());
+}
+
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
@@ -270,6 +328,14 @@ proptest! {
     #[test]
     fn merged_view_follows_the_model_and_commit_reproduces_it(ops in proptest::collection::vec(op_strategy(), 1..24)) {
         run(ops, true);
+    }
+
+    #[test]
+    fn undo_puts_the_host_back_as_before_the_commit(
+        ops in proptest::collection::vec(op_strategy(), 1..20),
+        later in proptest::collection::vec(op_strategy(), 0..6),
+    ) {
+        run_commit_undo(ops, later);
     }
 
     #[test]

@@ -43,14 +43,15 @@ impl From<wsfs::Error> for Failure {
     fn from(e: wsfs::Error) -> Self {
         use wsfs::Error as E;
         let kind: fn(String) -> Failure = match &e {
-            E::NotFound(_) | E::NoSuchWorkspace { .. } => Failure::NotFound,
+            E::NotFound(_) | E::NoSuchWorkspace { .. } | E::NoSuchCommit(_) => Failure::NotFound,
             E::Exists(_)
             | E::NotEmpty(_)
             | E::Stale(_)
             | E::WorkspaceExists(_)
             | E::WorkspaceBusy { .. }
             | E::GitRefused(_)
-            | E::HunksRefused(_) => Failure::Conflict,
+            | E::HunksRefused(_)
+            | E::UndoRefused(_) => Failure::Conflict,
             E::InvalidName(_)
             | E::InvalidArgument(_)
             | E::NotADirectory(_)

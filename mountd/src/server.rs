@@ -102,6 +102,9 @@ fn api_routes() -> Router<AppState> {
         .route("/discard", post(discard))
         .route("/log", get(log))
         .route("/blame", post(blame))
+        .route("/commits", get(commits))
+        .route("/undo", post(undo))
+        .route("/gc", post(gc))
         .route("/verify", get(verify))
         .route("/terminal", get(crate::ui::terminal::open));
     Router::new()
@@ -444,6 +447,29 @@ async fn blame(State(s): State<AppState>, Path(name): Path<String>, body: Bytes)
         Err(f) => return failure(f),
     };
     blocking(move || Ok(s.registry.get(&name)?.ws.blame(&req.paths)?)).await
+}
+
+/// The commits in the journal (`wsfs log --commits`).
+async fn commits(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.commits()?)).await
+}
+
+/// Puts the host back as it was before a commit (`wsfs undo`).
+async fn undo(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::UndoRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.undo(&req)?)).await
+}
+
+/// Drops content-store objects no kept commit or checkpoint references (`wsfs gc`).
+async fn gc(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::GcRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.gc(&req)?)).await
 }
 
 async fn verify(State(s): State<AppState>, Path(name): Path<String>) -> Response {

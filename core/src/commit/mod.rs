@@ -19,6 +19,7 @@
 mod apply;
 pub mod host;
 pub(crate) mod hunks;
+pub(crate) mod keep;
 pub mod merge;
 mod plan;
 mod recover;
@@ -26,7 +27,7 @@ mod seen;
 pub mod status;
 #[cfg(test)]
 mod tests;
-mod workers;
+pub(crate) mod workers;
 mod write_through;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,7 @@ use crate::error::Result;
 use crate::journal::record::{Draft, Op};
 use crate::overlay::Overlay;
 use crate::relpath::RelPath;
+use crate::store::ContentStore;
 pub use recover::roll_forward;
 use workers::PhaseTimer;
 pub use write_through::flush_write_through;
@@ -43,13 +45,38 @@ pub use write_through::flush_write_through;
 /// Commits the changes `req` selects. Paths the workspace has open for writing are not
 /// committed (their content is not final): they stay pending and are listed in
 /// [`CommitReport::busy`].
+/// With a `store`, what the commit replaces and writes is kept there and the prior states
+/// recorded, so `wsfs undo` can put it back ([`keep`]).
 pub fn commit(
     ov: &Overlay,
     backups_root: &Path,
     req: &CommitRequest,
+    store: Option<&ContentStore>,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
-    commit_in(ov, backups_root, req, plan::Scope::default(), progress)
+    let versions = Versions {
+        store,
+        resume: None,
+    };
+    commit_in(
+        ov,
+        backups_root,
+        req,
+        plan::Scope::default(),
+        versions,
+        progress,
+    )
+}
+
+/// Where a commit keeps its versions, and whether it continues one a crash interrupted.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Versions<'a> {
+    /// Keep replaced and new content here and record prior states (`None`: not undoable).
+    pub store: Option<&'a ContentStore>,
+    /// Continue this commit (its `commit_begin`, with the prior states, is in the journal;
+    /// the roll-forward writes its `commit_end`): its remaining paths are recorded under its
+    /// own id, so an undo finds them all.
+    pub resume: Option<&'a str>,
 }
 
 /// [`commit`], and with `req.merge`, first a 3-way merge of each text file the host changed
@@ -63,13 +90,18 @@ pub fn commit_merging(
     backups_root: &Path,
     project: &Path,
     req: &CommitRequest,
+    store: Option<&ContentStore>,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
+    let versions = Versions {
+        store,
+        resume: None,
+    };
     if !req.hunks.is_empty() {
-        return commit_hunks(ov, backups_root, req, progress);
+        return commit_hunks(ov, backups_root, req, versions, progress);
     }
     if !req.merge {
-        return commit(ov, backups_root, req, progress);
+        return commit(ov, backups_root, req, store, progress);
     }
     ov.journal().check_unchanged()?;
     let first = plan::plan(ov, req, plan::Scope::default())?;
@@ -80,7 +112,7 @@ pub fn commit_merging(
         merged: Some(&prepared.merged),
         hunks: None,
     };
-    let mut report = commit_in(ov, backups_root, req, scope, progress)?;
+    let mut report = commit_in(ov, backups_root, req, scope, versions, progress)?;
     for c in &mut report.conflicts {
         if let Some((reason, hint)) = prepared.unresolved.get(&c.path) {
             c.reason = reason.clone();
@@ -102,6 +134,7 @@ fn commit_hunks(
     ov: &Overlay,
     backups_root: &Path,
     req: &CommitRequest,
+    versions: Versions<'_>,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
     ov.journal().check_unchanged()?;
@@ -123,7 +156,7 @@ fn commit_hunks(
         merged: None,
         hunks: Some(&partial),
     };
-    let mut report = commit_in(ov, backups_root, &whole_req, scope, progress)?;
+    let mut report = commit_in(ov, backups_root, &whole_req, scope, versions, progress)?;
     report.partial = report
         .applied
         .iter()
@@ -139,6 +172,7 @@ fn commit_in(
     backups_root: &Path,
     req: &CommitRequest,
     scope: plan::Scope<'_>,
+    versions: Versions<'_>,
     progress: &dyn Fn(u64, u64),
 ) -> Result<CommitReport> {
     let mut timer = PhaseTimer::start();
@@ -166,22 +200,42 @@ fn commit_in(
     if req.dry_run || (ready.is_empty() && noops.is_empty()) {
         return Ok(report);
     }
-    let id = format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1);
+    let id = match versions.resume {
+        Some(id) => id.to_string(),
+        None => format!("{}-{}", chrono_like_now(), ov.journal().last_seq() + 1),
+    };
     report.id = id.clone();
     timer.lap(&id, "select and check for conflicts");
-    // A file committed in part is never rolled forward with the workspace's whole file
-    // (see `hunks`): it is not listed.
-    let whole: Vec<RelPath> = report
-        .applied
-        .iter()
-        .filter(|p| scope.hunks.is_none_or(|h| !h.contains_key(*p)))
-        .cloned()
-        .collect();
-    ov.record_durable(Draft::control(Op::CommitBegin {
-        id: id.clone(),
-        paths: whole,
-    }))?;
-    crate::fault::commit_step("after commit_begin");
+    if versions.resume.is_none() {
+        let prior = match versions.store {
+            Some(store) => {
+                let kept = keep::keep(ov, store, &ready)?;
+                if !kept.conflicts.is_empty() {
+                    report.conflicts = kept.conflicts;
+                    report.applied.clear();
+                    report.id.clear();
+                    return Ok(report);
+                }
+                timer.lap(&id, "keep versions in the store");
+                kept.prior
+            }
+            None => Vec::new(),
+        };
+        // A file committed in part is never rolled forward with the workspace's whole file
+        // (see `hunks`): it is not listed.
+        let whole: Vec<RelPath> = report
+            .applied
+            .iter()
+            .filter(|p| scope.hunks.is_none_or(|h| !h.contains_key(*p)))
+            .cloned()
+            .collect();
+        ov.record_durable(Draft::control(Op::CommitBegin {
+            id: id.clone(),
+            paths: whole,
+            prior,
+        }))?;
+        crate::fault::commit_step("after commit_begin");
+    }
     let backup_dir = backups_root.join(&id);
     let outcome = apply::apply(ov, &id, &ready, req, &backup_dir, progress, &mut timer)?;
     if !outcome.left_pending.is_empty() {
@@ -196,13 +250,15 @@ fn commit_in(
     if outcome.backed_up {
         report.backup_dir = Some(backup_dir);
     }
-    ov.record_durable(Draft::control(Op::CommitEnd { id }))?;
+    if versions.resume.is_none() {
+        ov.record_durable(Draft::control(Op::CommitEnd { id }))?;
+    }
     ov.settle_kernel_caches();
     Ok(report)
 }
 
 /// Time stamp for commit ids: seconds since the epoch in hex (sortable, filename-safe).
-fn chrono_like_now() -> String {
+pub(crate) fn chrono_like_now() -> String {
     let s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

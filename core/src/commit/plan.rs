@@ -243,7 +243,7 @@ fn symlink_escapes(path: &RelPath, target: &[u8]) -> bool {
     false
 }
 
-fn conflict(c: &Change, reason: &str, host: EntryState, hint: String) -> Conflict {
+pub(super) fn conflict(c: &Change, reason: &str, host: EntryState, hint: String) -> Conflict {
     Conflict {
         path: c.path.clone(),
         reason: reason.into(),

@@ -11,7 +11,7 @@ const WORKERS: usize = 8;
 
 /// Runs `f` on every item, spread over up to [`WORKERS`] threads, and returns the results in
 /// the items' order. Each thread stops at its first error; the first error is returned.
-pub(super) fn on_workers<T: Sync, R: Send>(
+pub(crate) fn on_workers<T: Sync, R: Send>(
     items: &[T],
     f: impl Fn(&T) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {

@@ -53,6 +53,7 @@ pub fn flush_write_through(ov: &Overlay, backups_root: &Path) -> Result<Option<C
         backups_root,
         &CommitRequest::default(),
         scope,
+        super::Versions::default(),
         &|_, _| {},
     )?;
     Ok(Some(report))

@@ -193,6 +193,11 @@ pub enum Op {
         id: String,
         /// Paths the commit applies, in order.
         paths: Vec<RelPath>,
+        /// The host's state of each of `paths` before the commit (same order), its files'
+        /// content kept in the content store: what `wsfs undo` puts back. Empty in journals
+        /// of older versions and in write-through flushes (such commits cannot be undone).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        prior: Vec<EntryState>,
     },
     /// One path of commit `id` has been applied to the host.
     CommitApplied {
@@ -203,6 +208,32 @@ pub enum Op {
     CommitEnd {
         /// Commit id.
         id: String,
+    },
+    /// `wsfs undo` of commit `commit` started; it puts `paths` back as they were before it.
+    UndoBegin {
+        /// Undo id (also the backups/ folder name of a forced undo).
+        id: String,
+        /// The commit being undone.
+        commit: String,
+        /// Paths it puts back, in order.
+        paths: Vec<RelPath>,
+    },
+    /// One path of undo `id` is back in the overlay: `new` is the workspace's version (the
+    /// committed one, or a later change), `base` the host state the undo restores.
+    UndoApplied {
+        /// Undo id.
+        id: String,
+    },
+    /// Undo `id` finished: every path of it holds its old state on the host.
+    UndoEnd {
+        /// Undo id.
+        id: String,
+    },
+    /// `wsfs gc` dropped the stored versions of every commit but the last `keep` that can be
+    /// undone (and those checkpoints name); older commits can no longer be undone.
+    Gc {
+        /// Commits kept.
+        keep: u64,
     },
     /// Overlay changes under `paths` were dropped (empty = everything).
     Discard {

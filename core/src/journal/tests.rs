@@ -66,6 +66,12 @@ fn sample_drafts() -> Vec<Draft> {
                 RelPath::new(b"caf\xe9").unwrap(),
                 RelPath::new("x").unwrap(),
             ],
+            prior: vec![
+                EntryState::Absent,
+                EntryState::Symlink {
+                    target: b"t".to_vec(),
+                },
+            ],
         }),
         Draft::control(Op::CommitEnd { id: "c1".into() }),
     ]

@@ -255,7 +255,22 @@ impl ChangeSet {
     fn apply_record(&self, r: &Record) {
         let d = &r.draft;
         match &d.op {
-            Op::CommitBegin { .. } | Op::CommitEnd { .. } => {}
+            Op::CommitBegin { .. }
+            | Op::CommitEnd { .. }
+            | Op::UndoBegin { .. }
+            | Op::UndoEnd { .. }
+            | Op::Gc { .. } => {}
+            Op::UndoApplied { .. } => {
+                // The host went back to `base`: the path is a change again, the overlay
+                // keeping `new` (what the commit wrote, or a change made after it).
+                let base = d.base.clone().unwrap_or(EntryState::Absent);
+                if self.map.contains_key(&d.path) {
+                    self.rebase(&d.path, base);
+                } else {
+                    self.touch(&d.path, Some(&base));
+                    self.set_current(&d.path, d.new.clone());
+                }
+            }
             Op::CommitApplied { .. } => {
                 // `base` set: the overlay keeps the path (a writer had it open, or its content
                 // is not what was committed), rebased on what was committed. Otherwise the

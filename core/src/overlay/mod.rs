@@ -36,6 +36,8 @@ mod node;
 mod reconcile;
 mod revert;
 mod state;
+mod undo;
+pub(crate) use undo::Reverted;
 #[cfg(test)]
 mod tests;
 pub mod types;

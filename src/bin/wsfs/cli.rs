@@ -201,6 +201,35 @@ pub enum Command {
         /// git shows it.
         #[arg(long, value_enum, default_value_t = DateStyle::Local)]
         date: DateStyle,
+        /// List the commits instead: id, time, paths, and whether each can be undone.
+        #[arg(long)]
+        commits: bool,
+    },
+    /// Put the host project back as it was before a commit (default: the last one that can be
+    /// undone): content, mode and type of every path it wrote; created paths go, deleted ones
+    /// come back. The commit's changes are pending in the workspace again. Refused (exit 3,
+    /// nothing applied) when the host changed a path since the commit.
+    Undo {
+        /// The commit (`wsfs log --commits` lists them).
+        #[arg(value_name = "COMMIT_ID")]
+        commit: Option<String>,
+        /// The workspace [default: the workspace of the current directory].
+        #[arg(short = 'w', long = "workspace", value_name = "NAME")]
+        workspace: Option<String>,
+        /// Put back paths the host changed since the commit too (each host version is backed
+        /// up first; the backup dir is printed).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Drop the kept file versions that neither the last N commits that can be undone nor
+    /// checkpoints need; older commits can no longer be undone. Prints the bytes freed.
+    Gc {
+        /// Commits to keep undoable [default: 20].
+        #[arg(value_name = "N")]
+        keep: Option<u64>,
+        /// The workspace [default: the workspace of the current directory].
+        #[arg(short = 'w', long = "workspace", value_name = "NAME")]
+        workspace: Option<String>,
     },
     /// The journal records that touched PATHs (or anything below them), oldest first, with
     /// the process that made each change.

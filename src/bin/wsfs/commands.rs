@@ -289,7 +289,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             }
         }
-        Command::Log { ws, date } => {
+        Command::Log {
+            ws,
+            date,
+            commits: true,
+        } => {
+            let ws = pick(&client, ws.get()).await?;
+            let commits = client.commits(&ws.name).await?;
+            if json {
+                print_json(&mut out, &commits)?;
+            } else {
+                crate::render_undo::commits(&mut out, &commits, date)?;
+            }
+        }
+        Command::Log { ws, date, .. } => {
             let ws = pick(&client, ws.get()).await?;
             let records = client.log(&ws.name).await?;
             if json {
@@ -315,6 +328,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 print_json(&mut out, &records)?;
             } else {
                 render::log(&mut out, &records, date)?;
+            }
+        }
+        Command::Undo {
+            commit,
+            workspace,
+            force,
+        } => {
+            let ws = pick(&client, workspace.as_deref()).await?;
+            let req = wsfs::api::UndoRequest { commit, force };
+            let report = client.undo(&ws.name, &req).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                crate::render_undo::undo(&mut out, &report)?;
+            }
+            if !report.conflicts.is_empty() && report.id.is_empty() {
+                return Ok(Outcome::Refused);
+            }
+        }
+        Command::Gc { keep, workspace } => {
+            let ws = pick(&client, workspace.as_deref()).await?;
+            let report = client.gc(&ws.name, &wsfs::api::GcRequest { keep }).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                writeln!(
+                    out,
+                    "kept the versions of the last {} commits: removed {} objects, {} bytes freed ({} objects kept)",
+                    report.keep, report.removed, report.bytes_freed, report.kept
+                )?;
             }
         }
         Command::Verify { ws } => {

@@ -57,7 +57,9 @@ fn recovery_summary(records: &[Record], started_ns: i64) -> String {
         .enumerate()
         .rev()
         .find_map(|(i, r)| match &r.draft.op {
-            Op::CommitBegin { id, paths } if r.time_ns >= started_ns => Some((i, id, paths.len())),
+            Op::CommitBegin { id, paths, .. } if r.time_ns >= started_ns => {
+                Some((i, id, paths.len()))
+            }
             _ => None,
         });
     let Some((at, id, listed)) = begin else {

@@ -9,6 +9,7 @@ mod interactive;
 mod interrupted;
 mod output;
 mod render;
+mod render_undo;
 mod resolve;
 
 use std::process::ExitCode;

@@ -628,10 +628,17 @@ pub fn log(out: &mut impl Write, records: &[Record], date: DateStyle) -> std::io
             op
         );
         match &r.draft.op {
-            Op::CommitBegin { id, paths } => {
+            Op::CommitBegin { id, paths, .. } => {
                 line.push_str(&format!(" {id} ({} paths)", paths.len()))
             }
-            Op::CommitApplied { id } | Op::CommitEnd { id } => line.push_str(&format!(" {id}")),
+            Op::CommitApplied { id } | Op::CommitEnd { id } | Op::UndoEnd { id } => {
+                line.push_str(&format!(" {id}"))
+            }
+            Op::UndoBegin { id, commit, paths } => {
+                line.push_str(&format!(" {id} of commit {commit} ({} paths)", paths.len()))
+            }
+            Op::UndoApplied { id } => line.push_str(&format!(" {id} {}", r.draft.path)),
+            Op::Gc { keep } => line.push_str(&format!(" kept the last {keep} commits")),
             Op::Discard { paths } if paths.is_empty() => line.push_str(" (everything)"),
             Op::Discard { paths } => {
                 let names: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
@@ -670,7 +677,7 @@ fn op_name(op: &Op) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS +hhmm` of a record time (nanoseconds since the epoch) in `zone`.
-fn record_time(ns: i64, zone: &jiff::tz::TimeZone) -> String {
+pub(crate) fn record_time(ns: i64, zone: &jiff::tz::TimeZone) -> String {
     match jiff::Timestamp::from_nanosecond(i128::from(ns)) {
         Ok(t) => t
             .to_zoned(zone.clone())
