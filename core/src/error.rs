@@ -137,6 +137,9 @@ pub enum Error {
     /// A git command failed; the message carries its stderr.
     #[error("{0}")]
     GitFailed(String),
+    /// No checkpoint of that id.
+    #[error("no checkpoint {0:?} in this workspace; `wsfs checkpoints` lists them")]
+    NoSuchCheckpoint(String),
     /// The content store failed (see [`crate::store`]).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -265,6 +268,7 @@ impl Error {
             | Error::Encoding(_)
             | Error::GitRefused(_)
             | Error::GitFailed(_)
+            | Error::NoSuchCheckpoint(_)
             | Error::Store(_) => libc::EIO,
         }
     }

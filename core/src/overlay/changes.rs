@@ -255,7 +255,7 @@ impl ChangeSet {
     fn apply_record(&self, r: &Record) {
         let d = &r.draft;
         match &d.op {
-            Op::CommitBegin { .. } | Op::CommitEnd { .. } => {}
+            Op::CommitBegin { .. } | Op::CommitEnd { .. } | Op::Checkpoint { .. } => {}
             Op::CommitApplied { .. } => {
                 // `base` set: the overlay keeps the path (a writer had it open, or its content
                 // is not what was committed), rebased on what was committed. Otherwise the

@@ -498,6 +498,23 @@ impl Overlay {
         }
     }
 
+    /// The overlay changed `paths` on its own initiative (a restore), not at the kernel's
+    /// request: the kernel forgets each name's dentry, its node's attributes and pages, and
+    /// its parent's listing. Call [`Overlay::settle_kernel_caches`] afterwards, holding no lock.
+    pub(crate) fn changed_behind_kernel(&self, paths: &[RelPath]) {
+        for path in paths {
+            if let Some(node) = self.nodes.at_path(path) {
+                self.invalidate_inode(node.ino);
+            }
+            if let Some((parent_path, name)) = path.split_last() {
+                if let Some(parent) = self.nodes.at_path(&parent_path) {
+                    self.invalidate_entry(parent.ino, name);
+                    self.invalidate_inode(parent.ino);
+                }
+            }
+        }
+    }
+
     /// The host changed `path` (from a watcher): drop cached state and tell the kernel,
     /// unless the overlay has its own version of that path.
     pub fn lower_changed(&self, path: &RelPath) {
