@@ -146,7 +146,8 @@ pub(crate) fn info(cp: &Checkpoint, changed: u64) -> CheckpointInfo {
 }
 
 /// Takes checkpoint `id`: captures every pending change (as `status` sees it, entries inside a
-/// directory the workspace created included), makes the store durable, appends the record.
+/// directory the workspace created included) and every other upper entry of a touched path,
+/// makes the store durable, appends the record.
 pub(crate) fn take(
     ov: &Overlay,
     store: &ContentStore,
@@ -156,10 +157,37 @@ pub(crate) fn take(
     ov.settle_written(None)?;
     let busy = ov.busy_paths();
     let mut entries = Vec::new();
-    for change in crate::commit::status::pending(ov)? {
+    let pending = crate::commit::status::pending(ov)?;
+    let listed: HashSet<RelPath> = pending.iter().map(|c| c.path.clone()).collect();
+    for change in pending {
         let busy = busy.contains(&change.path);
         entries.push(capture(ov, store, change, busy)?);
     }
+    // Touched paths that are back to their base still hold an upper entry the view may need
+    // (inside a directory that hides the host's): kept too.
+    for (path, c) in ov.changes().snapshot() {
+        if listed.contains(&path) {
+            continue;
+        }
+        let state = ov.upper_state(&path, false)?;
+        if state.is_absent() {
+            continue;
+        }
+        let change = Change {
+            path: path.clone(),
+            kind: crate::api::ChangeKind::Modified,
+            from: None,
+            base: c.base,
+            current: state,
+            scratch: false,
+            protected: false,
+            git_churn: false,
+            secret: false,
+            write_through: false,
+        };
+        entries.push(capture(ov, store, change, busy.contains(&path))?);
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
     store.sync()?;
     let rec = ov.record_durable(Draft::control(Op::Checkpoint {
         id: id.to_string(),

@@ -4,7 +4,9 @@
 //! is journaled, the change set follows, whiteouts and opaque directories come out as they do
 //! for any change, and nothing is written behind the overlay's back:
 //! 1. paths whose checkpoint state is the host's (not changed then, or changed back to the
-//!    base the host still has) are discarded: they leave the change set and the upper layer;
+//!    base the host still has) are discarded: they leave the change set and the upper layer
+//!    (a directory with paths below it to make is kept when the view has it as a plain
+//!    directory; otherwise it is discarded and the paths below are made again in step 2);
 //! 2. every other selected path, parents first, is made to hold its checkpoint state: a file
 //!    or symlink is written under a temporary name in its directory and renamed over the path
 //!    (so a kill -9 leaves the old or the new version, never a torn one), a directory gets its
@@ -60,12 +62,26 @@ pub(crate) fn restore(
     for p in now.filter(|p| selected(p)) {
         goals.entry(p.clone()).or_insert(Goal::Host);
     }
+    // Below a directory that hides the host's, the host's state is absence.
+    let opaque_above = |p: &RelPath| {
+        p.ancestors().any(|a| match goals.get(&a) {
+            Some(Goal::Entry(e)) => e.opaque && e.state.is_dir(),
+            Some(Goal::Host) => false,
+            None => ov.changes().is_opaque(&a),
+        })
+    };
+    let hidden: HashSet<RelPath> = goals
+        .iter()
+        .filter(|(p, g)| matches!(g, Goal::Host) && opaque_above(p))
+        .map(|(p, _)| p.clone())
+        .collect();
     // A path whose goal is the host's state is discarded, unless a path below it must be
     // made different (a discard takes everything below with it).
     let mut discard = Vec::new();
     let mut made: Vec<&RelPath> = Vec::new();
     for (p, g) in goals.iter().rev() {
         let host_goal = match g {
+            _ if opaque_above(p) => false,
             Goal::Host => true,
             Goal::Entry(e) => {
                 e.state.same_state(&e.base)
@@ -75,7 +91,10 @@ pub(crate) fn restore(
             }
         };
         let below = made.iter().any(|m| m.starts_with(p));
-        if host_goal && !below {
+        // With paths below to make, a directory the view has (not hiding the host's) only
+        // needs its mode; anything else is discarded first and the paths below made after.
+        let keep_dir = below && matches!(view_state(ov, p)?, (EntryState::Dir { .. }, false));
+        if host_goal && !keep_dir {
             if ov.changes().contains(p) {
                 discard.push(p.clone());
             }
@@ -94,6 +113,13 @@ pub(crate) fn restore(
         }
         let want = match g {
             Goal::Entry(e) => (*e).clone(),
+            Goal::Host if hidden.contains(p) => CheckpointEntry {
+                path: p.clone(),
+                base: EntryState::Absent,
+                state: EntryState::Absent,
+                opaque: false,
+                owner: None,
+            },
             Goal::Host => host_entry(ov, p)?,
         };
         if make(ov, store, &want, &mut touched)? {
