@@ -105,6 +105,7 @@ pub(crate) fn restore(
     if !discard.is_empty() {
         let report = crate::commit::discard(ov, &discard)?;
         touched.changed.extend(report.discarded);
+        touched.names.extend(discard.iter().cloned());
     }
     let discarded: HashSet<&RelPath> = discard.iter().collect();
     for (p, g) in &goals {
