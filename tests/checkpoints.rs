@@ -122,8 +122,9 @@ fn checkpoint_diff_and_restore_live_with_files_open() {
     // A host edit now shows through: the restored paths left the overlay.
     fs::write(live.project.join("a.txt"), "host edit\n").unwrap();
     assert!(
-        live::eventually(std::time::Duration::from_secs(10), || read(&mp.join("a.txt"))
-            == "host edit\n")
+        live::eventually(std::time::Duration::from_secs(10), || read(
+            &mp.join("a.txt")
+        ) == "host edit\n")
         .is_some(),
         "{}",
         read(&mp.join("a.txt"))

@@ -481,7 +481,9 @@ fn run_with_checkpoints(steps: Vec<TimeStep>) {
                 // in both states.
                 let parent_ok = paths.first().is_none_or(|p| {
                     let pp = parent(p.as_bytes());
-                    pp.is_none_or(|pp| model.get(pp) == Some(&E::Dir) && at.get(pp) == Some(&E::Dir))
+                    pp.is_none_or(|pp| {
+                        model.get(pp) == Some(&E::Dir) && at.get(pp) == Some(&E::Dir)
+                    })
                 });
                 if !parent_ok {
                     continue;
@@ -516,7 +518,11 @@ fn run_with_checkpoints(steps: Vec<TimeStep>) {
         .commit(&CommitRequest::default(), &|_, _| {})
         .unwrap();
     assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
-    assert_eq!(host_model(&f), model, "commit after restores; steps {steps:?}");
+    assert_eq!(
+        host_model(&f),
+        model,
+        "commit after restores; steps {steps:?}"
+    );
 }
 
 proptest! {

@@ -16,11 +16,11 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::os::fd::AsFd;
 
+use crate::api::Change;
 use crate::api::CheckpointInfo;
 use crate::error::{Error, IoContext, Result};
 use crate::hash::ContentHash;
 use crate::journal::record::{CheckpointEntry, Draft, EntryState, Op, Record};
-use crate::api::Change;
 use crate::overlay::Overlay;
 use crate::relpath::RelPath;
 use crate::store::ContentStore;

@@ -58,7 +58,10 @@ pub(crate) fn restore(
         goals.insert(e.path.clone(), Goal::Entry(e));
     }
     let pending = crate::commit::status::pending(ov)?;
-    let now = snapshot.iter().map(|(p, _)| p).chain(pending.iter().map(|c| &c.path));
+    let now = snapshot
+        .iter()
+        .map(|(p, _)| p)
+        .chain(pending.iter().map(|c| &c.path));
     for p in now.filter(|p| selected(p)) {
         goals.entry(p.clone()).or_insert(Goal::Host);
     }

@@ -97,7 +97,11 @@ fn restore_brings_back_every_kind_and_base_paths_leave_the_overlay() {
     // Back to the host's state entirely: nothing pending, nothing left in the change set.
     restore(&f, "c1", &[]);
     assert!(f.ws().status().unwrap().is_empty());
-    assert!(f.ov().changes().is_empty(), "{:?}", f.ov().changes().snapshot());
+    assert!(
+        f.ov().changes().is_empty(),
+        "{:?}",
+        f.ov().changes().snapshot()
+    );
     assert_eq!(read(f.ov(), "d/b").unwrap(), b"host b\n");
 
     // A restore is restored away by the checkpoint taken before it.
@@ -147,9 +151,5 @@ fn diff_between_points() {
     // The host moved on: its old content is not kept, and the diff says so.
     std::fs::write(f.host("a"), "host moved\n").unwrap();
     let d = range(&f, "base", "@");
-    assert!(
-        d[0].unified.contains("not kept"),
-        "{}",
-        d[0].unified
-    );
+    assert!(d[0].unified.contains("not kept"), "{}", d[0].unified);
 }

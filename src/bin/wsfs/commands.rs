@@ -131,7 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             stat,
         } if range_target(&client, &target).await?.is_some() => {
             let (ws, range, paths) = range_target(&client, &target).await?.expect("checked");
-            anyhow::ensure!(!git, "wsfs diff A..B: --git is not available for ranges yet");
+            anyhow::ensure!(
+                !git,
+                "wsfs diff A..B: --git is not available for ranges yet"
+            );
             let req = wsfs::api::RangeDiffRequest {
                 from: range.0,
                 to: range.1,

@@ -626,9 +626,11 @@ pub fn log(out: &mut impl Write, records: &[Record], date: DateStyle) -> std::io
                 line.push_str(&format!(" {id} ({} paths)", paths.len()))
             }
             Op::CommitApplied { id } | Op::CommitEnd { id } => line.push_str(&format!(" {id}")),
-            Op::Checkpoint { id, message, entries } => {
-                line.push_str(&format!(" {id} ({} paths) {message}", entries.len()))
-            }
+            Op::Checkpoint {
+                id,
+                message,
+                entries,
+            } => line.push_str(&format!(" {id} ({} paths) {message}", entries.len())),
             Op::Discard { paths } if paths.is_empty() => line.push_str(" (everything)"),
             Op::Discard { paths } => {
                 let names: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
