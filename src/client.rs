@@ -352,6 +352,43 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/workspaces/{name}/checkpoints`: takes a checkpoint.
+    pub async fn checkpoint(
+        &self,
+        name: &str,
+        req: &api::CheckpointRequest,
+    ) -> ClientResult<api::CheckpointInfo> {
+        self.call(Method::POST, &ws(name, "checkpoints"), Some(req))
+            .await
+    }
+
+    /// `GET /v1/workspaces/{name}/checkpoints`.
+    pub async fn checkpoints(&self, name: &str) -> ClientResult<Vec<api::CheckpointInfo>> {
+        self.call(Method::GET, &ws(name, "checkpoints"), None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/workspaces/{name}/restore`.
+    pub async fn restore(
+        &self,
+        name: &str,
+        req: &api::RestoreRequest,
+    ) -> ClientResult<api::RestoreReport> {
+        self.call(Method::POST, &ws(name, "restore"), Some(req))
+            .await
+    }
+
+    /// `POST /v1/workspaces/{name}/diff-range?show=…`: what changed between two points.
+    pub async fn diff_range(
+        &self,
+        name: &str,
+        req: &api::RangeDiffRequest,
+        show: api::Show,
+    ) -> ClientResult<Vec<api::FileDiff>> {
+        let path = format!("{}?show={}", ws(name, "diff-range"), show_word(show));
+        self.call(Method::POST, &path, Some(req)).await
+    }
+
     /// `GET /v1/workspaces/{name}/log`.
     pub async fn log(&self, name: &str) -> ClientResult<Vec<crate::journal::record::Record>> {
         self.call(Method::GET, &ws(name, "log"), None::<&()>).await

@@ -121,5 +121,77 @@ fn status_and_commit(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, journal_append, hashing, copy_up, status_and_commit);
+/// Writes `data` into each of the fixture's `files` files.
+fn write_all(ws: &Workspace, files: usize, data: &[u8]) {
+    let ov = ws.overlay();
+    for i in 0..files {
+        let d = ov
+            .lookup(ROOT_INO, OsStr::new(&format!("d{}", i / 1000)))
+            .unwrap()
+            .ino;
+        let f = ov.lookup(d, OsStr::new(&format!("f{i}"))).unwrap().ino;
+        let o = ov.open(&REQ, f, libc::O_WRONLY | libc::O_TRUNC).unwrap();
+        ov.write(o.fh, 0, data).unwrap();
+        ov.write(o.fh, data.len() as u64, format!("{i}").as_bytes())
+            .unwrap();
+        ov.release(o.fh).unwrap();
+    }
+}
+
+/// A checkpoint of 1,000 changed 4 KiB files (each content new to the store), and a restore
+/// of 1,000 changed files to a checkpoint (store on; each iteration on a fresh workspace).
+fn checkpoints(c: &mut Criterion) {
+    const N: usize = 1_000;
+    let mut g = c.benchmark_group("1k changed 4 KiB files");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(N as u64));
+    let body = vec![b'c'; 4090];
+    g.bench_function("checkpoint", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let fx = fixture(N, 4096);
+                let ws = fx.ws();
+                write_all(ws, N, &body);
+                let t = Instant::now();
+                let cp = ws.checkpoint("bench").unwrap();
+                total += t.elapsed();
+                assert_eq!(cp.paths, N as u64);
+            }
+            total
+        })
+    });
+    g.bench_function("restore", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let fx = fixture(N, 4096);
+                let ws = fx.ws();
+                write_all(ws, N, &body);
+                let cp = ws.checkpoint("bench").unwrap();
+                write_all(ws, N, b"other");
+                let t = Instant::now();
+                let r = ws
+                    .restore(&wsfs_core::api::RestoreRequest {
+                        checkpoint: cp.id,
+                        paths: vec![],
+                    })
+                    .unwrap();
+                total += t.elapsed();
+                assert_eq!(r.restored.len(), N);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    journal_append,
+    hashing,
+    copy_up,
+    status_and_commit,
+    checkpoints
+);
 criterion_main!(benches);

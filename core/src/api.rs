@@ -655,3 +655,65 @@ pub struct GcReport {
     /// Objects kept.
     pub kept: u64,
 }
+
+/// `POST /v1/workspaces/{name}/checkpoints` body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRequest {
+    /// What the checkpoint marks (may be empty).
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One checkpoint: the answer of `POST …/checkpoints`, one item of `GET …/checkpoints`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointInfo {
+    /// Its id (`c1`, `c2`, ...; in the order taken).
+    pub id: String,
+    /// Sequence number of its journal record.
+    pub seq: u64,
+    /// When it was taken, nanoseconds since the Unix epoch.
+    pub time_ns: i64,
+    /// Its message.
+    pub message: String,
+    /// Paths the workspace had changed at that point.
+    pub paths: u64,
+    /// Paths whose state differs from the previous checkpoint's (all of them for the first).
+    pub changed: u64,
+}
+
+/// `POST /v1/workspaces/{name}/restore` body.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// The checkpoint to return to.
+    pub checkpoint: String,
+    /// Paths to restore (and everything below them); empty = all. The root and absolute paths
+    /// are refused ([`RelPath::selection`]).
+    #[serde(default, deserialize_with = "crate::relpath::deserialize_selection")]
+    pub paths: Vec<RelPath>,
+}
+
+/// What a restore did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// The checkpoint restored.
+    pub checkpoint: String,
+    /// The checkpoint taken automatically just before (restore it to undo this restore).
+    pub saved: String,
+    /// Paths whose state changed, sorted.
+    pub restored: Vec<RelPath>,
+}
+
+/// `POST /v1/workspaces/{name}/diff-range` body: what changed from one point to another.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeDiffRequest {
+    /// A checkpoint id, `@` (now) or `base` (the host state the workspace started from).
+    pub from: String,
+    /// Same as `from`.
+    pub to: String,
+    /// Paths to show (and everything below them); empty = all.
+    #[serde(default, deserialize_with = "crate::relpath::deserialize_selection")]
+    pub paths: Vec<RelPath>,
+}

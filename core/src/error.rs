@@ -144,6 +144,9 @@ pub enum Error {
     /// its versions collected); the message says which and what to do.
     #[error("{0}")]
     UndoRefused(String),
+    /// No checkpoint of that id.
+    #[error("no checkpoint {0:?} in this workspace; `wsfs checkpoints` lists them")]
+    NoSuchCheckpoint(String),
     /// The content store failed (see [`crate::store`]).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -279,6 +282,7 @@ impl Error {
             | Error::GitFailed(_)
             | Error::NoSuchCommit(_)
             | Error::UndoRefused(_)
+            | Error::NoSuchCheckpoint(_)
             | Error::Store(_) => libc::EIO,
         }
     }

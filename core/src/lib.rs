@@ -17,6 +17,7 @@
 
 pub mod api;
 pub(crate) mod bytes_serde;
+pub mod checkpoint;
 pub(crate) mod commit;
 pub(crate) mod copy;
 pub(crate) mod diff;

@@ -30,8 +30,10 @@ pub struct Workspace {
     overlay: Arc<Overlay>,
     /// Every file version the workspace may have to bring back, by hash (`<dir>/store`).
     store: ContentStore,
-    /// One commit, discard or write-through flush at a time.
+    /// One commit, discard, write-through flush, checkpoint or restore at a time.
     commit_lock: Mutex<()>,
+    /// Checkpoints taken so far (the next id is `c<n+1>`).
+    checkpoints: AtomicU64,
     /// The journal's last sequence number after the last write-through flush: a flush with
     /// nothing recorded since has nothing new to try.
     flushed_at: AtomicU64,
@@ -136,6 +138,7 @@ impl Workspace {
             &commit::backups_dir(&dir),
             &replay.records,
         )?;
+        let checkpoints = AtomicU64::new(crate::checkpoint::count(&replay.records));
         Ok(Arc::new(Workspace {
             name: name.to_string(),
             dir,
@@ -143,6 +146,7 @@ impl Workspace {
             overlay,
             store,
             commit_lock: Mutex::new(()),
+            checkpoints,
             flushed_at: AtomicU64::new(0),
             _lock: lock,
         }))
@@ -383,6 +387,66 @@ impl Workspace {
         })
     }
 
+    /// Takes a checkpoint (see `checkpoint`): the state of every pending change, contents in
+    /// the store.
+    pub fn checkpoint(&self, message: &str) -> Result<api::CheckpointInfo> {
+        let _one = self.commit_lock.lock().unwrap();
+        self.checkpoint_locked(message)
+    }
+
+    fn checkpoint_locked(&self, message: &str) -> Result<api::CheckpointInfo> {
+        self.overlay.finish_deferred_recovery()?;
+        let n = self.checkpoints.load(Ordering::Relaxed) + 1;
+        let cp = crate::checkpoint::take(&self.overlay, &self.store, &format!("c{n}"), message)?;
+        self.checkpoints.store(n, Ordering::Relaxed);
+        let records = self.log()?;
+        let changed = crate::checkpoint::infos(&records)
+            .into_iter()
+            .find(|i| i.id == cp.id)
+            .map_or(cp.entries.len() as u64, |i| i.changed);
+        Ok(crate::checkpoint::info(&cp, changed))
+    }
+
+    /// Every checkpoint, oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<api::CheckpointInfo>> {
+        Ok(crate::checkpoint::infos(&self.log()?))
+    }
+
+    /// Every content-store hash a checkpoint references (a store gc must keep them).
+    pub fn checkpoint_hashes(&self) -> Result<std::collections::HashSet<crate::hash::ContentHash>> {
+        Ok(crate::checkpoint::referenced_hashes(&self.log()?))
+    }
+
+    /// Returns the view at or below `req.paths` (all when empty) to checkpoint
+    /// `req.checkpoint`, after taking a checkpoint of the view as it is (so the restore can be
+    /// restored away).
+    pub fn restore(&self, req: &api::RestoreRequest) -> Result<api::RestoreReport> {
+        let _one = self.commit_lock.lock().unwrap();
+        let cp = crate::checkpoint::find(&self.log()?, &req.checkpoint)?;
+        let saved = self.checkpoint_locked(&format!("before restore to {}", cp.id))?;
+        let restored =
+            crate::checkpoint::restore::restore(&self.overlay, &self.store, &cp, &req.paths)?;
+        Ok(api::RestoreReport {
+            checkpoint: cp.id,
+            saved: saved.id,
+            restored,
+        })
+    }
+
+    /// Diffs from point `req.from` to `req.to` (checkpoint ids, `@`, `base`).
+    pub fn diff_range(
+        &self,
+        req: &api::RangeDiffRequest,
+        show: api::Show,
+    ) -> Result<Vec<api::FileDiff>> {
+        use crate::checkpoint::range::{diff, Point};
+        self.overlay.settle_written(None)?;
+        let records = self.log()?;
+        let from = Point::parse(&records, &req.from)?;
+        let to = Point::parse(&records, &req.to)?;
+        diff(&self.overlay, &self.store, &from, &to, &req.paths, show)
+    }
+
     /// Every journal record.
     pub fn log(&self) -> Result<Vec<Record>> {
         Journal::read(&self.dir.join("journal"))
@@ -480,7 +544,7 @@ impl Workspace {
 }
 
 /// Reads one side of a diff (capped; `None` when it is not a regular file).
-fn read_side(
+pub(crate) fn read_side(
     root: std::os::fd::BorrowedFd<'_>,
     path: &RelPath,
     state: &EntryState,

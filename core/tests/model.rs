@@ -477,3 +477,125 @@ proptest! {
         run_with_host_edits(steps);
     }
 }
+
+#[derive(Clone, Debug)]
+enum TimeStep {
+    Overlay(Op),
+    Checkpoint,
+    /// Restore the checkpoint of this index (modulo those taken so far).
+    Restore(usize),
+    /// Restore only the paths at or below this one.
+    RestorePath(usize, usize),
+}
+
+fn time_step_strategy() -> impl Strategy<Value = TimeStep> {
+    prop_oneof![
+        6 => op_strategy().prop_map(TimeStep::Overlay),
+        2 => Just(TimeStep::Checkpoint),
+        2 => any::<usize>().prop_map(TimeStep::Restore),
+        1 => (any::<usize>(), 0..PATHS.len()).prop_map(|(k, i)| TimeStep::RestorePath(k, i)),
+    ]
+}
+
+/// The model with the entries at or below `p` taken from `from` (the rest kept).
+fn splice(now: &Model, from: &Model, p: &[u8]) -> Model {
+    let under = |k: &[u8]| k == p || (k.starts_with(p) && k.get(p.len()) == Some(&b'/'));
+    let mut out: Model = now
+        .iter()
+        .filter(|(k, _)| !under(k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(
+        from.iter()
+            .filter(|(k, _)| under(k))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    out
+}
+
+/// Checkpoints and restores among random changes: after a restore the merged view equals the
+/// model at that checkpoint (or, for a restore of one path, the model with that path's subtree
+/// taken from it); restoring a state equal to the host leaves no change behind; commit after
+/// all of it reproduces the model on the host.
+fn run_with_checkpoints(steps: Vec<TimeStep>) {
+    let f = TestWorkspace::new(&[("a", "host a"), ("d/a", "host d/a"), ("d/e/f", "host f")]);
+    let original = host_model(&f);
+    let mut model = original.clone();
+    let mut saved: Vec<(String, Model)> = Vec::new();
+    for step in &steps {
+        match step {
+            TimeStep::Overlay(op) => {
+                if model_apply(&mut model, op) {
+                    overlay_apply(&f, op);
+                }
+            }
+            TimeStep::Checkpoint => {
+                let info = f.ws().checkpoint("model").unwrap();
+                saved.push((info.id, model.clone()));
+            }
+            TimeStep::Restore(k) | TimeStep::RestorePath(k, _) if !saved.is_empty() => {
+                let (id, at) = saved[k % saved.len()].clone();
+                let paths = match step {
+                    TimeStep::RestorePath(_, i) => vec![p(PATHS[*i])],
+                    _ => vec![],
+                };
+                let want = match step {
+                    TimeStep::RestorePath(_, i) => splice(&model, &at, PATHS[*i]),
+                    _ => at.clone(),
+                };
+                // A one-path restore is only a consistent tree when the parent is a directory
+                // in both states.
+                let parent_ok = paths.first().is_none_or(|p| {
+                    let pp = parent(p.as_bytes());
+                    pp.is_none_or(|pp| {
+                        model.get(pp) == Some(&E::Dir) && at.get(pp) == Some(&E::Dir)
+                    })
+                });
+                if !parent_ok {
+                    continue;
+                }
+                let report = f
+                    .ws()
+                    .restore(&wsfs_core::api::RestoreRequest {
+                        checkpoint: id.clone(),
+                        paths,
+                    })
+                    .unwrap();
+                // The state before the restore is a checkpoint too.
+                saved.push((report.saved, model.clone()));
+                model = want;
+                if model == original {
+                    assert!(
+                        f.ws().status().unwrap().is_empty(),
+                        "nothing pending after a restore to the host's state; steps {steps:?}"
+                    );
+                    assert!(
+                        f.ov().changes().is_empty(),
+                        "no change left equal to the host; steps {steps:?}"
+                    );
+                }
+            }
+            _ => {}
+        }
+        assert_eq!(view(&f), model, "after {step:?}; steps {steps:?}");
+    }
+    let r = f
+        .ws()
+        .commit(&CommitRequest::default(), &|_, _| {})
+        .unwrap();
+    assert!(r.conflicts.is_empty(), "{:?}", r.conflicts);
+    assert_eq!(
+        host_model(&f),
+        model,
+        "commit after restores; steps {steps:?}"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+    #[test]
+    fn restore_returns_the_view_to_the_checkpoint(steps in proptest::collection::vec(time_step_strategy(), 1..32)) {
+        run_with_checkpoints(steps);
+    }
+}

@@ -43,7 +43,10 @@ impl From<wsfs::Error> for Failure {
     fn from(e: wsfs::Error) -> Self {
         use wsfs::Error as E;
         let kind: fn(String) -> Failure = match &e {
-            E::NotFound(_) | E::NoSuchWorkspace { .. } | E::NoSuchCommit(_) => Failure::NotFound,
+            E::NotFound(_)
+            | E::NoSuchWorkspace { .. }
+            | E::NoSuchCommit(_)
+            | E::NoSuchCheckpoint(_) => Failure::NotFound,
             E::Exists(_)
             | E::NotEmpty(_)
             | E::Stale(_)

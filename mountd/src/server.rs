@@ -23,6 +23,9 @@
 //! | `GET /v1/workspaces/{name}/log` | `[Record]` |
 //! | `POST /v1/workspaces/{name}/blame` ([`PathsRequest`]) | `[Record]` |
 //! | `GET /v1/workspaces/{name}/verify` | `VerifyReport` |
+//! | `GET`/`POST /v1/workspaces/{name}/checkpoints` (`CheckpointRequest`) | `[CheckpointInfo]` / `CheckpointInfo` |
+//! | `POST /v1/workspaces/{name}/restore` (`RestoreRequest`) | `RestoreReport` |
+//! | `POST /v1/workspaces/{name}/diff-range[?show=…]` (`RangeDiffRequest`) | `[FileDiff]` |
 //! | `GET /v1/events` | Server-Sent Events, one [`wsfs::api::Event`] per `data:` line |
 //! | `GET /v1/workspaces/{name}/terminal` | WebSocket to a shell ([`crate::ui::terminal`]) |
 //! | `GET /`, `GET /ui/…` | the review UI's files ([`crate::ui`]; no auth: they hold no data) |
@@ -106,6 +109,9 @@ fn api_routes() -> Router<AppState> {
         .route("/undo", post(undo))
         .route("/gc", post(gc))
         .route("/verify", get(verify))
+        .route("/checkpoints", get(checkpoints).post(checkpoint))
+        .route("/restore", post(restore))
+        .route("/diff-range", post(diff_range))
         .route("/terminal", get(crate::ui::terminal::open));
     Router::new()
         .route("/v1/daemon", get(daemon))
@@ -435,6 +441,45 @@ async fn discard(State(s): State<AppState>, Path(name): Path<String>, body: Byte
         Err(f) => return failure(f),
     };
     blocking(move || Ok(s.registry.get(&name)?.ws.discard(&req.paths)?)).await
+}
+
+/// Takes a checkpoint (an empty body: no message; it changes nothing in the view).
+async fn checkpoint(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::CheckpointRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.checkpoint(&req.message)?)).await
+}
+
+async fn checkpoints(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    blocking(move || Ok(s.registry.get(&name)?.ws.checkpoints()?)).await
+}
+
+async fn restore(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let req: wsfs::api::RestoreRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.restore(&req)?)).await
+}
+
+/// What changed between two points (`wsfs diff A..B`).
+async fn diff_range(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let req: wsfs::api::RangeDiffRequest = match parse_required(&body) {
+        Ok(r) => r,
+        Err(f) => return failure(f),
+    };
+    let show = match parse_show(query) {
+        Ok(v) => v,
+        Err(f) => return failure(f),
+    };
+    blocking(move || Ok(s.registry.get(&name)?.ws.diff_range(&req, show)?)).await
 }
 
 async fn log(State(s): State<AppState>, Path(name): Path<String>) -> Response {

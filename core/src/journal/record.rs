@@ -240,6 +240,38 @@ pub enum Op {
         /// Dropped paths.
         paths: Vec<RelPath>,
     },
+    /// A checkpoint: the exact state of every changed path at this point of the journal
+    /// (every file's content is in the content store). Changes nothing.
+    Checkpoint {
+        /// Checkpoint id (`c1`, `c2`, ...).
+        id: String,
+        /// The user's message (may be empty).
+        #[serde(default)]
+        message: String,
+        /// One entry per path in the change set, sorted by path.
+        entries: Vec<CheckpointEntry>,
+    },
+}
+
+/// One changed path as a checkpoint saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointEntry {
+    /// The path.
+    pub path: RelPath,
+    /// The host's state when the workspace first touched it.
+    pub base: EntryState,
+    /// Its state in the workspace (a file always with its hash: the content is in the store).
+    pub state: EntryState,
+    /// A directory that hides the host directory at the same path.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub opaque: bool,
+    /// Owner and group of the upper entry (absent for a whiteout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<(u32, u32)>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The second path of a rename, exchange or link.

@@ -257,6 +257,7 @@ impl ChangeSet {
         match &d.op {
             Op::CommitBegin { .. }
             | Op::CommitEnd { .. }
+            | Op::Checkpoint { .. }
             | Op::UndoBegin { .. }
             | Op::UndoEnd { .. }
             | Op::Gc { .. } => {}

@@ -312,7 +312,12 @@ impl Overlay {
         let kind = Kind::from_mode(st.st_mode);
         if let Some(n) = self.nodes.get(ino) {
             if layer == Layer::Lower {
-                let taken = n.is_upper() && !n.unlinked.load(Ordering::Acquire) && n.path() != path;
+                // A live upper entry elsewhere has this id, or a removed upper file (a process
+                // may hold it open, the kernel caching its pages under this id): the host's
+                // file is another file and gets an id of its own.
+                let unlinked = n.unlinked.load(Ordering::Acquire);
+                let taken = (n.is_upper() && (unlinked || n.path() != path))
+                    || (unlinked && n.replaced.load(Ordering::Acquire));
                 if taken {
                     ino = self.nodes.remap_lower(dev, st.st_ino);
                 }
@@ -503,6 +508,31 @@ impl Overlay {
     fn invalidate_inode(&self, ino: Ino) {
         if let Some(inv) = &*self.invalidator.read().unwrap() {
             inv.inval_inode(ino);
+        }
+    }
+
+    /// The overlay changed `paths` on its own initiative (a restore), not at the kernel's
+    /// request: the kernel forgets each name's dentry, the attributes and pages of every node
+    /// that had one of these paths (one a process still holds open included: a node id can
+    /// come back for the host's file once the overlay's version is gone), and the parents'
+    /// listings. Call [`Overlay::settle_kernel_caches`] afterwards, holding no lock.
+    pub(crate) fn changed_behind_kernel(&self, paths: &[RelPath]) {
+        if paths.is_empty() {
+            return;
+        }
+        let set: std::collections::HashSet<&RelPath> = paths.iter().collect();
+        for node in self.nodes.all() {
+            if set.contains(&node.path()) {
+                self.invalidate_inode(node.ino);
+            }
+        }
+        for path in paths {
+            if let Some((parent_path, name)) = path.split_last() {
+                if let Some(parent) = self.nodes.at_path(&parent_path) {
+                    self.invalidate_entry(parent.ino, name);
+                    self.invalidate_inode(parent.ino);
+                }
+            }
         }
     }
 

@@ -698,6 +698,9 @@ impl Overlay {
             // A replaced file with other hard links lives on under them.
             self.detach(&d, &ddir, newname, last_link);
             if last_link {
+                if d.is_upper() {
+                    d.replaced.store(true, Ordering::Release);
+                }
                 d.set_upper(false);
             }
         }

@@ -46,6 +46,10 @@ pub(crate) struct Node {
     /// kernel may still hold it under its old name until the invalidation arrives. Opening it
     /// answers `ESTALE`, so the kernel looks the name up again and opens what is there now.
     pub reverted: AtomicBool,
+    /// The workspace's own file, replaced by a rename over its name: another file than the
+    /// host's at that path, which must never be given this node's id (the kernel may still
+    /// hold it open, with its pages and passthrough backing file).
+    pub replaced: AtomicBool,
     /// Kernel lookup count.
     pub lookups: AtomicU64,
     /// Serialises copy-up of this node.
@@ -87,6 +91,7 @@ impl Node {
             upper: AtomicBool::new(upper),
             unlinked: AtomicBool::new(false),
             reverted: AtomicBool::new(false),
+            replaced: AtomicBool::new(false),
             lookups: AtomicU64::new(0),
             copy_up_lock: Mutex::new(()),
             lower_dir: DirFdSlot::new(dir_fds::global()),

@@ -110,7 +110,15 @@ impl Overlay {
             // A node below a reverted directory that still holds a change of its own (a file
             // left pending because it was open for writing) keeps its upper entry and its
             // identity: its last close must still be recorded.
-            if node.ino != super::ROOT_INO && covered(&path) && !self.changes.contains(&path) {
+            // A file already removed from the namespace (replaced by a rename, still open) is
+            // not what the path held: it keeps its identity.
+            let removed = node.unlinked.load(std::sync::atomic::Ordering::Acquire)
+                && (node.is_upper() || node.replaced.load(std::sync::atomic::Ordering::Acquire));
+            if node.ino != super::ROOT_INO
+                && covered(&path)
+                && !self.changes.contains(&path)
+                && !removed
+            {
                 node.mark_reverted();
                 self.invalidate_inode(node.ino);
             }

@@ -174,7 +174,8 @@ pub fn referenced(records: &[Record], keep: u64) -> HashSet<ContentHash> {
             c.hashes(&mut out);
         }
     }
-    // Checkpoint records name the versions they keep here (one arm per record kind).
+    // Every checkpoint's versions stay too.
+    out.extend(crate::checkpoint::referenced_hashes(records));
     out
 }
 

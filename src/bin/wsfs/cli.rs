@@ -123,7 +123,9 @@ pub enum Command {
         show: ShowFlags,
     },
     /// Unified diff of pending changes against the host project (renames paired as
-    /// `git diff -M` pairs them; scratch and git churn left out unless asked).
+    /// `git diff -M` pairs them; scratch and git churn left out unless asked). With a range
+    /// `A..B` as the first argument after the name (checkpoint ids, `@` for now, `base` for the
+    /// host state the workspace started from): what changed from A to B.
     Diff {
         #[command(flatten)]
         target: Target,
@@ -192,6 +194,34 @@ pub enum Command {
     Discard {
         #[command(flatten)]
         target: Target,
+    },
+    /// Record a checkpoint: the exact state of every changed path (contents kept in the
+    /// workspace's store), restorable with `wsfs restore`. Prints its id.
+    Checkpoint {
+        #[command(flatten)]
+        ws: WsName,
+        /// What the checkpoint marks.
+        #[arg(short = 'm', long, default_value = "")]
+        message: String,
+    },
+    /// List the checkpoints: id, time, message, paths changed since the previous one.
+    Checkpoints {
+        #[command(flatten)]
+        ws: WsName,
+        /// Show times in UTC.
+        #[arg(long, value_enum, default_value_t = DateStyle::Local)]
+        date: DateStyle,
+    },
+    /// Return the workspace's view (all, or the paths at or below PATHs) to a checkpoint, live
+    /// on the mount. A checkpoint of the view as it was is taken first (printed), so a restore
+    /// can itself be undone.
+    Restore {
+        /// The workspace (instead of giving it as the first argument).
+        #[arg(short = 'w', long = "workspace")]
+        workspace: Option<String>,
+        /// [NAME] CHECKPOINT [PATH...].
+        #[arg(required = true)]
+        args: Vec<OsString>,
     },
     /// The workspace's change journal, oldest first.
     Log {

@@ -126,6 +126,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff {
             target,
             show,
+            git,
+            color,
+            stat,
+        } if range_target(&client, &target).await?.is_some() => {
+            let (ws, range, paths) = range_target(&client, &target).await?.expect("checked");
+            anyhow::ensure!(
+                !git,
+                "wsfs diff A..B: --git is not available for ranges yet"
+            );
+            let req = wsfs::api::RangeDiffRequest {
+                from: range.0,
+                to: range.1,
+                paths,
+            };
+            let diffs = client.diff_range(&ws.name, &req, show.show()).await?;
+            let pal = palette(color);
+            if json {
+                print_json(&mut out, &diffs)?;
+            } else if stat {
+                render::diff_stat(&mut out, &diffs, pal)?;
+            } else {
+                render::diff(&mut out, &diffs, pal)?;
+            }
+        }
+        Command::Diff {
+            target,
+            show,
             git: true,
             ..
         } => {
@@ -153,13 +180,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let diffs = client
                 .diff(&ws.name, &PathsRequest { paths }, show.show())
                 .await?;
-            let pal = render::Palette::new(match color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
-                }
-            });
+            let pal = palette(color);
             if json {
                 print_json(&mut out, &diffs)?;
             } else if stat {
@@ -289,6 +310,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             }
         }
+        Command::Checkpoint { ws, message } => {
+            let ws = pick(&client, ws.get()).await?;
+            let info = client
+                .checkpoint(&ws.name, &wsfs::api::CheckpointRequest { message })
+                .await?;
+            if json {
+                print_json(&mut out, &info)?;
+            } else {
+                writeln!(out, "{}", info.id)?;
+            }
+        }
+        Command::Checkpoints { ws, date } => {
+            let ws = pick(&client, ws.get()).await?;
+            let list = client.checkpoints(&ws.name).await?;
+            if json {
+                print_json(&mut out, &list)?;
+            } else {
+                render::checkpoints(&mut out, &list, date)?;
+            }
+        }
+        Command::Restore { workspace, args } => {
+            let list = client.list().await?;
+            let (ws, rest) = resolve::split_target(&list, workspace.as_deref(), &args)?;
+            let Some((id, paths)) = rest.split_first() else {
+                return Err(resolve::UsageError(
+                    "wsfs restore: name the checkpoint; usage: wsfs restore [NAME] CHECKPOINT [PATH...]".into(),
+                )
+                .into());
+            };
+            let req = wsfs::api::RestoreRequest {
+                checkpoint: id.to_string_lossy().into_owned(),
+                paths: resolve::paths(&ws, paths)?,
+            };
+            let report = client.restore(&ws.name, &req).await?;
+            if json {
+                print_json(&mut out, &report)?;
+            } else {
+                for p in &report.restored {
+                    writeln!(out, "restored  {p}")?;
+                }
+                eprintln!(
+                    "restored {} path{} to {}; the view before is checkpoint {} (`wsfs restore {}` undoes this)",
+                    report.restored.len(),
+                    if report.restored.len() == 1 { "" } else { "s" },
+                    report.checkpoint,
+                    report.saved,
+                    report.saved
+                );
+            }
+        }
         Command::Log {
             ws,
             date,
@@ -380,7 +451,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => return crate::containers::up(&client, project, name, &flags, command, json).await,
         Command::Exec { workspace, args } => {
             let (name, command) = exec_args(workspace, args)?;
-            return crate::containers::exec(&name, &command).await;
+            return crate::containers::exec(&client, &name, &command).await;
         }
         Command::Shell { ws } => return crate::containers::shell(&client, ws.get()).await,
         Command::Ps => return crate::containers::ps(&client, json).await,
@@ -474,6 +545,53 @@ fn mountd_program() -> PathBuf {
 async fn pick(client: &Client, name: Option<&str>) -> anyhow::Result<WorkspaceInfo> {
     let list = client.list().await?;
     resolve::workspace(&list, name)
+}
+
+/// The colour palette `--color` asks for.
+fn palette(color: Color) -> render::Palette {
+    render::Palette::new(match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    })
+}
+
+/// `[NAME] A..B [PATH...]` of `wsfs diff`: the workspace, the two points and the paths, or
+/// `None` when the first argument after the name is not a range.
+async fn range_target(
+    client: &Client,
+    target: &Target,
+) -> anyhow::Result<Option<(WorkspaceInfo, (String, String), Vec<RelPath>)>> {
+    let has_range = target.args.iter().take(2).any(|a| parse_range(a).is_some());
+    if !has_range {
+        return Ok(None);
+    }
+    let list = client.list().await?;
+    let (ws, args) = resolve::split_target(&list, target.workspace.as_deref(), &target.args)?;
+    let Some(range) = args.first().and_then(|a| parse_range(a)) else {
+        return Ok(None);
+    };
+    let paths = resolve::paths(&ws, &args[1..])?;
+    Ok(Some((ws, range, paths)))
+}
+
+/// `A..B` (either side may be empty: `A..` is `A..@`, `..B` is `base..B`).
+fn parse_range(arg: &std::ffi::OsStr) -> Option<(String, String)> {
+    let s = arg.to_str()?;
+    let (a, b) = s.split_once("..")?;
+    let word = |w: &str| w.is_empty() || w == "@" || w == "base" || is_checkpoint_id(w);
+    if !word(a) || !word(b) || s.contains('/') {
+        return None;
+    }
+    let a = if a.is_empty() { "base" } else { a };
+    let b = if b.is_empty() { "@" } else { b };
+    Some((a.to_string(), b.to_string()))
+}
+
+/// `c` followed by digits.
+fn is_checkpoint_id(w: &str) -> bool {
+    w.strip_prefix('c')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 async fn target_paths(

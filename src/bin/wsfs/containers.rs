@@ -165,10 +165,34 @@ pub async fn up(
             info.name
         );
     }
+    if attached {
+        auto_checkpoint(client, &info.name, "up", &req.command).await;
+    }
     Ok(match report.exit_code {
         Some(code) => Outcome::Exit(code),
         None => Outcome::Ok,
     })
+}
+
+/// The automatic checkpoint at the end of `wsfs exec`, `wsfs run` and `wsfs up -- CMD`,
+/// through the API. A failure is a warning: the command's own outcome stands.
+pub async fn auto_checkpoint(client: &Client, workspace: &str, verb: &str, command: &[String]) {
+    let mut cmd = command.join(" ");
+    if cmd.len() > 60 {
+        let mut end = 57;
+        while !cmd.is_char_boundary(end) {
+            end -= 1;
+        }
+        cmd.truncate(end);
+        cmd.push_str("...");
+    }
+    let req = wsfs::api::CheckpointRequest {
+        message: format!("after wsfs {verb}: {cmd}"),
+    };
+    match client.checkpoint(workspace, &req).await {
+        Ok(info) => tracing::debug!(workspace, id = %info.id, "automatic checkpoint"),
+        Err(e) => eprintln!("wsfs: warning: no checkpoint taken after the command: {e}"),
+    }
 }
 
 fn short_id(id: &str) -> &str {
@@ -177,9 +201,10 @@ fn short_id(id: &str) -> &str {
 }
 
 /// `wsfs exec`.
-pub async fn exec(name: &str, command: &[String]) -> anyhow::Result<Outcome> {
+pub async fn exec(client: &Client, name: &str, command: &[String]) -> anyhow::Result<Outcome> {
     let ctl = Controller::connect().await?;
     let out = ctl.exec(name, command, Io::Terminal).await?;
+    auto_checkpoint(client, name, "exec", command).await;
     Ok(Outcome::Exit(out.exit_code))
 }
 
@@ -363,10 +388,15 @@ pub async fn run(client: &Client, args: Vec<OsString>) -> anyhow::Result<Outcome
         .mountpoint
         .clone()
         .context("mountd did not report a mountpoint")?;
+    let words: Vec<String> = command
+        .iter()
+        .map(|w| w.to_string_lossy().into_owned())
+        .collect();
     let plan = RunPlan::new(&info.project, &mountpoint, command);
     let code = tokio::task::spawn_blocking(move || wsfs::controller::run_in_namespace(&plan))
         .await
         .context("wsfs run")??;
+    auto_checkpoint(client, &info.name, "run", &words).await;
     Ok(Outcome::Exit(i64::from(code)))
 }
 

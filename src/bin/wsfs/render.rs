@@ -639,6 +639,11 @@ pub fn log(out: &mut impl Write, records: &[Record], date: DateStyle) -> std::io
             }
             Op::UndoApplied { id } => line.push_str(&format!(" {id} {}", r.draft.path)),
             Op::Gc { keep } => line.push_str(&format!(" kept the last {keep} commits")),
+            Op::Checkpoint {
+                id,
+                message,
+                entries,
+            } => line.push_str(&format!(" {id} ({} paths) {message}", entries.len())),
             Op::Discard { paths } if paths.is_empty() => line.push_str(" (everything)"),
             Op::Discard { paths } => {
                 let names: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
@@ -667,6 +672,32 @@ fn writer_label(by: Option<&Writer>) -> String {
             None => format!("{} {}", w.comm, w.pid),
         },
     }
+}
+
+/// `wsfs checkpoints`: one line per checkpoint.
+pub fn checkpoints(
+    out: &mut impl Write,
+    list: &[wsfs::api::CheckpointInfo],
+    date: DateStyle,
+) -> std::io::Result<()> {
+    let zone = match date {
+        DateStyle::Local => jiff::tz::TimeZone::system(),
+        DateStyle::Utc => jiff::tz::TimeZone::UTC,
+    };
+    if list.is_empty() {
+        return writeln!(out, "no checkpoints (`wsfs checkpoint -m MSG` takes one)");
+    }
+    for c in list {
+        writeln!(
+            out,
+            "{:<6} {}  {:>5} changed  {}",
+            c.id,
+            record_time(c.time_ns, &zone),
+            c.changed,
+            c.message
+        )?;
+    }
+    Ok(())
 }
 
 fn op_name(op: &Op) -> String {
