@@ -215,5 +215,6 @@ fn not_kept(change: api::Change, missing: [Option<ContentHash>; 2]) -> FileDiff 
         removed_lines: 0,
         similarity: None,
         same_content: false,
+        hunks: Vec::new(),
     }
 }

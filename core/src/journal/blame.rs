@@ -75,6 +75,7 @@ mod tests {
         let begin = rec(Draft::control(Op::CommitBegin {
             id: "c".into(),
             paths: vec![p("src/a.rs")],
+            prior: vec![],
         }));
         let end = rec(Draft::control(Op::CommitEnd { id: "c".into() }));
         let discard_all = rec(Draft::control(Op::Discard { paths: vec![] }));
