@@ -184,7 +184,7 @@ impl Drop for Reservation<'_> {
 
 /// A generous bound on the length of one journal line whose paths and symlink targets
 /// total `text_bytes` (JSON escapes a byte into at most 6; the rest of a record, up to four
-/// entry states with their hashes, fits in 1 KiB; the writer, [`WRITER_BOUND`]).
+/// entry states with their hashes, fits in 1 KiB; the writer, 256 bytes).
 pub fn line_bound(text_bytes: usize) -> u64 {
     1024 + WRITER_BOUND + 6 * text_bytes as u64
 }
