@@ -23,6 +23,19 @@ fn live(files: &[(&str, &str)]) -> Live {
     live
 }
 
+/// Removes the container when the test ends, passing or not.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// The container's init pid and start time: unchanged when it was not restarted.
 async fn started(ctl: &wsfs::controller::Controller, name: &str) -> (i64, String) {
     let c = ctl
@@ -65,6 +78,7 @@ async fn a_running_container_survives_a_mountd_kill_and_restart() {
         std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
     }
     let name = format!("restart-{}", std::process::id());
+    let _gone = RemoveOnDrop(wsfs::controller::container_name(&name));
     let project = live.project.clone();
     let up = |live: &Live, extra: &[&str]| {
         let mut a: Vec<OsString> = vec!["up".into(), project.clone().into()];
@@ -167,8 +181,8 @@ fn a_running_wsfs_run_command_survives_a_mountd_kill_and_restart() {
     let mp = live.mount();
     let p = live.project.to_str().unwrap().to_owned();
     let script = format!(
-        "echo one > {p}/one.txt; until cat {p}/go 2>/dev/null; do sleep 0.05; done; \
-         cat {p}/one.txt > {p}/two.txt"
+        "echo one > {p}/one.txt; i=0; until cat {p}/go 2>/dev/null; do \
+         i=$((i+1)); [ $i -gt 400 ] && exit 9; sleep 0.05; done; cat {p}/one.txt > {p}/two.txt"
     );
     let mut run = Command::new(live::wsfs_bin());
     run.args(["--no-autostart", "run"])

@@ -62,7 +62,10 @@ pub(super) fn reattach(stale: &[u64], mp: &Path) -> Vec<String> {
         match attach(c, mp, flags_now) {
             Ok(()) => info!(pid = c.pid, path = %at, mountpoint = %mp.display(),
                 "gave the new mount to a namespace that held the dead one"),
-            Err(why) => {
+            // A live mount answers there (the host's new mount reached it by propagation).
+            Err(Skipped::Live) => info!(pid = c.pid, path = %at,
+                "a namespace that held the dead mount has a live one on top of it; left alone"),
+            Err(Skipped::Failed(why)) => {
                 let msg = format!(
                     "the mount namespace of process {} keeps the dead mount of {} at {at}: \
                      {why}; restart that container (`wsfs down NAME` and `wsfs up`) or command",
@@ -143,8 +146,28 @@ fn open(path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
         .into())
 }
 
+/// Why a copy keeps the dead mount.
+enum Skipped {
+    /// A live mount is on top of it: nothing to do.
+    Live,
+    /// What failed.
+    Failed(String),
+}
+
+impl From<String> for Skipped {
+    fn from(why: String) -> Self {
+        Skipped::Failed(why)
+    }
+}
+
+impl From<&str> for Skipped {
+    fn from(why: &str) -> Self {
+        Skipped::Failed(why.to_string())
+    }
+}
+
 /// Puts a clone of the live mount at `mp` where `c` is, in `c`'s namespace.
-fn attach(c: &Copy, mp: &Path, flags_now: Option<libc::c_ulong>) -> Result<(), String> {
+fn attach(c: &Copy, mp: &Path, flags_now: Option<libc::c_ulong>) -> Result<(), Skipped> {
     if wsfs::sys::geteuid() != 0 {
         return Err(
             "mountd does not run as root, so it cannot reach into other mount \
@@ -181,11 +204,9 @@ fn attach(c: &Copy, mp: &Path, flags_now: Option<libc::c_ulong>) -> Result<(), S
     };
     sys::attach_in_namespace(&plan).map_err(|(step, errno)| {
         let e = std::io::Error::from_raw_os_error(errno);
-        match step {
+        Skipped::Failed(match step {
             AttachStep::Enter => format!("entering the namespace: {e}"),
-            AttachStep::NotDead if errno == 0 => {
-                "the mount there is not the dead one (something else answers); left alone".into()
-            }
+            AttachStep::NotDead if errno == 0 => return Skipped::Live,
             AttachStep::NotDead => format!("checking the mount there: {e}; left alone"),
             AttachStep::Detach => format!("detaching the dead mount: {e}"),
             AttachStep::Move => format!("moving the new mount in: {e}"),
@@ -193,7 +214,7 @@ fn attach(c: &Copy, mp: &Path, flags_now: Option<libc::c_ulong>) -> Result<(), S
             AttachStep::Flags => {
                 format!("giving the new mount the old one's flags ({want:#x}): {e}; unmounted it")
             }
-        }
+        })
     })
 }
 
