@@ -11,6 +11,7 @@ mod live;
 mod prereq;
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,7 +32,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// chromedriver on a free port, killed on drop.
+/// chromedriver on a free port in a process group of its own; on drop the group (the driver
+/// and the browsers it started, even after a failed test left a session open) is killed.
 struct Driver(Child, u16);
 
 impl Driver {
@@ -39,6 +41,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -54,7 +57,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
