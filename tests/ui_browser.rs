@@ -11,6 +11,7 @@ mod live;
 mod prereq;
 
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -31,7 +32,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// chromedriver on a free port, killed on drop.
+/// chromedriver on a free port in a process group of its own; on drop the group (the driver
+/// and the browsers it started, even after a failed test left a session open) is killed.
 struct Driver(Child, u16);
 
 impl Driver {
@@ -39,6 +41,7 @@ impl Driver {
         let port = free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -54,7 +57,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -111,14 +115,63 @@ async fn gone(c: &Client, sel: &str) {
     }
 }
 
+/// Waits until the diff shown is big.txt's with `n` lines on the page.
+async fn lines(c: &Client, n: usize) {
+    let sel = Locator::Css("#diff-body[data-path=\"big.txt\"] table.diff tr:not(.hunk)");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = c.find_all(sel).await.unwrap().len();
+        if got == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{got} lines of big.txt shown, not {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// True for the error of an element the page replaced meanwhile (a live repaint).
+fn stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(e, fantoccini::error::CmdError::Standard(w)
+        if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
+}
+
+/// Clicks the element `sel` matches (found again if a live repaint replaced it).
+async fn click(c: &Client, sel: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match css(c, sel).await.click().await {
+            Ok(()) => return,
+            Err(e) if stale(&e) && Instant::now() < deadline => continue,
+            Err(e) => panic!("clicking {sel}: {e}"),
+        }
+    }
+}
+
+/// The text of the element `sel` matches (found again if a live repaint replaced it).
+async fn text(c: &Client, sel: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match css(c, sel).await.text().await {
+            Ok(t) => return t,
+            Err(e) if stale(&e) && Instant::now() < deadline => continue,
+            Err(e) => panic!("reading {sel}: {e}"),
+        }
+    }
+}
+
 /// Presses `key` on the focused element (the shortcuts listen on the document).
 async fn press(c: &Client, key: &str) {
-    c.active_element()
-        .await
-        .unwrap()
-        .send_keys(key)
-        .await
-        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        match c.active_element().await.unwrap().send_keys(key).await {
+            Ok(()) => return,
+            Err(e) if stale(&e) && Instant::now() < deadline => continue,
+            Err(e) => panic!("pressing {key}: {e}"),
+        }
+    }
 }
 
 fn now_ms() -> f64 {
@@ -202,25 +255,19 @@ fn the_review_ui_works_in_a_real_browser() {
             .send_keys("not the token")
             .await
             .unwrap();
-        css(&c, "#login-submit").await.click().await.unwrap();
+        click(&c, "#login-submit").await;
         let err = css(&c, ".login .error:not(:empty)").await;
         assert!(err.text().await.unwrap().contains("wrong token"));
         let input = css(&c, "#token").await;
         input.clear().await.unwrap();
         input.send_keys(&token).await.unwrap();
-        css(&c, "#login-submit").await.click().await.unwrap();
+        click(&c, "#login-submit").await;
 
         // The workspace list, live: a write through the mount raises the pending count.
         css(&c, "tr[data-workspace=\"w\"]").await;
         std::fs::write(mp.join("a.txt"), "one\nTWO\nthree\n").unwrap();
         let deadline = Instant::now() + WAIT;
-        while css(&c, "tr[data-workspace=\"w\"] .pending")
-            .await
-            .text()
-            .await
-            .unwrap()
-            != "1"
-        {
+        while text(&c, "tr[data-workspace=\"w\"] .pending").await != "1" {
             assert!(
                 Instant::now() < deadline,
                 "the pending count did not go to 1"
@@ -230,7 +277,7 @@ fn the_review_ui_works_in_a_real_browser() {
         shots(&c, &shots_dir, "workspaces").await;
 
         // The workspace: changes appear without a reload; how long that takes.
-        css(&c, "a[href=\"#/w/w\"]").await.click().await.unwrap();
+        click(&c, "a[href=\"#/w/w\"]").await;
         css(&c, "button[data-path=\"a.txt\"]").await;
         let mut latencies = Vec::new();
         for i in 0..10 {
@@ -242,55 +289,32 @@ fn the_review_ui_works_in_a_real_browser() {
         css(&c, "button[data-path=\"c.txt\"]").await;
 
         // The diff of a.txt, unified and side by side.
-        css(&c, "button[data-path=\"a.txt\"]")
-            .await
-            .click()
-            .await
-            .unwrap();
-        let diff = css(&c, "#diff-body table.diff.unified").await;
-        let text = diff.text().await.unwrap();
-        assert!(text.contains("TWO") && text.contains("two"), "{text}");
+        click(&c, "button[data-path=\"a.txt\"]").await;
+        let diff = text(&c, "#diff-body[data-path=\"a.txt\"] table.diff.unified").await;
+        assert!(diff.contains("TWO") && diff.contains("two"), "{diff}");
         shots(&c, &shots_dir, "diff").await;
         // j / k: next and previous file.
         press(&c, "j").await;
         css(&c, "button[data-path=\"b.txt\"][aria-current=\"true\"]").await;
         press(&c, "k").await;
         css(&c, "button[data-path=\"a.txt\"][aria-current=\"true\"]").await;
-        css(&c, "#diff-body table.diff").await;
+        css(&c, "#diff-body[data-path=\"a.txt\"] table.diff").await;
         press(&c, "v").await;
-        css(&c, "#diff-body table.diff.split").await;
+        css(&c, "#diff-body[data-path=\"a.txt\"] table.diff.split").await;
         shots(&c, &shots_dir, "diff-split").await;
         press(&c, "v").await;
-        css(&c, "#diff-body table.diff.unified").await;
+        css(&c, "#diff-body[data-path=\"a.txt\"] table.diff.unified").await;
 
         // A large diff is paged: 1,000 lines, then 1,000 more per click.
         let big: String = (0..2500).map(|i| format!("line {i}\n")).collect();
         std::fs::write(mp.join("big.txt"), &big).unwrap();
-        css(&c, "button[data-path=\"big.txt\"]")
-            .await
-            .click()
-            .await
-            .unwrap();
-        css(&c, "#diff-body table.diff").await;
-        let lines = || async {
-            c.find_all(Locator::Css("#diff-body table.diff tr:not(.hunk)"))
-                .await
-                .unwrap()
-                .len()
-        };
-        assert_eq!(lines().await, 1000);
-        css(&c, "#diff-body button.more")
-            .await
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(lines().await, 2000);
-        css(&c, "#diff-body button.more")
-            .await
-            .click()
-            .await
-            .unwrap();
-        assert_eq!(lines().await, 2500);
+        click(&c, "button[data-path=\"big.txt\"]").await;
+        // (The row appears with the file's creation; its diff settles once the write is in.)
+        lines(&c, 1000).await;
+        click(&c, "#diff-body button.more").await;
+        lines(&c, 2000).await;
+        click(&c, "#diff-body button.more").await;
+        lines(&c, 2500).await;
         assert!(!css(&c, "#diff-body button.more")
             .await
             .is_displayed()
@@ -300,12 +324,8 @@ fn the_review_ui_works_in_a_real_browser() {
         gone(&c, "button[data-path=\"big.txt\"]").await;
 
         // Discard b.txt (d, confirmed).
-        css(&c, "button[data-path=\"b.txt\"]")
-            .await
-            .click()
-            .await
-            .unwrap();
-        css(&c, "#diff-body table.diff").await;
+        click(&c, "button[data-path=\"b.txt\"]").await;
+        css(&c, "#diff-body[data-path=\"b.txt\"] table.diff").await;
         press(&c, "d").await;
         let deadline = Instant::now() + WAIT;
         while c.get_alert_text().await.is_err() {
@@ -318,14 +338,10 @@ fn the_review_ui_works_in_a_real_browser() {
         // A host change since the workspace's base: the commit is refused with the CLI's
         // conflict report; overwriting (the host version backed up) is one click.
         std::fs::write(live.project.join("c.txt"), "sea, changed on the host\n").unwrap();
-        css(&c, "button[data-path=\"c.txt\"]")
-            .await
-            .click()
-            .await
-            .unwrap();
-        css(&c, "#diff-body table.diff").await;
+        click(&c, "button[data-path=\"c.txt\"]").await;
+        css(&c, "#diff-body[data-path=\"c.txt\"] table.diff").await;
         press(&c, "c").await;
-        let panel = css(&c, ".conflict-panel").await.text().await.unwrap();
+        let panel = text(&c, ".conflict-panel").await;
         assert!(
             panel.contains("host changed") && panel.contains("workspace"),
             "{panel}"
@@ -336,27 +352,19 @@ fn the_review_ui_works_in_a_real_browser() {
             b"sea, changed on the host\n"
         );
         shots(&c, &shots_dir, "conflict").await;
-        css(&c, ".conflict-panel button")
-            .await
-            .click()
-            .await
-            .unwrap();
+        click(&c, ".conflict-panel button").await;
         gone(&c, "button[data-path=\"c.txt\"]").await;
 
         // Commit a.txt (c).
-        css(&c, "button[data-path=\"a.txt\"]")
-            .await
-            .click()
-            .await
-            .unwrap();
-        css(&c, "#diff-body table.diff").await;
+        click(&c, "button[data-path=\"a.txt\"]").await;
+        css(&c, "#diff-body[data-path=\"a.txt\"] table.diff").await;
         press(&c, "c").await;
         gone(&c, "button[data-path=\"a.txt\"]").await;
 
         // The journal timeline.
         c.goto(&format!("{base}#/w/w/log")).await.unwrap();
         css(&c, "table.log tbody tr td").await;
-        let log = css(&c, "table.log").await.text().await.unwrap();
+        let log = text(&c, "table.log").await;
         assert!(
             log.contains("commit begin") && log.contains("discard"),
             "{log}"
@@ -366,13 +374,10 @@ fn the_review_ui_works_in_a_real_browser() {
         // The terminal: `echo hi > t.txt` appears in the change tree.
         c.goto(&format!("{base}#/w/w")).await.unwrap();
         css(&c, "button[data-path=\"new0.txt\"]").await;
-        css(&c, "#open-terminal").await.click().await.unwrap();
+        click(&c, "#open-terminal").await;
         let deadline = Instant::now() + WAIT;
-        while !css(&c, ".terminal-panel [role=status]")
+        while !text(&c, ".terminal-panel [role=status]")
             .await
-            .text()
-            .await
-            .unwrap()
             .starts_with("Shell in")
         {
             assert!(Instant::now() < deadline, "the terminal did not connect");
@@ -384,12 +389,8 @@ fn the_review_ui_works_in_a_real_browser() {
             .await
             .unwrap();
         css(&c, "button[data-path=\"t.txt\"]").await;
-        css(&c, "button[data-path=\"t.txt\"]")
-            .await
-            .click()
-            .await
-            .unwrap();
-        css(&c, "#diff-body table.diff").await;
+        click(&c, "button[data-path=\"t.txt\"]").await;
+        css(&c, "#diff-body[data-path=\"t.txt\"] table.diff").await;
         shots(&c, &shots_dir, "terminal").await;
         c.close().await.unwrap();
         latencies

@@ -112,6 +112,7 @@ export function changesView(main, name) {
 
   async function showDiff(c) {
     state.lastDiffOf = JSON.stringify(c);
+    delete body.dataset.path;
     title.textContent = pathText(c.path);
     fill(meta, h("span", { class: `marker m-${c.kind}` }, marker(c.kind)), ` ${c.kind.replace("_", " ")}`, c.from != null ? ` from ${pathText(c.from)}` : "", " ", badges(c, state.conflicts.get(pathKey(c.path))));
     actions.hidden = false;
@@ -133,6 +134,8 @@ export function changesView(main, name) {
       if (pathKey(c.path) !== state.selected) return;
       if (fd) renderDiff(body, fd, state.mode);
       else fill(body, h("p", { class: "muted" }, "No diff (the change is gone)."));
+      // Which file the diff shown is of (tests and scripts wait on it).
+      body.dataset.path = pathText(c.path);
       state.lastFd = fd;
     } catch (e) {
       fill(body, h("p", { class: "error" }, e.message));

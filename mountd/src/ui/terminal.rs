@@ -217,7 +217,8 @@ async fn bridge(
                 // The child's side closed: the shell ended.
                 _ => break false,
             },
-            status = child.wait() => {
+            // The status is read again below (tokio keeps it).
+            _ = child.wait() => {
                 // Output still in the terminal goes out before the close frame.
                 while let Ok(Ok(n)) =
                     tokio::time::timeout(Duration::from_millis(50), pty.read(&mut buf)).await
@@ -226,7 +227,6 @@ async fn bridge(
                         break;
                     }
                 }
-                let _ = status;
                 break false;
             },
             msg = socket.recv() => match msg {
