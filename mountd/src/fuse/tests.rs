@@ -156,6 +156,8 @@ garbage line
     assert!(!m[0].is_wsfs());
     assert_eq!(m[1].mount_point, PathBuf::from("/tmp/x/mnt"));
     assert_eq!(m[1].dev, libc::makedev(0, 77));
+    assert_eq!(m[1].root, PathBuf::from("/"));
+    assert_eq!(m[1].options, "rw,nosuid,nodev,noatime");
     assert!(m[1].is_wsfs());
     assert!(m[2].is_wsfs());
 }
