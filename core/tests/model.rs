@@ -524,11 +524,7 @@ fn run_with_checkpoints(steps: Vec<TimeStep>) {
     let mut saved: Vec<(String, Model)> = Vec::new();
     for step in &steps {
         match step {
-            TimeStep::Overlay(op) => {
-                if model_apply(&mut model, op) {
-                    overlay_apply(&f, op);
-                }
-            }
+            TimeStep::Overlay(op) if model_apply(&mut model, op) => overlay_apply(&f, op),
             TimeStep::Checkpoint => {
                 let info = f.ws().checkpoint("model").unwrap();
                 saved.push((info.id, model.clone()));

@@ -1,6 +1,6 @@
 //! Checkpoints: a journal record naming the exact state of every changed path, with every file
-//! version's content in the content store, so the workspace can be shown ([`range`]) or put
-//! back ([`restore`]) as it was.
+//! version's content in the content store, so the workspace can be shown (`range`) or put
+//! back (`restore`) as it was.
 //!
 //! Taking one costs O(changed paths): a path's state comes from the change set, a file's
 //! content is put in the store (a reflink where the filesystem offers one; nothing at all when
