@@ -222,13 +222,25 @@ fn commit_in(
             None => Vec::new(),
         };
         // A file committed in part is never rolled forward with the workspace's whole file
-        // (see `hunks`): it is not listed.
+        // (see `hunks`): it is not listed, and so not undone either. `prior` stays in step
+        // with `paths`.
+        let in_whole = |p: &RelPath| scope.hunks.is_none_or(|h| !h.contains_key(p));
         let whole: Vec<RelPath> = report
             .applied
             .iter()
-            .filter(|p| scope.hunks.is_none_or(|h| !h.contains_key(*p)))
+            .filter(|p| in_whole(p))
             .cloned()
             .collect();
+        let prior: Vec<_> = match prior.len() == report.applied.len() {
+            true => report
+                .applied
+                .iter()
+                .zip(prior)
+                .filter(|(p, _)| in_whole(p))
+                .map(|(_, s)| s)
+                .collect(),
+            false => prior,
+        };
         ov.record_durable(Draft::control(Op::CommitBegin {
             id: id.clone(),
             paths: whole,

@@ -420,11 +420,12 @@ fn chosen_hunks_are_committed_and_the_rest_stays_pending() {
         .unwrap()
         .into_iter()
         .find_map(|r| match r.draft.op {
-            crate::journal::Op::CommitBegin { paths, .. } => Some(paths),
+            crate::journal::Op::CommitBegin { paths, prior, .. } => Some((paths, prior)),
             _ => None,
         })
         .unwrap();
-    assert!(begin.is_empty(), "{begin:?}");
+    // ... nor its prior state: `prior` stays in step with `paths` (undo reads them in pairs).
+    assert!(begin.0.is_empty() && begin.1.is_empty(), "{begin:?}");
 
     // The last hunk: now the whole change; the file leaves the overlay.
     let r = fx
