@@ -153,3 +153,19 @@ fn diff_between_points() {
     let d = range(&f, "base", "@");
     assert!(d[0].unified.contains("not kept"), "{}", d[0].unified);
 }
+
+/// `wsfs gc` keeps every version a checkpoint names, whatever the number of commits it keeps,
+/// so a restore after a gc still finds its contents.
+#[test]
+fn gc_keeps_the_versions_checkpoints_name() {
+    let f = TestWorkspace::new(&[("a", "host a\n")]);
+    write(f.ov(), "a", b"checkpointed\n");
+    f.ws().checkpoint("keep me").unwrap();
+    write(f.ov(), "a", b"later\n");
+    let kept = crate::hash::ContentHash::of(b"checkpointed\n");
+    assert!(f.ws().store().contains(&kept));
+    let r = f.ws().gc(&crate::api::GcRequest { keep: Some(0) }).unwrap();
+    assert!(f.ws().store().contains(&kept), "gc removed it: {r:?}");
+    restore(&f, "c1", &[]);
+    assert_eq!(read(f.ov(), "a").unwrap(), b"checkpointed\n");
+}
