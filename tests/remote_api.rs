@@ -13,15 +13,6 @@ use std::process::Command;
 
 use live::{can_mount, text, Live};
 
-/// A free TCP port on loopback (bound, then released for mountd to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One raw HTTP request over TCP; the whole answer.
 fn http(port: u16, method: &str, path: &str, token: Option<&str>) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -57,11 +48,8 @@ fn the_remote_api_needs_the_token_and_the_cli_reviews_and_commits_through_it() {
         return;
     }
     let mut live = Live::new(&[("a.txt", "host\n")]);
-    live.stop();
-    let port = free_port();
-    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
+    let (port, token) = live.restart_listening();
 
-    let token = live.ok(["token", "show"]).trim().to_string();
     assert_eq!(token.len(), 64, "256 bits in hex: {token}");
     let file = live.state.join("remote-token");
     assert_eq!(

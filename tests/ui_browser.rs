@@ -23,22 +23,13 @@ const DESKTOP: (u32, u32) = (1280, 860);
 const PHONE: (u32, u32) = (390, 844);
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// chromedriver on a free port in a process group of its own; on drop the group (the driver
 /// and the browsers it started, even after a failed test left a session open) is killed.
 struct Driver(Child, u16);
 
 impl Driver {
     fn start() -> Driver {
-        let port = free_port();
+        let port = live::free_port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .process_group(0)
@@ -232,10 +223,7 @@ fn the_review_ui_works_in_a_real_browser() {
         ("c.txt", "sea\n"),
         ("src/keep.rs", "fn main() {}\n"),
     ]);
-    live.stop();
-    let port = free_port();
-    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
-    let token = live.ok(["token", "show"]).trim().to_string();
+    let (port, token) = live.restart_listening();
     let mp = live.mount();
     let host_before = Live::snapshot(&live.project);
     let base = format!("http://127.0.0.1:{port}/");

@@ -11,14 +11,6 @@ use std::io::{Read, Write};
 
 use live::{can_mount, Live};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One raw HTTP request over TCP with extra `headers` and `body`; the answer's head and body
 /// (the head only for the event stream, which does not end).
 fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> String {
@@ -84,10 +76,7 @@ fn the_ui_logs_in_with_the_token_and_keeps_a_session_cookie() {
         return;
     }
     let mut live = Live::new(&[("a.txt", "host\n")]);
-    live.stop();
-    let port = free_port();
-    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
-    let token = live.ok(["token", "show"]).trim().to_string();
+    let (port, token) = live.restart_listening();
 
     // The page and its files need no token; the API does.
     let page = http(port, "GET", "/", &[], "");

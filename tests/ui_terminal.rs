@@ -17,15 +17,6 @@ use tokio_tungstenite::tungstenite::Message;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A free TCP port on loopback (bound, then released for mountd to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Opens a terminal on workspace `w` with `token` (or none).
 async fn open(
     port: u16,
@@ -95,10 +86,7 @@ fn the_terminal_websocket_runs_a_shell_in_the_workspace() {
         return;
     }
     let mut live = Live::new(&[("a.txt", "host\n")]);
-    live.stop();
-    let port = free_port();
-    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
-    let token = live.ok(["token", "show"]).trim().to_string();
+    let (port, token) = live.restart_listening();
     live.mount();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -207,10 +195,7 @@ async fn the_terminal_of_a_workspace_with_a_container_is_a_shell_in_it() {
     let config = live.root.path().join("config");
     std::fs::create_dir(&config).unwrap();
     live.set_env("XDG_CONFIG_HOME", &config);
-    live.stop();
-    let port = free_port();
-    live.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
-    let token = live.ok(["token", "show"]).trim().to_string();
+    let (port, token) = live.restart_listening();
     let uid = support::AGENT_UID;
     for p in [live.project.clone(), live.project.join("README")] {
         std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();

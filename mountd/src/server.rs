@@ -471,11 +471,7 @@ async fn diff_range(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    let req: wsfs::api::RangeDiffRequest = match parse_required(&body) {
-        Ok(r) => r,
-        Err(f) => return failure(f),
-    };
-    let show = match parse_show(query) {
+    let (req, show) = match parse_required(&body).and_then(|r| Ok((r, parse_show(query)?))) {
         Ok(v) => v,
         Err(f) => return failure(f),
     };

@@ -159,6 +159,16 @@ impl Live {
         self.spawn_mountd(cmd, &[]);
     }
 
+    /// Restarts mountd listening on a free loopback TCP port too (`--listen`); returns the
+    /// port and the daemon's token (`wsfs token show`).
+    pub fn restart_listening(&mut self) -> (u16, String) {
+        self.stop();
+        let port = free_port();
+        self.start_with_args(&["--listen", &format!("127.0.0.1:{port}")]);
+        let token = self.ok(["token", "show"]).trim().to_string();
+        (port, token)
+    }
+
     /// Starts mountd with both its soft and hard `RLIMIT_NOFILE` at `nofile` (through
     /// `prlimit`), so raising the soft limit to the hard one gains nothing.
     pub fn start_with_nofile(&mut self, nofile: u64) {
@@ -464,4 +474,13 @@ pub fn text(out: &std::process::Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// A free TCP port on loopback (bound, then released for the caller to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

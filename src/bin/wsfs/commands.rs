@@ -141,14 +141,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 paths,
             };
             let diffs = client.diff_range(&ws.name, &req, show.show()).await?;
-            let pal = palette(color);
-            if json {
-                print_json(&mut out, &diffs)?;
-            } else if stat {
-                render::diff_stat(&mut out, &diffs, pal)?;
-            } else {
-                render::diff(&mut out, &diffs, pal)?;
-            }
+            print_diffs(&mut out, &diffs, json, stat, color)?;
         }
         Command::Diff {
             target,
@@ -180,14 +173,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let diffs = client
                 .diff(&ws.name, &PathsRequest { paths }, show.show())
                 .await?;
-            let pal = palette(color);
-            if json {
-                print_json(&mut out, &diffs)?;
-            } else if stat {
-                render::diff_stat(&mut out, &diffs, pal)?;
-            } else {
-                render::diff(&mut out, &diffs, pal)?;
-            }
+            print_diffs(&mut out, &diffs, json, stat, color)?;
         }
         Command::Export {
             target,
@@ -545,6 +531,25 @@ fn mountd_program() -> PathBuf {
 async fn pick(client: &Client, name: Option<&str>) -> anyhow::Result<WorkspaceInfo> {
     let list = client.list().await?;
     resolve::workspace(&list, name)
+}
+
+/// `wsfs diff`'s output: JSON, the `--stat` summary or the unified diff.
+fn print_diffs(
+    out: &mut impl Write,
+    diffs: &[wsfs::api::FileDiff],
+    json: bool,
+    stat: bool,
+    color: Color,
+) -> anyhow::Result<()> {
+    let pal = palette(color);
+    if json {
+        print_json(out, &diffs)?;
+    } else if stat {
+        render::diff_stat(out, diffs, pal)?;
+    } else {
+        render::diff(out, diffs, pal)?;
+    }
+    Ok(())
 }
 
 /// The colour palette `--color` asks for.
